@@ -1,0 +1,229 @@
+"""A beat: the leader lease plus the engine loop, for one scheduler process.
+
+Several beats may share a store; :class:`Leadership` makes exactly one of them tick. The
+lease is renewed every third of ``lease_timeout``; a standby polls often enough to take an
+expired lease over within ``lease_timeout`` of the leader's last renewal. A leader checks
+its lease again, on its own monotonic clock, between claiming fires and sending them, so a
+process paused past its lease (SIGSTOP, a long GC, a VM freeze) sends nothing when it
+resumes: its claims expire and the new leader re-plans them with the same task ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from datetime import datetime
+
+from beatx.clock import Clock, SystemClock
+from beatx.dispatch.base import Dispatcher
+from beatx.engine.engine import Engine, TickResult
+from beatx.errors import LeaseLostError, StoreError
+from beatx.events import Event, EventBus, EventKind
+from beatx.stores.base import BeatStatus, JobStore
+
+__all__ = ["Beat", "Leadership", "make_owner_token"]
+
+logger = logging.getLogger("beatx.beat")
+
+
+def make_owner_token() -> str:
+    """A lease token naming this process: ``host:pid:random``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Leadership:
+    """Takes, renews and gives up the leader lease of one beat."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        *,
+        lease_timeout: float = 30.0,
+        owner: str | None = None,
+        clock: Clock | None = None,
+        events: EventBus | None = None,
+    ) -> None:
+        if lease_timeout <= 0:
+            raise ValueError(f"lease_timeout must be > 0 seconds, got {lease_timeout!r}")
+        self.store = store
+        self.owner = owner or make_owner_token()
+        self.lease_timeout = lease_timeout
+        #: How often a standby retries, and how much of the lease a leader gives up as margin.
+        self.poll_interval = min(1.0, lease_timeout / 10)
+        self.renew_interval = lease_timeout / 3
+        self.clock = clock or SystemClock()
+        self.events = events or EventBus()
+        self.leader_since: datetime | None = None
+        self._valid_until = float("-inf")
+        self._renewed_at = float("-inf")
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this beat may act as leader now, judged on its own monotonic clock."""
+        return self.clock.monotonic() < self._valid_until
+
+    def ensure(self) -> bool:
+        """Renew the lease when due, or try to take it. Returns whether this beat leads."""
+        started = self.clock.monotonic()
+        if self.is_leader and started - self._renewed_at < self.renew_interval:
+            return True
+        # The stored expiry is one poll short of the timeout, so a standby polling every
+        # poll_interval takes over within lease_timeout of the last renewal.
+        stored_ttl = self.lease_timeout - self.poll_interval
+        try:
+            held = self.store.acquire_lease(self.owner, now=self.clock.now(), ttl=stored_ttl)
+        except StoreError as exc:
+            logger.warning("cannot reach the store to renew the lease: %s", exc)
+            return self.is_leader
+        if held:
+            self._renewed_at = started
+            self._valid_until = started + stored_ttl - self.poll_interval
+            if self.leader_since is None:
+                self.leader_since = self.clock.now()
+                logger.info("leader lease acquired owner=%s", self.owner)
+                self._emit(EventKind.LEADER_ACQUIRED)
+        else:
+            self.lost()
+        return held
+
+    def lost(self) -> None:
+        """Forget leadership (the lease expired or another beat holds it)."""
+        self._valid_until = float("-inf")
+        if self.leader_since is not None:
+            self.leader_since = None
+            logger.warning("leader lease lost owner=%s", self.owner)
+            self._emit(EventKind.LEADER_LOST)
+
+    def release(self) -> None:
+        """Give the lease up so a standby takes over at once (on a clean shutdown)."""
+        if self.leader_since is None:
+            return
+        try:
+            self.store.release_lease(self.owner)
+        except StoreError as exc:
+            logger.warning("could not release the lease: %s", exc)
+        logger.info("leader lease released owner=%s", self.owner)
+        self.leader_since = None
+        self._valid_until = float("-inf")
+        self._emit(EventKind.LEADER_LOST)
+
+    def _emit(self, kind: EventKind) -> None:
+        if self.events.has_listeners:
+            self.events.emit(Event(kind, self.clock.now(), data={"owner": self.owner}))
+
+
+class Beat:
+    """One scheduler process: lease, ticks, health reports.
+
+    Call :meth:`run_once` and then :meth:`wait` with what it returned, in a loop; or
+    :meth:`run` until a stop flag is set.
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        dispatcher: Dispatcher,
+        *,
+        clock: Clock | None = None,
+        events: EventBus | None = None,
+        lease_timeout: float = 30.0,
+        owner: str | None = None,
+        max_concurrent_jobs: int | None = None,
+        batch_size: int = 1000,
+        max_sleep: float = 60.0,
+        status_interval: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.clock = clock or SystemClock()
+        self.events = events or EventBus()
+        self.leadership = Leadership(
+            store, lease_timeout=lease_timeout, owner=owner, clock=self.clock, events=self.events
+        )
+        self.engine = Engine(
+            store,
+            dispatcher,
+            owner=self.leadership.owner,
+            batch_size=batch_size,
+            claim_ttl=lease_timeout,
+            max_sleep=max_sleep,
+            max_concurrent_jobs=max_concurrent_jobs,
+            events=self.events,
+            guard=lambda: self.leadership.is_leader,
+        )
+        self.status_interval = status_interval
+        self.store_retry_delay = 1.0
+        self.last_tick_at: datetime | None = None
+        self.totals = {"fired": 0, "missed": 0, "skipped": 0}
+        self._status_written_at = float("-inf")
+
+    @property
+    def owner(self) -> str:
+        return self.leadership.owner
+
+    def run_once(self) -> float:
+        """Lead if possible and tick. Returns the seconds to wait before the next call."""
+        if not self.leadership.ensure():
+            return self.leadership.poll_interval
+        started = time.perf_counter()
+        now = self.clock.now()
+        try:
+            result = self.engine.tick(now)
+        except LeaseLostError:
+            self.leadership.lost()
+            return self.leadership.poll_interval
+        except StoreError as exc:
+            logger.error("store unavailable, retrying in %.1fs: %s", self.store_retry_delay, exc)
+            return self.store_retry_delay
+        self._after_tick(now, result, time.perf_counter() - started)
+        until_renewal = self.leadership.renew_interval - (
+            self.clock.monotonic() - self.leadership._renewed_at
+        )
+        return max(0.0, min(result.sleep, until_renewal))
+
+    def _after_tick(self, now: datetime, result: TickResult, duration: float) -> None:
+        self.last_tick_at = now
+        self.totals["fired"] += result.fired
+        self.totals["missed"] += result.missed
+        self.totals["skipped"] += result.skipped
+        if self.events.has_listeners:
+            self.events.emit(
+                Event(
+                    EventKind.TICK,
+                    now,
+                    data={"duration": duration, "due": result.claimed, "fired": result.fired},
+                )
+            )
+        mono = self.clock.monotonic()
+        if mono - self._status_written_at >= self.status_interval:
+            self._status_written_at = mono
+            try:
+                self.store.write_status(
+                    BeatStatus(
+                        owner=self.owner,
+                        leader_since=self.leadership.leader_since,
+                        last_tick_at=now,
+                        due_backlog=self.store.due_count(now),
+                        jobs_fired=self.totals["fired"],
+                        jobs_missed=self.totals["missed"],
+                        jobs_skipped=self.totals["skipped"],
+                    )
+                )
+            except StoreError as exc:
+                logger.warning("could not write the beat status: %s", exc)
+
+    def wait(self, seconds: float) -> None:
+        """Sleep up to ``seconds``, waking early when the store announces a change."""
+        if seconds <= 0:
+            return
+        try:
+            self.store.wait_for_change(seconds)
+        except StoreError as exc:
+            logger.warning("change notifications unavailable: %s", exc)
+            time.sleep(min(seconds, self.store_retry_delay))
+
+    def close(self) -> None:
+        """Give up the lease (if held). The store is left open for its owner to close."""
+        self.leadership.release()

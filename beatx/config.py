@@ -1,0 +1,209 @@
+"""Scheduler configuration: in code, from a mapping, or from a YAML file.
+
+The YAML shape is the seed document's::
+
+    services:            # optional wrapper; a bare top-level ``scheduler:`` works too
+      scheduler:
+        enabled: true
+        backend: memory  # memory | redis | django
+        url: ~           # required for redis, e.g. redis://127.0.0.1:6379/0
+        timezone: UTC
+        max_concurrent_jobs: 10
+        job_defaults: {misfire_grace_time: 30, coalesce: true, max_instances: 1}
+        jobs:
+          - id: global_sync
+            func: "myapp.tasks:sync_data"
+            trigger: interval
+            hours: 1
+
+Every error names the file, the job and the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from beatx.errors import ConfigurationError
+from beatx.jobs import JobDefaults
+from beatx.triggers.base import get_timezone
+
+__all__ = ["JobSpec", "SchedulerConfig"]
+
+_BACKENDS = ("memory", "redis", "django")
+_CONFIG_KEYS = {
+    "enabled",
+    "backend",
+    "url",
+    "timezone",
+    "max_concurrent_jobs",
+    "job_defaults",
+    "jobs",
+    "key_prefix",
+    "lease_timeout",
+}
+_JOB_KEYS = {
+    "id",
+    "func",
+    "trigger",
+    "name",
+    "args",
+    "kwargs",
+    "options",
+    "max_instances",
+    "misfire_grace_time",
+    "coalesce",
+    "paused",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobSpec:
+    """A job declared in configuration: what ``add_job`` receives."""
+
+    id: str
+    func: str
+    trigger: str
+    trigger_args: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, data: Any, *, where: str) -> JobSpec:
+        if not isinstance(data, Mapping):
+            raise ConfigurationError(f"{where}: a job must be a mapping, got {type(data).__name__}")
+        job_id = data.get("id")
+        if not isinstance(job_id, str) or not job_id:
+            raise ConfigurationError(f"{where}: id: every job needs a non-empty string id")
+        where = f"{where} (id {job_id!r})"
+        func = data.get("func")
+        if not isinstance(func, str) or ":" not in func:
+            raise ConfigurationError(f"{where}: func: expected 'package.module:callable', got {func!r}")
+        trigger = data.get("trigger")
+        if trigger not in ("interval", "cron", "date"):
+            raise ConfigurationError(
+                f"{where}: trigger: expected 'interval', 'cron' or 'date', got {trigger!r}"
+            )
+        options = {k: data[k] for k in _JOB_KEYS - {"id", "func", "trigger"} if k in data}
+        trigger_args = {k: v for k, v in data.items() if k not in _JOB_KEYS}
+        return cls(id=job_id, func=func, trigger=trigger, trigger_args=trigger_args, options=options)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SchedulerConfig:
+    """How a scheduler runs.
+
+    :param timezone: default timezone of cron triggers and naive datetimes (IANA name).
+    :param max_concurrent_jobs: runs in flight across all jobs; ``None``: no cap.
+    :param job_defaults: policy defaults (:class:`beatx.JobDefaults` or a dict of it).
+    :param backend: ``"memory"``, ``"redis"`` or ``"django"``.
+    :param url: the store URL for the redis backend.
+    :param key_prefix: prefix of every Redis key.
+    :param lease_timeout: seconds a leader's lease lasts without renewal.
+    :param jobs: jobs declared in configuration, added (or updated in place) at start.
+    """
+
+    timezone: str = "UTC"
+    max_concurrent_jobs: int | None = None
+    job_defaults: JobDefaults = field(default_factory=JobDefaults)
+    enabled: bool = True
+    backend: str = "memory"
+    url: str | None = None
+    key_prefix: str = "beatx:"
+    lease_timeout: float = 30.0
+    jobs: tuple[JobSpec, ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.job_defaults, Mapping):
+            object.__setattr__(self, "job_defaults", JobDefaults.from_mapping(self.job_defaults))
+        try:
+            get_timezone(self.timezone)
+        except ValueError as exc:
+            raise ConfigurationError(f"timezone: {exc}") from exc
+        if self.max_concurrent_jobs is not None and (
+            isinstance(self.max_concurrent_jobs, bool)
+            or not isinstance(self.max_concurrent_jobs, int)
+            or self.max_concurrent_jobs < 1
+        ):
+            raise ConfigurationError(
+                f"max_concurrent_jobs: expected a positive integer or null, got {self.max_concurrent_jobs!r}"
+            )
+        if self.backend not in _BACKENDS:
+            raise ConfigurationError(f"backend: expected one of {', '.join(_BACKENDS)}, got {self.backend!r}")
+        if self.backend == "redis" and not self.url:
+            raise ConfigurationError("url: the redis backend needs a url such as redis://127.0.0.1:6379/0")
+        if isinstance(self.lease_timeout, bool) or not isinstance(self.lease_timeout, int | float):
+            raise ConfigurationError(f"lease_timeout: expected seconds, got {self.lease_timeout!r}")
+        if self.lease_timeout <= 0:
+            raise ConfigurationError(f"lease_timeout: must be > 0 seconds, got {self.lease_timeout!r}")
+
+    @property
+    def store_url(self) -> str:
+        """The URL :func:`beatx.stores.open_store` opens for this configuration."""
+        if self.backend == "redis":
+            assert self.url is not None
+            return self.url
+        return f"{self.backend}://"
+
+    @classmethod
+    def from_mapping(cls, data: Any, *, source: str = "configuration") -> SchedulerConfig:
+        """Build a configuration from the ``scheduler`` mapping (or one that wraps it in
+        ``services:`` or ``scheduler:``).
+
+        :raises ConfigurationError: naming ``source`` and the offending key.
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigurationError(f"{source}: expected a mapping at the top, got {type(data).__name__}")
+        if "services" in data:
+            services = data["services"]
+            if not isinstance(services, Mapping) or "scheduler" not in services:
+                raise ConfigurationError(f"{source}: services: expected a 'scheduler' section")
+            data = services["scheduler"]
+        elif "scheduler" in data:
+            data = data["scheduler"]
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigurationError(f"{source}: scheduler: expected a mapping, got {type(data).__name__}")
+        unknown = sorted(set(data) - _CONFIG_KEYS)
+        if unknown:
+            raise ConfigurationError(
+                f"{source}: scheduler: unknown key(s) {', '.join(unknown)}; expected {', '.join(sorted(_CONFIG_KEYS))}"
+            )
+        jobs_data = data.get("jobs") or []
+        if not isinstance(jobs_data, list):
+            raise ConfigurationError(f"{source}: jobs: expected a list of jobs")
+        jobs = tuple(
+            JobSpec.from_mapping(item, where=f"{source}: jobs[{i}]") for i, item in enumerate(jobs_data)
+        )
+        seen: set[str] = set()
+        for spec in jobs:
+            if spec.id in seen:
+                raise ConfigurationError(f"{source}: jobs: the id {spec.id!r} is used twice")
+            seen.add(spec.id)
+        values = {k: v for k, v in data.items() if k != "jobs" and v is not None}
+        try:
+            return cls(**values, jobs=jobs)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{source}: {exc}") from exc
+        except TypeError as exc:
+            raise ConfigurationError(f"{source}: {exc}") from exc
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> SchedulerConfig:
+        """Read a YAML file (needs PyYAML: ``pip install 'beatx[yaml]'``)."""
+        try:
+            import yaml
+        except ImportError as exc:
+            raise ConfigurationError("reading YAML needs PyYAML: pip install 'beatx[yaml]'") from exc
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigurationError(f"{path}: cannot read the file: {exc.strerror}") from exc
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigurationError(f"{path}: malformed YAML: {exc}") from exc
+        return cls.from_mapping(data, source=str(path))

@@ -1,0 +1,259 @@
+"""The engine: one ``tick(now)`` claims what is due, plans, dispatches and advances jobs.
+
+It is the only place where the rules meet a store and a dispatcher, and it never reads the
+clock: callers pass ``now``.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from beatx.dispatch.base import Dispatcher
+from beatx.engine.rules import FirePlan, plan_fires
+from beatx.errors import LeaseLostError
+from beatx.events import Event, EventBus, EventKind
+from beatx.jobs import Fire, Job, JobStatus
+from beatx.stores.base import JobRelease, JobStore
+
+__all__ = ["Engine", "TickResult"]
+
+logger = logging.getLogger("beatx.engine")
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    """What one tick did, and how long the caller may sleep before the next."""
+
+    sleep: float
+    claimed: int = 0
+    fired: int = 0
+    missed: int = 0
+    skipped: int = 0
+    dispatch_errors: int = 0
+
+
+class Engine:
+    """Runs ticks against a store and a dispatcher.
+
+    :param owner: the leader-lease token this engine claims under (``None``: no leader check,
+        for a single process).
+    :param batch_size: jobs claimed per store round trip; a tick that fills a batch returns
+        a zero sleep so the caller ticks again at once.
+    :param max_sleep: the longest sleep a tick returns, so changes that a store cannot
+        announce are still seen.
+    :param retry_delay: the sleep after a dispatch failure (a broker outage), before trying again.
+    :param max_concurrent_jobs: runs in flight across all jobs; fires beyond it are skipped.
+    :param guard: checked after claiming and before dispatching; when it returns False the
+        tick stops with :class:`LeaseLostError` and sends nothing (a leader that lost its
+        lease while paused). The claims then expire and another beat re-plans them.
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        dispatcher: Dispatcher,
+        *,
+        owner: str | None = None,
+        batch_size: int = 1000,
+        claim_ttl: float = 60.0,
+        max_sleep: float = 60.0,
+        retry_delay: float = 1.0,
+        max_concurrent_jobs: int | None = None,
+        events: EventBus | None = None,
+        guard: Callable[[], bool] | None = None,
+    ) -> None:
+        self.store = store
+        self.guard = guard
+        self.dispatcher = dispatcher
+        self.owner = owner
+        self.batch_size = batch_size
+        self.claim_ttl = claim_ttl
+        self.max_sleep = max_sleep
+        self.retry_delay = retry_delay
+        self.max_concurrent_jobs = max_concurrent_jobs
+        self.events = events or EventBus()
+
+    def tick(self, now: datetime) -> TickResult:
+        """Claim the jobs due at ``now``, send their fires and advance them.
+
+        A job that cannot be planned (its trigger raises) is marked FAILED with the error and
+        stops firing; the others go on. A fire the dispatcher could not send leaves its job
+        due, to be tried again after ``retry_delay``.
+
+        :raises LeaseLostError: if ``owner`` is set and no longer leads; nothing was claimed
+            or written then.
+        """
+        jobs = self.store.acquire_due_jobs(
+            now, limit=self.batch_size, owner=self.owner, claim_ttl=self.claim_ttl
+        )
+        if not jobs:
+            return TickResult(sleep=self._sleep_until_next(now))
+
+        free_slots: int | None = None
+        if self.max_concurrent_jobs is not None:
+            free_slots = max(self.max_concurrent_jobs - self.store.running_count(now), 0)
+
+        planned: list[tuple[Job, FirePlan]] = []
+        releases: list[JobRelease] = []
+        fires: list[Fire] = []
+        for job in jobs:
+            try:
+                plan = plan_fires(job, now, free_slots=free_slots)
+            except Exception as exc:
+                releases.append(self._broken_job(job, now, exc))
+                continue
+            if free_slots is not None:
+                free_slots -= len(plan.fire_times)
+            planned.append((job, plan))
+            fires.extend(Fire(job, at) for at in plan.fire_times)
+
+        if self.guard is not None and not self.guard():
+            raise LeaseLostError(f"beat {self.owner!r} lost its lease before sending {len(fires)} fires")
+        outcomes = self._dispatch(fires)
+        totals = {"fired": 0, "missed": 0, "skipped": 0, "errors": 0}
+        cursor = 0
+        for job, plan in planned:
+            results = outcomes[cursor : cursor + len(plan.fire_times)]
+            cursor += len(plan.fire_times)
+            releases.append(self._settle(job, plan, results, now, totals))
+
+        self.store.release_jobs(releases, owner=self.owner)
+        if totals["errors"]:
+            sleep = self.retry_delay
+        elif len(jobs) >= self.batch_size:
+            sleep = 0.0
+        else:
+            sleep = self._sleep_until_next(now)
+        return TickResult(
+            sleep=sleep,
+            claimed=len(jobs),
+            fired=totals["fired"],
+            missed=totals["missed"],
+            skipped=totals["skipped"],
+            dispatch_errors=totals["errors"],
+        )
+
+    def _dispatch(self, fires: Sequence[Fire]) -> Sequence[BaseException | None]:
+        if not fires:
+            return []
+        try:
+            outcomes = self.dispatcher.dispatch(fires)
+        except Exception as exc:
+            logger.exception("dispatcher failed for a batch of %d fires", len(fires))
+            return [exc] * len(fires)
+        if len(outcomes) != len(fires):
+            error = RuntimeError(f"dispatcher returned {len(outcomes)} results for {len(fires)} fires")
+            return [error] * len(fires)
+        return outcomes
+
+    def _settle(
+        self,
+        job: Job,
+        plan: FirePlan,
+        results: Sequence[BaseException | None],
+        now: datetime,
+        totals: dict[str, int],
+    ) -> JobRelease:
+        sent: list[datetime] = []
+        failed_at: datetime | None = None
+        for scheduled_at, error in zip(plan.fire_times, results, strict=True):
+            if error is not None:
+                failed_at = scheduled_at
+                totals["errors"] += 1
+                logger.error(
+                    "fire not dispatched job=%s scheduled_at=%s error=%r",
+                    job.id,
+                    scheduled_at.isoformat(),
+                    error,
+                )
+                self._emit(EventKind.JOB_FAILED, now, job.id, scheduled_at, error=repr(error))
+                break
+            sent.append(scheduled_at)
+            lateness = (now - scheduled_at).total_seconds()
+            logger.info(
+                "fire dispatched job=%s scheduled_at=%s lateness=%.3fs",
+                job.id,
+                scheduled_at.isoformat(),
+                lateness,
+            )
+            self._emit(
+                EventKind.JOB_FIRED,
+                now,
+                job.id,
+                scheduled_at,
+                task_id=Fire(job, scheduled_at).task_id,
+                lateness=lateness,
+            )
+        if plan.missed:
+            totals["missed"] += plan.missed
+            logger.warning(
+                "fires missed job=%s count=%d (later than misfire_grace_time)", job.id, plan.missed
+            )
+            self._emit(EventKind.JOB_MISSED, now, job.id, job.next_run_time, count=plan.missed)
+        if plan.skipped:
+            totals["skipped"] += plan.skipped
+            logger.warning(
+                "fires skipped job=%s count=%d (max_instances=%d, running=%d)",
+                job.id,
+                plan.skipped,
+                job.max_instances,
+                job.running,
+            )
+            self._emit(
+                EventKind.JOB_SKIPPED,
+                now,
+                job.id,
+                plan.skipped_times[0] if plan.skipped_times else None,
+                count=plan.skipped,
+            )
+        totals["fired"] += len(sent)
+
+        next_run_time, status = plan.next_run_time, plan.status
+        if failed_at is not None:
+            # Keep the unsent fire due; the misfire rules decide on the retry.
+            next_run_time, status = failed_at, job.status
+        return JobRelease(
+            job_id=job.id,
+            revision=job.revision,
+            next_run_time=next_run_time,
+            status=status,
+            last_run_time=sent[-1] if sent else job.last_run_time,
+            fired=tuple(sent),
+            missed=plan.missed,
+            skipped=plan.skipped,
+            task_ids=tuple(Fire(job, at).task_id for at in sent),
+        )
+
+    def _broken_job(self, job: Job, now: datetime, exc: Exception) -> JobRelease:
+        error = "".join(traceback.format_exception_only(exc)).strip()
+        logger.error("job cannot be planned and stops firing job=%s error=%s", job.id, error)
+        self._emit(EventKind.JOB_FAILED, now, job.id, job.next_run_time, error=error)
+        return JobRelease(
+            job_id=job.id,
+            revision=job.revision,
+            next_run_time=None,
+            status=JobStatus.FAILED,
+            last_run_time=job.last_run_time,
+            error=error,
+        )
+
+    def _sleep_until_next(self, now: datetime) -> float:
+        next_run = self.store.next_run_time()
+        if next_run is None:
+            return self.max_sleep
+        return min(max((next_run - now).total_seconds(), 0.0), self.max_sleep)
+
+    def _emit(
+        self,
+        kind: EventKind,
+        now: datetime,
+        job_id: str,
+        scheduled_at: datetime | None,
+        **data: object,
+    ) -> None:
+        if self.events.has_listeners:
+            self.events.emit(Event(kind, now, job_id, scheduled_at, dict(data)))

@@ -1,0 +1,139 @@
+"""The scheduling rules, as pure functions: misfire grace, coalescing and overlap.
+
+:func:`plan_fires` looks at one due job and the time, and says which fires to send, how many
+were missed or skipped, and when the job fires next. It reads no clock and does no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from beatx.jobs import Job, JobStatus
+from beatx.triggers.base import Trigger
+
+__all__ = ["MAX_FIRES_PER_PLAN", "MAX_MISSED_COUNTED", "FirePlan", "latest_fire_time", "plan_fires"]
+
+#: A job that is further behind than this many fires (coalesce off, no grace limit) sends
+#: this many now and the rest on the next ticks, so one job cannot stall a tick.
+MAX_FIRES_PER_PLAN = 1000
+#: Missed fires are counted one by one up to this many per plan; past it the count stops
+#: there and the job jumps straight to its next eligible fire.
+MAX_MISSED_COUNTED = 100_000
+
+_TICK = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FirePlan:
+    """What to do with one due job at one moment."""
+
+    #: Scheduled times to dispatch, oldest first.
+    fire_times: tuple[datetime, ...] = ()
+    #: Fires later than the misfire grace time, not run.
+    missed: int = 0
+    #: Fires merged into a later one by coalescing.
+    coalesced: int = 0
+    #: Fires not run because ``max_instances`` (or the global cap) runs were in flight.
+    skipped: int = 0
+    #: Scheduled times of the skipped fires (the first few), for events and logs.
+    skipped_times: tuple[datetime, ...] = ()
+    next_run_time: datetime | None = None
+    status: JobStatus = JobStatus.ACTIVE
+
+
+def latest_fire_time(trigger: Trigger, start: datetime, now: datetime) -> datetime:
+    """The latest fire time of ``trigger`` in ``[start, now]``, where ``start`` is one.
+
+    Searches backwards from ``now`` in doubling windows, so a job years behind costs a few
+    dozen trigger evaluations rather than one per missed fire.
+    """
+    window = timedelta(seconds=1)
+    while True:
+        probe_from = now - window
+        if probe_from < start:
+            candidate = start
+        else:
+            found = trigger.next_fire_time(probe_from - _TICK)
+            if found is None or found > now:
+                window *= 2
+                continue
+            candidate = found
+        while (following := trigger.next_fire_time(candidate)) is not None and following <= now:
+            candidate = following
+        return candidate
+
+
+def plan_fires(job: Job, now: datetime, *, free_slots: int | None = None) -> FirePlan:
+    """Decide what a due job does at ``now``.
+
+    1. Fires scheduled before ``now - misfire_grace_time`` are missed (counted, not run).
+    2. With ``coalesce``, the remaining late fires collapse into one run at the latest of
+       them; without it, each runs (at most :data:`MAX_FIRES_PER_PLAN` per plan).
+    3. Only ``max_instances - job.running`` fires (and at most ``free_slots``, the room left
+       under ``max_concurrent_jobs``) are sent; the rest are skipped and counted.
+    4. The job's next run time is the first fire time after the last one considered; a
+       trigger with none left makes the job COMPLETED.
+
+    ``job.next_run_time`` must be set; a job not yet due gets an empty plan.
+    """
+    first = job.next_run_time
+    if first is None or first > now:
+        return FirePlan(next_run_time=first, status=job.status)
+    trigger = job.trigger
+
+    missed = 0
+    candidate: datetime | None = first
+    if job.misfire_grace_time is not None:
+        cutoff = now - timedelta(seconds=job.misfire_grace_time)
+        while candidate is not None and candidate < cutoff:
+            missed += 1
+            if missed >= MAX_MISSED_COUNTED:
+                candidate = trigger.next_fire_time(cutoff - _TICK)
+                break
+            candidate = trigger.next_fire_time(candidate)
+
+    eligible: list[datetime] = []
+    coalesced = 0
+    next_run: datetime | None
+    if candidate is None or candidate > now:
+        next_run = candidate
+    elif job.coalesce:
+        latest: datetime | None = candidate
+        while len(eligible) < MAX_FIRES_PER_PLAN and latest is not None and latest <= now:
+            eligible.append(latest)
+            latest = trigger.next_fire_time(latest)
+        if latest is not None and latest <= now:
+            latest_time = latest_fire_time(trigger, latest, now)
+            coalesced = len(eligible)
+            eligible = [latest_time]
+            next_run = trigger.next_fire_time(latest_time)
+        else:
+            coalesced = len(eligible) - 1
+            eligible = eligible[-1:]
+            next_run = latest
+    else:
+        following: datetime | None = candidate
+        while len(eligible) < MAX_FIRES_PER_PLAN and following is not None and following <= now:
+            eligible.append(following)
+            following = trigger.next_fire_time(following)
+        next_run = following
+
+    room = max(job.max_instances - job.running, 0)
+    if free_slots is not None:
+        room = min(room, max(free_slots, 0))
+    fire_times = tuple(eligible[:room])
+    skipped_times = tuple(eligible[room:])
+
+    status = job.status
+    if next_run is None and status.schedulable:
+        status = JobStatus.COMPLETED
+    return FirePlan(
+        fire_times=fire_times,
+        missed=missed,
+        coalesced=coalesced,
+        skipped=len(skipped_times),
+        skipped_times=skipped_times[:10],
+        next_run_time=next_run,
+        status=status,
+    )

@@ -1,0 +1,47 @@
+"""Job stores: where jobs live. ``open_store(url)`` picks one from a URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from beatx.clock import Clock
+from beatx.errors import ConfigurationError
+from beatx.stores.base import JobStore
+from beatx.stores.memory import MemoryStore
+
+__all__ = ["JobStore", "MemoryStore", "open_store"]
+
+
+def open_store(
+    url: str, *, key_prefix: str = "beatx:", clock: Clock | None = None, **options: Any
+) -> JobStore:
+    """Open the store a URL names:
+
+    - ``memory://``: :class:`MemoryStore` (this process only, lost on exit);
+    - ``redis://host:port/db`` (or ``rediss://``, ``unix://``): :class:`beatx.stores.redis.RedisStore`
+      with ``key_prefix``;
+    - ``django://``: :class:`django_beatx.store.DjangoStore` (the Django app must be installed).
+
+    :raises ConfigurationError: for another scheme or a missing optional dependency.
+    """
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme == "memory":
+        return MemoryStore(clock=clock)
+    if scheme in ("redis", "rediss", "unix"):
+        try:
+            from beatx.stores.redis import RedisStore
+        except ImportError as exc:
+            raise ConfigurationError(f"store {url!r} needs redis-py: pip install 'beatx[redis]'") from exc
+        return RedisStore(url, key_prefix=key_prefix, clock=clock, **options)
+    if scheme == "django":
+        try:
+            from django_beatx.store import DjangoStore  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"store {url!r} needs Django and django_beatx in INSTALLED_APPS: pip install 'beatx[django]' ({exc})"
+            ) from exc
+        store: JobStore = DjangoStore(clock=clock, **options)
+        return store
+    raise ConfigurationError(
+        f"unknown store URL {url!r}: expected memory://, redis://host:port/db or django://"
+    )

@@ -1,0 +1,259 @@
+"""An in-process store: jobs in a dict, due order in a heap. Nothing survives a restart."""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from beatx.clock import Clock, SystemClock
+from beatx.errors import ConflictingIdError, JobLookupError, LeaseLostError
+from beatx.jobs import Job, JobStatus
+from beatx.stores.base import BeatStatus, JobRelease, LeaseInfo, status_after_run
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """Keeps jobs in memory, for the in-process scheduler, tests and single-beat setups.
+
+    The heap holds ``(next run timestamp, job id, entry number)``; an entry whose number is no
+    longer the job's current one is stale and skipped, so re-scheduling a job costs
+    O(log n) and finding what is due costs O(log n + due).
+    """
+
+    def __init__(self, *, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._cond = threading.Condition()
+        self._jobs: dict[str, Job] = {}
+        self._heap: list[tuple[float, str, int]] = []
+        self._entry: dict[str, int] = {}
+        self._next_entry = 0
+        self._claims: dict[str, float] = {}
+        self._running: dict[str, dict[str, float]] = {}
+        self._lease: LeaseInfo | None = None
+        self._status: BeatStatus | None = None
+        self._changes = 0
+
+    # -- index ---------------------------------------------------------------------------------
+
+    def _index(self, job: Job) -> None:
+        if job.status.schedulable and job.next_run_time is not None and job.id not in self._claims:
+            self._next_entry += 1
+            self._entry[job.id] = self._next_entry
+            heapq.heappush(self._heap, (job.next_run_time.timestamp(), job.id, self._next_entry))
+        else:
+            self._entry.pop(job.id, None)
+
+    def _peek(self) -> tuple[float, str, int] | None:
+        heap = self._heap
+        while heap:
+            top = heap[0]
+            if self._entry.get(top[1]) == top[2]:
+                return top
+            heapq.heappop(heap)
+        return None
+
+    def _notify(self) -> None:
+        self._changes += 1
+        self._cond.notify_all()
+
+    def _count_running(self, job_id: str, now_ts: float) -> int:
+        runs = self._running.get(job_id)
+        if not runs:
+            return 0
+        for task_id in [t for t, expires in runs.items() if expires <= now_ts]:
+            del runs[task_id]
+        return len(runs)
+
+    def _out(self, job: Job, now_ts: float) -> Job:
+        clone = job.copy()
+        clone.running = self._count_running(job.id, now_ts)
+        return clone
+
+    def _check_owner(self, owner: str | None, now: datetime) -> None:
+        if owner is None:
+            return
+        lease = self._lease
+        if lease is None or lease.owner != owner or lease.expires_at <= now:
+            raise LeaseLostError(f"beat {owner!r} does not hold the leader lease")
+
+    # -- management ----------------------------------------------------------------------------
+
+    def add_job(self, job: Job, *, replace_existing: bool = False) -> None:
+        with self._cond:
+            old = self._jobs.get(job.id)
+            if old is not None and not replace_existing:
+                raise ConflictingIdError(job.id)
+            job.revision = (old.revision + 1) if old is not None else 1
+            self._jobs[job.id] = job.copy()
+            if old is not None:
+                self._claims.pop(job.id, None)
+            self._index(job)
+            self._notify()
+
+    def update_job(self, job: Job) -> None:
+        with self._cond:
+            old = self._jobs.get(job.id)
+            if old is None:
+                raise JobLookupError(job.id)
+            job.revision = old.revision + 1
+            self._jobs[job.id] = job.copy()
+            self._index(job)
+            self._notify()
+
+    def remove_job(self, job_id: str) -> bool:
+        with self._cond:
+            if self._jobs.pop(job_id, None) is None:
+                return False
+            self._entry.pop(job_id, None)
+            self._claims.pop(job_id, None)
+            self._running.pop(job_id, None)
+            self._notify()
+            return True
+
+    def get_job(self, job_id: str) -> Job | None:
+        with self._cond:
+            job = self._jobs.get(job_id)
+            return None if job is None else self._out(job, self._clock.now().timestamp())
+
+    def get_jobs(self, status: JobStatus | None = None) -> list[Job]:
+        with self._cond:
+            now_ts = self._clock.now().timestamp()
+            jobs = [self._out(j, now_ts) for j in self._jobs.values() if status is None or j.status == status]
+        far = float("inf")
+        jobs.sort(key=lambda j: (j.next_run_time.timestamp() if j.next_run_time else far, j.id))
+        return jobs
+
+    # -- the beat ------------------------------------------------------------------------------
+
+    def next_run_time(self) -> datetime | None:
+        with self._cond:
+            top = self._peek()
+            return None if top is None else self._jobs[top[1]].next_run_time
+
+    def acquire_due_jobs(
+        self, now: datetime, *, limit: int, owner: str | None = None, claim_ttl: float = 60.0
+    ) -> list[Job]:
+        with self._cond:
+            self._check_owner(owner, now)
+            now_ts = now.timestamp()
+            for job_id in [j for j, deadline in self._claims.items() if deadline <= now_ts]:
+                del self._claims[job_id]
+                self._index(self._jobs[job_id])
+            claimed: list[Job] = []
+            while len(claimed) < limit:
+                top = self._peek()
+                if top is None or top[0] > now_ts:
+                    break
+                heapq.heappop(self._heap)
+                job_id = top[1]
+                del self._entry[job_id]
+                self._claims[job_id] = now_ts + claim_ttl
+                claimed.append(self._out(self._jobs[job_id], now_ts))
+            return claimed
+
+    def release_jobs(self, releases: Sequence[JobRelease], *, owner: str | None = None) -> None:
+        with self._cond:
+            self._check_owner(owner, self._clock.now())
+            for release in releases:
+                job = self._jobs.get(release.job_id)
+                if job is None:
+                    continue
+                self._claims.pop(job.id, None)
+                job.total_run_count += len(release.fired)
+                job.misfire_count += release.missed
+                job.skip_count += release.skipped
+                if release.last_run_time is not None:
+                    job.last_run_time = release.last_run_time
+                if release.error is not None:
+                    job.last_error = release.error
+                if job.revision == release.revision:
+                    job.next_run_time = release.next_run_time
+                    job.status = release.status
+                self._index(job)
+
+    def due_count(self, now: datetime) -> int:
+        with self._cond:
+            now_ts = now.timestamp()
+            return sum(
+                1 for ts, job_id, entry in self._heap if ts <= now_ts and self._entry.get(job_id) == entry
+            )
+
+    # -- run state -----------------------------------------------------------------------------
+
+    def run_started(self, job_id: str, task_id: str, *, started_at: datetime, timeout: float) -> None:
+        with self._cond:
+            if job_id in self._jobs:
+                self._running.setdefault(job_id, {})[task_id] = started_at.timestamp() + timeout
+
+    def run_finished(
+        self,
+        job_id: str,
+        task_id: str,
+        *,
+        finished_at: datetime,
+        duration: float | None,
+        error: str | None,
+    ) -> None:
+        with self._cond:
+            self._running.get(job_id, {}).pop(task_id, None)
+            job = self._jobs.get(job_id)
+            if job is None:
+                return
+            job.last_finished_at = finished_at
+            job.last_duration = duration
+            job.status = status_after_run(job.status, job.next_run_time, error)
+            if error is not None:
+                job.last_error = error
+            self._notify()
+
+    def running_count(self, now: datetime) -> int:
+        with self._cond:
+            now_ts = now.timestamp()
+            return sum(self._count_running(job_id, now_ts) for job_id in list(self._running))
+
+    # -- leadership ----------------------------------------------------------------------------
+
+    def acquire_lease(self, owner: str, *, now: datetime, ttl: float) -> bool:
+        with self._cond:
+            lease = self._lease
+            expires = now + timedelta(seconds=ttl)
+            if lease is not None and lease.owner == owner:
+                self._lease = replace(lease, expires_at=expires)
+                return True
+            if lease is None or lease.expires_at <= now:
+                self._lease = LeaseInfo(owner=owner, acquired_at=now, expires_at=expires)
+                return True
+            return False
+
+    def release_lease(self, owner: str) -> None:
+        with self._cond:
+            if self._lease is not None and self._lease.owner == owner:
+                self._lease = None
+
+    def get_lease(self) -> LeaseInfo | None:
+        with self._cond:
+            return self._lease
+
+    def write_status(self, status: BeatStatus) -> None:
+        with self._cond:
+            self._status = status
+
+    def read_status(self) -> BeatStatus | None:
+        with self._cond:
+            return self._status
+
+    # -- changes -------------------------------------------------------------------------------
+
+    def wait_for_change(self, timeout: float) -> bool:
+        with self._cond:
+            seen = self._changes
+            self._cond.wait_for(lambda: self._changes != seen, timeout=max(timeout, 0.0))
+            return self._changes != seen
+
+    def close(self) -> None:
+        with self._cond:
+            self._notify()

@@ -1,0 +1,72 @@
+"""Test helpers, public so users can test their own schedules the way beatx does.
+
+>>> clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+>>> clock.advance(seconds=30)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from beatx.jobs import Fire
+
+__all__ = ["FakeClock", "RecordingDispatcher"]
+
+
+class FakeClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = (start or datetime(2026, 1, 1, tzinfo=UTC)).astimezone(UTC)
+        self._monotonic = 1000.0
+
+    def now(self) -> datetime:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._monotonic
+
+    def advance(self, seconds: float = 0, **units: float) -> datetime:
+        """Move the clock forward by ``seconds`` (plus ``minutes=``, ``hours=``, ``days=``)."""
+        step = timedelta(seconds=seconds, **units)
+        if step < timedelta(0):
+            raise ValueError("a FakeClock only moves forward")
+        self._now += step
+        self._monotonic += step.total_seconds()
+        return self._now
+
+    def set(self, when: datetime) -> datetime:
+        """Jump to ``when`` (not earlier than now)."""
+        return self.advance(seconds=(when - self._now).total_seconds())
+
+
+class RecordingDispatcher:
+    """A dispatcher that records fires instead of sending them.
+
+    ``fail_jobs`` names jobs whose fires fail to dispatch, to test broker outages.
+    """
+
+    def __init__(self, *, fail_jobs: Sequence[str] = ()) -> None:
+        self.fires: list[Fire] = []
+        self.fail_jobs = set(fail_jobs)
+        self._lock = threading.Lock()
+
+    def dispatch(self, fires: Sequence[Fire]) -> list[BaseException | None]:
+        results: list[BaseException | None] = []
+        with self._lock:
+            for fire in fires:
+                if fire.job_id in self.fail_jobs:
+                    results.append(ConnectionError(f"dispatch of {fire.job_id} refused"))
+                else:
+                    self.fires.append(fire)
+                    results.append(None)
+        return results
+
+    def times(self, job_id: str) -> list[datetime]:
+        """Scheduled times of the recorded fires of one job."""
+        return [f.scheduled_at for f in self.fires if f.job_id == job_id]
+
+    def clear(self) -> None:
+        self.fires.clear()

@@ -1,0 +1,63 @@
+"""Triggers: pure functions of time that say when a job fires."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from beatx.errors import InvalidTriggerError, SerializationError
+from beatx.triggers.base import Trigger
+from beatx.triggers.cron import CronTrigger
+from beatx.triggers.date import DateTimeTrigger
+from beatx.triggers.interval import IntervalTrigger
+
+__all__ = [
+    "CronTrigger",
+    "DateTimeTrigger",
+    "IntervalTrigger",
+    "Trigger",
+    "build_trigger",
+    "trigger_from_dict",
+]
+
+TRIGGER_TYPES: dict[str, type[Trigger]] = {
+    "interval": IntervalTrigger,
+    "cron": CronTrigger,
+    "date": DateTimeTrigger,
+}
+
+
+def trigger_from_dict(data: dict[str, Any]) -> Trigger:
+    """Rebuild any trigger from its :meth:`Trigger.to_dict` form."""
+    kind = data.get("kind") if isinstance(data, dict) else None
+    trigger_type = TRIGGER_TYPES.get(kind) if isinstance(kind, str) else None
+    if trigger_type is None:
+        raise SerializationError(f"unknown trigger kind {kind!r}; expected one of {', '.join(TRIGGER_TYPES)}")
+    return trigger_type.from_dict(data)
+
+
+def build_trigger(kind: str, **arguments: Any) -> Trigger:
+    """Build a trigger from its kind name and keyword arguments, as ``add_job`` and YAML
+    configuration spell them: ``("interval", hours=1)``, ``("cron", expression="0 3 * * *")``,
+    ``("date", run_date="2026-12-25")``.
+
+    :raises InvalidTriggerError: for an unknown kind or arguments the trigger does not take.
+    """
+    if kind == "date":
+        if "run_date" in arguments:
+            arguments["run_at"] = arguments.pop("run_date")
+        allowed = {"run_at", "timezone"}
+    elif kind == "cron":
+        allowed = {"expression", "timezone", "start_date", "end_date"}
+    elif kind == "interval":
+        allowed = {"seconds", "minutes", "hours", "days", "weeks", "start_now", "start_date", "end_date"}
+    else:
+        raise InvalidTriggerError(f"unknown trigger {kind!r}; expected 'interval', 'cron' or 'date'")
+    unknown = sorted(set(arguments) - allowed)
+    if unknown:
+        raise InvalidTriggerError(
+            f"{kind} trigger: unknown argument(s) {', '.join(unknown)}; it takes {', '.join(sorted(allowed))}"
+        )
+    try:
+        return TRIGGER_TYPES[kind](**arguments)
+    except TypeError as exc:
+        raise InvalidTriggerError(f"{kind} trigger: {exc}") from exc

@@ -1,0 +1,139 @@
+"""The trigger interface and the time helpers every trigger shares.
+
+A trigger is pure fire-time math: it never reads the clock, never does I/O and keeps no
+iteration state. ``next_fire_time(after)`` depends on ``after`` alone.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from beatx.errors import InvalidTriggerError, SerializationError
+
+__all__ = [
+    "STATE_VERSION",
+    "Trigger",
+    "as_aware",
+    "get_timezone",
+    "timezone_name",
+]
+
+#: Format version written into every serialised trigger.
+STATE_VERSION = 1
+
+_ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+def get_timezone(value: str | tzinfo | None, *, default: tzinfo = UTC) -> tzinfo:
+    """Return a tzinfo for an IANA name, a tzinfo, or ``None`` (meaning ``default``).
+
+    :raises InvalidTriggerError: if the name is not a known IANA timezone.
+    """
+    if value is None:
+        return default
+    if isinstance(value, tzinfo):
+        return value
+    if not isinstance(value, str) or not value:
+        raise InvalidTriggerError(f"timezone must be an IANA name such as 'Europe/Paris', got {value!r}")
+    if value.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidTriggerError(f"unknown timezone {value!r}") from exc
+
+
+def timezone_name(tz: tzinfo) -> str:
+    """The name a timezone is stored under (an IANA key, or "UTC")."""
+    if tz is UTC:
+        return "UTC"
+    key = getattr(tz, "key", None)
+    if isinstance(key, str):
+        return key
+    name = tz.tzname(None)
+    if name in ("UTC", "UTC+00:00"):
+        return "UTC"
+    raise InvalidTriggerError(f"timezone {tz!r} has no IANA name; pass a zoneinfo.ZoneInfo or a name")
+
+
+def as_aware(value: datetime, tz: tzinfo) -> datetime:
+    """Attach ``tz`` to a naive datetime; leave an aware one as it is."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        return value.replace(tzinfo=tz)
+    return value
+
+
+def require_aware(value: datetime, name: str = "after") -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime, got naive {value!r}")
+
+
+def check_state(data: dict[str, Any], kind: str) -> None:
+    """Validate the envelope of a serialised trigger."""
+    if data.get("kind") != kind:
+        raise SerializationError(f"expected a {kind!r} trigger, got kind {data.get('kind')!r}")
+    version = data.get("version", STATE_VERSION)
+    if not isinstance(version, int) or version > STATE_VERSION:
+        raise SerializationError(
+            f"this {kind} trigger was stored with format version {version!r}, but this beatx "
+            f"reads versions up to {STATE_VERSION}; upgrade beatx to read it"
+        )
+
+
+class Trigger(ABC):
+    """Computes when a job fires.
+
+    Subclasses are immutable value objects: two triggers with the same fields are equal.
+    """
+
+    #: The name under which the trigger is serialised ("interval", "cron", "date").
+    kind: ClassVar[str]
+
+    @abstractmethod
+    def next_fire_time(self, after: datetime) -> datetime | None:
+        """Return the earliest fire time strictly after ``after``.
+
+        :param after: a timezone-aware datetime.
+        :returns: a timezone-aware datetime in UTC, or ``None`` if the trigger never fires again.
+        :raises ValueError: if ``after`` is naive.
+        """
+
+    def first_fire_time(self, now: datetime) -> datetime | None:
+        """Return the first fire time of a job created at ``now``: the earliest at or after it.
+
+        One-shot triggers override this to return their run time even when it is in the past,
+        so the misfire rules, not the trigger, decide whether a late one-shot still runs.
+        """
+        return self.next_fire_time(now - _ONE_MICROSECOND)
+
+    def resolve(self, *, now: datetime, timezone: tzinfo) -> Trigger:
+        """Return this trigger with every default fixed: the timezone when none was given,
+        and for an interval without ``start_date`` the anchor ``now``.
+
+        A job stores the resolved trigger, so its fire times never depend on when they are
+        computed. The default implementation returns ``self``.
+        """
+        return self
+
+    @abstractmethod
+    def describe(self) -> str:
+        """A short plain-English reading, e.g. "every 5 minutes" or "At 03:00 (Europe/Paris)"."""
+
+    @abstractmethod
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-compatible dict with ``kind`` and ``version`` keys that ``from_dict`` reads."""
+
+    @classmethod
+    @abstractmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trigger:
+        """Rebuild a trigger written by :meth:`to_dict`.
+
+        :raises SerializationError: on an unknown kind or a newer format version.
+        """
+
+
+def utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)

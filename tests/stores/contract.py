@@ -1,0 +1,290 @@
+"""The contract every job store keeps.
+
+Each store's test module subclasses :class:`StoreContract` and provides a ``store`` fixture
+built on the ``clock`` fixture (a FakeClock); the tests here then run against it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from beatx.errors import ConflictingIdError, JobLookupError, LeaseLostError
+from beatx.jobs import Job, JobStatus
+from beatx.stores.base import BeatStatus, JobRelease, JobStore
+from beatx.testing import FakeClock
+from beatx.triggers import CronTrigger, DateTimeTrigger, IntervalTrigger
+
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def make_job(job_id: str = "job-1", *, at: datetime = T0, **fields: object) -> Job:
+    trigger = IntervalTrigger(seconds=10, start_date=at)
+    values: dict[str, object] = {"func": "tests.sample_tasks:record", "trigger": trigger, "next_run_time": at}
+    values.update(fields)
+    return Job(id=job_id, **values)  # type: ignore[arg-type]
+
+
+def release_of(job: Job, **fields: object) -> JobRelease:
+    values: dict[str, object] = {
+        "job_id": job.id,
+        "revision": job.revision,
+        "next_run_time": job.next_run_time,
+        "status": job.status,
+        "last_run_time": job.last_run_time,
+    }
+    values.update(fields)
+    return JobRelease(**values)  # type: ignore[arg-type]
+
+
+class StoreContract:
+    """Behaviour shared by every :class:`JobStore`."""
+
+    def test_it_satisfies_the_protocol(self, store: JobStore) -> None:
+        assert isinstance(store, JobStore)
+
+    def test_added_jobs_read_back_equal(self, store: JobStore) -> None:
+        job = make_job(
+            "a",
+            name="Nightly",
+            args=(1, "two"),
+            kwargs={"k": [1, 2]},
+            options={"queue": "q1", "priority": 5},
+            max_instances=3,
+            misfire_grace_time=30.0,
+            coalesce=False,
+        )
+        store.add_job(job)
+        got = store.get_job("a")
+        assert got is not None
+        assert (got.id, got.name, got.func, got.args, got.kwargs, got.options) == (
+            "a",
+            "Nightly",
+            "tests.sample_tasks:record",
+            (1, "two"),
+            {"k": [1, 2]},
+            {"queue": "q1", "priority": 5},
+        )
+        assert (got.max_instances, got.misfire_grace_time, got.coalesce) == (3, 30.0, False)
+        assert got.trigger == job.trigger
+        assert got.next_run_time == T0
+        assert got.status is JobStatus.ACTIVE
+        assert got.revision >= 1
+
+    def test_every_trigger_kind_round_trips(self, store: JobStore) -> None:
+        triggers = {
+            "cron": CronTrigger("0 3 * * 1-5", timezone="Europe/Paris"),
+            "date": DateTimeTrigger("2026-12-25T10:30:00+01:00"),
+            "interval": IntervalTrigger(hours=1, start_date=T0, end_date=T0 + timedelta(days=3)),
+        }
+        for job_id, trigger in triggers.items():
+            store.add_job(make_job(job_id, trigger=trigger))
+        for job_id, trigger in triggers.items():
+            got = store.get_job(job_id)
+            assert got is not None and got.trigger == trigger
+
+    def test_a_duplicate_id_is_refused_unless_replacing(self, store: JobStore) -> None:
+        store.add_job(make_job("a", name="first"))
+        with pytest.raises(ConflictingIdError, match="'a'"):
+            store.add_job(make_job("a", name="second"))
+        store.add_job(make_job("a", name="second"), replace_existing=True)
+        got = store.get_job("a")
+        assert got is not None and got.name == "second"
+
+    def test_update_bumps_the_revision(self, store: JobStore) -> None:
+        job = make_job("a")
+        store.add_job(job)
+        first = job.revision
+        job.name = "renamed"
+        store.update_job(job)
+        got = store.get_job("a")
+        assert got is not None and got.name == "renamed" and got.revision > first
+        with pytest.raises(JobLookupError):
+            store.update_job(make_job("missing"))
+
+    def test_remove_reports_whether_the_job_existed(self, store: JobStore) -> None:
+        store.add_job(make_job("a"))
+        assert store.remove_job("a") is True
+        assert store.remove_job("a") is False
+        assert store.get_job("a") is None
+
+    def test_get_jobs_filters_by_status_and_orders_by_next_run(self, store: JobStore) -> None:
+        store.add_job(make_job("late", at=T0 + timedelta(minutes=5)))
+        store.add_job(make_job("early", at=T0))
+        store.add_job(make_job("paused", at=T0, status=JobStatus.PAUSED))
+        assert [j.id for j in store.get_jobs()] == ["early", "paused", "late"]
+        assert [j.id for j in store.get_jobs(JobStatus.PAUSED)] == ["paused"]
+
+    def test_only_due_schedulable_jobs_are_acquired_earliest_first(self, store: JobStore) -> None:
+        store.add_job(make_job("future", at=T0 + timedelta(seconds=1)))
+        store.add_job(make_job("second", at=T0 - timedelta(seconds=1)))
+        store.add_job(make_job("first", at=T0 - timedelta(seconds=2)))
+        store.add_job(make_job("paused", at=T0 - timedelta(seconds=5), status=JobStatus.PAUSED))
+        store.add_job(make_job("failed", at=T0, status=JobStatus.FAILED))
+        store.add_job(make_job("done", at=T0, status=JobStatus.COMPLETED, next_run_time=None))
+        assert store.due_count(T0) == 3
+        got = store.acquire_due_jobs(T0, limit=10)
+        assert [j.id for j in got] == ["first", "second", "failed"]
+
+    def test_acquire_respects_the_limit(self, store: JobStore) -> None:
+        for i in range(5):
+            store.add_job(make_job(f"j{i}", at=T0 - timedelta(seconds=5 - i)))
+        assert [j.id for j in store.acquire_due_jobs(T0, limit=2)] == ["j0", "j1"]
+        assert [j.id for j in store.acquire_due_jobs(T0, limit=10)] == ["j2", "j3", "j4"]
+
+    def test_a_claimed_job_is_not_acquired_twice_until_its_claim_expires(self, store: JobStore) -> None:
+        store.add_job(make_job("a"))
+        assert len(store.acquire_due_jobs(T0, limit=10, claim_ttl=30)) == 1
+        assert store.acquire_due_jobs(T0 + timedelta(seconds=10), limit=10) == []
+        again = store.acquire_due_jobs(T0 + timedelta(seconds=31), limit=10)
+        assert [j.id for j in again] == ["a"]
+
+    def test_next_run_time_is_the_earliest_unclaimed(self, store: JobStore) -> None:
+        assert store.next_run_time() is None
+        store.add_job(make_job("a", at=T0))
+        store.add_job(make_job("b", at=T0 + timedelta(seconds=30)))
+        store.add_job(make_job("p", at=T0 - timedelta(seconds=30), status=JobStatus.PAUSED))
+        assert store.next_run_time() == T0
+        store.acquire_due_jobs(T0, limit=10)
+        assert store.next_run_time() == T0 + timedelta(seconds=30)
+
+    def test_release_advances_the_job_and_counts(self, store: JobStore) -> None:
+        store.add_job(make_job("a"))
+        (job,) = store.acquire_due_jobs(T0, limit=10)
+        store.release_jobs(
+            [
+                release_of(
+                    job,
+                    next_run_time=T0 + timedelta(seconds=10),
+                    last_run_time=T0,
+                    fired=(T0,),
+                    task_ids=("t-1",),
+                    missed=2,
+                    skipped=1,
+                )
+            ]
+        )
+        got = store.get_job("a")
+        assert got is not None
+        assert got.next_run_time == T0 + timedelta(seconds=10)
+        assert (got.total_run_count, got.misfire_count, got.skip_count) == (1, 2, 1)
+        assert got.last_run_time == T0
+        assert store.next_run_time() == T0 + timedelta(seconds=10)
+        assert store.acquire_due_jobs(T0 + timedelta(seconds=10), limit=10)[0].id == "a"
+
+    def test_release_marks_a_finished_job_completed(self, store: JobStore) -> None:
+        store.add_job(make_job("a"))
+        (job,) = store.acquire_due_jobs(T0, limit=10)
+        store.release_jobs(
+            [release_of(job, next_run_time=None, status=JobStatus.COMPLETED, fired=(T0,), last_run_time=T0)]
+        )
+        got = store.get_job("a")
+        assert got is not None and got.status is JobStatus.COMPLETED and got.next_run_time is None
+        assert store.next_run_time() is None
+
+    def test_release_with_an_error_fails_the_job(self, store: JobStore) -> None:
+        store.add_job(make_job("a"))
+        (job,) = store.acquire_due_jobs(T0, limit=10)
+        store.release_jobs(
+            [release_of(job, next_run_time=None, status=JobStatus.FAILED, error="ValueError: boom")]
+        )
+        got = store.get_job("a")
+        assert got is not None and got.status is JobStatus.FAILED and got.last_error == "ValueError: boom"
+
+    def test_an_edit_during_a_claim_wins_over_the_release(self, store: JobStore) -> None:
+        store.add_job(make_job("a"))
+        (claimed,) = store.acquire_due_jobs(T0, limit=10)
+        edited = store.get_job("a")
+        assert edited is not None
+        edited.status = JobStatus.PAUSED
+        edited.next_run_time = T0 + timedelta(hours=1)
+        store.update_job(edited)
+        store.release_jobs(
+            [release_of(claimed, next_run_time=T0 + timedelta(seconds=10), fired=(T0,), last_run_time=T0)]
+        )
+        got = store.get_job("a")
+        assert got is not None
+        assert got.status is JobStatus.PAUSED
+        assert got.next_run_time == T0 + timedelta(hours=1)
+        assert got.total_run_count == 1
+
+    def test_a_release_of_a_removed_job_is_ignored(self, store: JobStore) -> None:
+        store.add_job(make_job("a"))
+        (job,) = store.acquire_due_jobs(T0, limit=10)
+        store.remove_job("a")
+        store.release_jobs([release_of(job, fired=(T0,))])
+        assert store.get_job("a") is None
+
+    def test_running_runs_are_counted_until_finished_or_expired(self, store: JobStore, clock: FakeClock) -> None:
+        store.add_job(make_job("a"))
+        now = clock.now()
+        store.run_started("a", "t1", started_at=now, timeout=60)
+        store.run_started("a", "t2", started_at=now, timeout=5)
+        assert store.running_count(now) == 2
+        got = store.get_job("a")
+        assert got is not None and got.running == 2
+        store.run_finished("a", "t1", finished_at=now, duration=0.5, error=None)
+        assert store.running_count(now) == 1
+        (due,) = store.acquire_due_jobs(now, limit=1)
+        assert due.running == 1
+        assert store.running_count(now + timedelta(seconds=6)) == 0
+
+    def test_a_failed_run_fails_the_job_and_a_success_restores_it(self, store: JobStore, clock: FakeClock) -> None:
+        store.add_job(make_job("a"))
+        now = clock.now()
+        store.run_started("a", "t1", started_at=now, timeout=60)
+        store.run_finished("a", "t1", finished_at=now, duration=1.25, error="KeyError: 'x'")
+        got = store.get_job("a")
+        assert got is not None
+        assert (got.status, got.last_error, got.last_duration) == (JobStatus.FAILED, "KeyError: 'x'", 1.25)
+        assert got.last_finished_at == now
+        store.run_finished("a", "t2", finished_at=now, duration=0.1, error=None)
+        got = store.get_job("a")
+        assert got is not None and got.status is JobStatus.ACTIVE
+        store.run_finished("missing", "t3", finished_at=now, duration=None, error="x")
+
+    def test_a_paused_job_stays_paused_when_a_run_fails(self, store: JobStore, clock: FakeClock) -> None:
+        store.add_job(make_job("a", status=JobStatus.PAUSED))
+        store.run_finished("a", "t1", finished_at=clock.now(), duration=0.1, error="boom")
+        got = store.get_job("a")
+        assert got is not None and got.status is JobStatus.PAUSED and got.last_error == "boom"
+
+    def test_one_owner_holds_the_lease_until_it_expires(self, store: JobStore) -> None:
+        assert store.acquire_lease("beat-1", now=T0, ttl=10) is True
+        assert store.acquire_lease("beat-2", now=T0 + timedelta(seconds=5), ttl=10) is False
+        assert store.acquire_lease("beat-1", now=T0 + timedelta(seconds=5), ttl=10) is True
+        lease = store.get_lease()
+        assert lease is not None and lease.owner == "beat-1"
+        assert store.acquire_lease("beat-2", now=T0 + timedelta(seconds=16), ttl=10) is True
+        lease = store.get_lease()
+        assert lease is not None and lease.owner == "beat-2"
+
+    def test_a_released_lease_is_free_and_only_its_owner_can_release_it(self, store: JobStore) -> None:
+        store.acquire_lease("beat-1", now=T0, ttl=10)
+        store.release_lease("beat-2")
+        assert store.acquire_lease("beat-2", now=T0, ttl=10) is False
+        store.release_lease("beat-1")
+        assert store.acquire_lease("beat-2", now=T0, ttl=10) is True
+
+    def test_claims_are_fenced_by_the_lease(self, store: JobStore) -> None:
+        store.add_job(make_job("a"))
+        store.acquire_lease("beat-1", now=T0, ttl=10)
+        with pytest.raises(LeaseLostError):
+            store.acquire_due_jobs(T0, limit=10, owner="beat-2")
+        (job,) = store.acquire_due_jobs(T0, limit=10, owner="beat-1")
+        store.release_lease("beat-1")
+        store.acquire_lease("beat-2", now=T0, ttl=10)
+        with pytest.raises(LeaseLostError):
+            store.release_jobs([release_of(job, fired=(T0,))], owner="beat-1")
+        got = store.get_job("a")
+        assert got is not None and got.total_run_count == 0
+
+    def test_status_round_trips(self, store: JobStore) -> None:
+        assert store.read_status() is None
+        status = BeatStatus(owner="beat-1", leader_since=T0, last_tick_at=T0, due_backlog=3, jobs_fired=7)
+        store.write_status(status)
+        assert store.read_status() == status
+
+    def test_wait_for_change_times_out_quietly(self, store: JobStore) -> None:
+        assert store.wait_for_change(0.05) is False
