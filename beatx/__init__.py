@@ -6,6 +6,7 @@ Triggers say when, the engine applies misfire / coalesce / overlap rules, stores
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from beatx.clock import Clock, SystemClock
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from celery import Celery
 
 __version__ = "0.1.0"
+
+# A library leaves log output to the application: nothing is printed unless it configures logging.
+logging.getLogger("beatx").addHandler(logging.NullHandler())
 
 __all__ = [
     "BeatxError",

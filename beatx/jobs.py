@@ -26,6 +26,7 @@ __all__ = [
     "JobDefaults",
     "JobStatus",
     "fire_task_id",
+    "func_label",
     "func_ref",
     "job_from_dict",
     "job_to_dict",
@@ -177,7 +178,7 @@ class Job:
         return {
             "id": self.id,
             "name": self.name,
-            "func": self.func_ref,
+            "func": func_label(self.func),
             "trigger": self.trigger.describe(),
             "status": self.status.value,
             "next_run_time": self.next_run_time,
@@ -241,6 +242,17 @@ def func_ref(func: JobFunc) -> str:
             f"{func!r} cannot be referenced by name; use a module-level function or a 'module:attr' string"
         )
     return f"{module}:{qualname}"
+
+
+def func_label(func: JobFunc) -> str:
+    """A readable name of a job function, also for functions that cannot be imported back."""
+    if isinstance(func, str):
+        return func
+    try:
+        return func_ref(func)
+    except InvalidJobError:
+        module = getattr(func, "__module__", None) or "?"
+        return f"{module}:{getattr(func, '__qualname__', repr(func))}"
 
 
 def resolve_func(ref: str) -> Callable[..., Any]:

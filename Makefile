@@ -1,0 +1,53 @@
+# Everything runs inside .venv, created on first use from PyPI packages only.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: install demo demo-django test test-slow lint format typecheck docs bench all clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+## The zero-server demo: jobs firing in-process on the memory store.
+demo: install
+	$(PY) -m beatx.demo
+
+## The Django example: admin, beat and a worker (see example_project/README.md).
+demo-django: install
+	bash example_project/run_demo.sh
+
+## Lint, types, docs, then the default test suite (slow soak/benchmark tests excluded).
+test: install lint typecheck docs
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+## The slow tests: chaos/failover, million-job scale, benchmark guards.
+test-slow: install
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+docs: install
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir site
+
+bench: install
+	$(PY) -m benchmarks
+
+all: test test-slow
+
+clean:
+	rm -rf $(VENV) site .mypy_cache .ruff_cache .pytest_cache
