@@ -83,8 +83,10 @@ def test_a_bare_scheduler_section_works_too(tmp_path: Path) -> None:
             "jobs[0] (id 'j'): trigger: expected 'interval', 'cron' or 'date'",
         ),
         (
-            "scheduler:\n  jobs:\n    - {id: j, func: 'a:b', trigger: interval, seconds: 1}\n"
-            "    - {id: j, func: 'a:b', trigger: interval, seconds: 1}\n",
+            (
+                "scheduler:\n  jobs:\n    - {id: j, func: 'a:b', trigger: interval, seconds: 1}\n"
+                "    - {id: j, func: 'a:b', trigger: interval, seconds: 1}\n"
+            ),
             "'j' is used twice",
         ),
     ],
