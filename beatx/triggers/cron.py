@@ -416,6 +416,13 @@ class _Engine:
         return best
 
 
+@lru_cache(maxsize=4096)
+def _shared_engine(expression: str, zone: tzinfo) -> _Engine:
+    # Triggers are rebuilt from storage on every claim; sharing the engine (and its bounded
+    # per-date tables) between equal triggers keeps that from redoing the table work.
+    return _Engine(_parse(expression), zone)
+
+
 def _fixed_offset(tz: tzinfo) -> int | None:
     """The offset in seconds of a zone that never changes it (UTC, fixed offsets), else None."""
     if isinstance(tz, timezone):
@@ -509,7 +516,7 @@ class CronTrigger(Trigger):
             raise InvalidTriggerError(
                 f"end_date {self.end_date.isoformat()} is before start_date {self.start_date.isoformat()}"
             )
-        self._engine = _Engine(self._spec, zone)
+        self._engine = _shared_engine(self.expression, zone)
 
     # -- fire times --------------------------------------------------------------------
 
