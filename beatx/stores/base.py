@@ -16,7 +16,7 @@ A claimed job is invisible to other claims until it is released or its claim exp
 calls leaves the job to be claimed again with the state it had, which re-plans the same fires
 with the same task ids.
 
-Every method is synchronous and thread-safe. ``tests/stores/test_contract.py`` runs one
+Every method is synchronous and thread-safe. ``tests/stores/contract.py`` runs one
 contract suite against every implementation.
 """
 
@@ -124,7 +124,9 @@ class JobStore(Protocol):
     # -- the beat ------------------------------------------------------------------------------
 
     def next_run_time(self) -> datetime | None:
-        """The earliest ``next_run_time`` of an unclaimed, schedulable job, or ``None``."""
+        """When the beat should next look: the earliest ``next_run_time`` of an unclaimed,
+        schedulable job, or the earliest claim deadline if that is sooner (a claim left by a
+        beat that died makes its job due again when it expires). ``None`` if neither."""
         ...
 
     def acquire_due_jobs(
@@ -137,6 +139,9 @@ class JobStore(Protocol):
 
         :param owner: the claiming beat's lease token. When given, the claim succeeds only if
             ``owner`` holds the leader lease, checked in the same atomic step.
+        A job whose stored record cannot be read is not returned: the store marks it FAILED
+        with the error and takes it out of the schedule, so it blocks no other job.
+
         :raises LeaseLostError: if ``owner`` is given and does not hold the lease.
         """
         ...

@@ -6,7 +6,7 @@ import heapq
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from beatx.clock import Clock, SystemClock
 from beatx.errors import ConflictingIdError, JobLookupError, LeaseLostError
@@ -132,7 +132,11 @@ class MemoryStore:
     def next_run_time(self) -> datetime | None:
         with self._cond:
             top = self._peek()
-            return None if top is None else self._jobs[top[1]].next_run_time
+            earliest = None if top is None else self._jobs[top[1]].next_run_time
+            if self._claims:
+                expires = datetime.fromtimestamp(min(self._claims.values()), UTC)
+                earliest = expires if earliest is None else min(earliest, expires)
+            return earliest
 
     def acquire_due_jobs(
         self, now: datetime, *, limit: int, owner: str | None = None, claim_ttl: float = 60.0

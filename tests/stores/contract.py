@@ -216,7 +216,9 @@ class StoreContract:
         store.release_jobs([release_of(job, fired=(T0,))])
         assert store.get_job("a") is None
 
-    def test_running_runs_are_counted_until_finished_or_expired(self, store: JobStore, clock: FakeClock) -> None:
+    def test_running_runs_are_counted_until_finished_or_expired(
+        self, store: JobStore, clock: FakeClock
+    ) -> None:
         store.add_job(make_job("a"))
         now = clock.now()
         store.run_started("a", "t1", started_at=now, timeout=60)
@@ -230,7 +232,9 @@ class StoreContract:
         assert due.running == 1
         assert store.running_count(now + timedelta(seconds=6)) == 0
 
-    def test_a_failed_run_fails_the_job_and_a_success_restores_it(self, store: JobStore, clock: FakeClock) -> None:
+    def test_a_failed_run_fails_the_job_and_a_success_restores_it(
+        self, store: JobStore, clock: FakeClock
+    ) -> None:
         store.add_job(make_job("a"))
         now = clock.now()
         store.run_started("a", "t1", started_at=now, timeout=60)
@@ -288,3 +292,9 @@ class StoreContract:
 
     def test_wait_for_change_times_out_quietly(self, store: JobStore) -> None:
         assert store.wait_for_change(0.05) is False
+
+    def test_an_expired_claim_is_when_the_beat_should_look_next(self, store: JobStore) -> None:
+        store.add_job(make_job("a", at=T0))
+        store.add_job(make_job("b", at=T0 + timedelta(hours=1)))
+        store.acquire_due_jobs(T0, limit=1, claim_ttl=30)
+        assert store.next_run_time() == T0 + timedelta(seconds=30)

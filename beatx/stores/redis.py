@@ -1,0 +1,1019 @@
+"""A Redis store: jobs in hashes, due order in a sorted set, claims and leases in Lua.
+
+Every step the beat takes is one atomic Lua script whose cost depends on what is due, never on
+how many jobs exist, and the beat process keeps no copy of the jobs. See :class:`RedisStore`
+for the key layout.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.client import PubSub
+
+from beatx.clock import Clock, SystemClock
+from beatx.errors import ConflictingIdError, JobLookupError, LeaseLostError, SerializationError, StoreError
+from beatx.jobs import Job, JobStatus, job_from_dict, job_to_dict
+from beatx.stores.base import BeatStatus, JobRelease, LeaseInfo
+
+__all__ = ["RedisStore"]
+
+# -- key layout (``prefix`` is the store's ``key_prefix``) ------------------------------------
+
+#: Hash per job: ``def`` (JSON of :func:`job_to_dict`) plus the mutable state in plain fields.
+JOB_KEY = "{prefix}job:{job_id}"
+#: Set of every job id (for :meth:`RedisStore.get_jobs` and :meth:`RedisStore.count_jobs`).
+JOBS_KEY = "{prefix}jobs"
+#: Sorted set: unclaimed schedulable jobs, scored by next run time (epoch seconds).
+SCHEDULE_KEY = "{prefix}schedule"
+#: Sorted set: claimed jobs, scored by claim deadline (epoch seconds).
+CLAIMS_KEY = "{prefix}claims"
+#: Sorted set per job: task ids of runs in flight, scored by expiry (epoch seconds).
+RUNNING_KEY = "{prefix}running:{job_id}"
+#: Sorted set: every run in flight as ``"job_id\\0task_id"``, scored by expiry.
+RUNNING_ALL_KEY = "{prefix}running"
+#: Hash: ``owner``, ``acquired_at``, ``expires_at`` (epoch seconds) of the leader lease.
+LEASE_KEY = "{prefix}lease"
+#: String: JSON of the last :class:`BeatStatus`.
+STATUS_KEY = "{prefix}status"
+#: Counter bumped on every change; the same name is the pub/sub channel that announces it.
+CHANGES_KEY = "{prefix}changes"
+CHANGES_CHANNEL = "{prefix}changes"
+
+#: Hash fields holding the mutable state (they win over the same keys inside ``def``).
+STATE_FIELDS = (
+    "status",
+    "next_run_time",
+    "next_run_ts",
+    "revision",
+    "total_run_count",
+    "misfire_count",
+    "skip_count",
+    "last_run_time",
+    "last_error",
+    "last_finished_at",
+    "last_duration",
+)
+
+logger = logging.getLogger("beatx.stores.redis")
+
+_LEASE_LOST = "BEATX_LEASE_LOST"
+
+# -- Lua ----------------------------------------------------------------------------------------
+#
+# Scripts read job keys they build from the ``job:`` and ``running:`` prefixes passed in ARGV
+# (which come from the templates above), so the templates stay the one source of truth.
+# Timestamps travel as exact decimal strings (``_ts``) and are stored as given, because Lua's
+# number-to-string conversion keeps only 14 digits.
+
+#: Shared helpers, prepended to the scripts that need them.
+LUA_HELPERS = """
+local function schedulable(status)
+  return status == 'active' or status == 'failed'
+end
+
+-- Put a job in the schedule, or take it out, from its stored status and next run time.
+-- A claimed job stays out: its release re-indexes it.
+local function reindex(schedule, claims, job_key, id)
+  if redis.call('ZSCORE', claims, id) then
+    return
+  end
+  local st = redis.call('HMGET', job_key, 'status', 'next_run_ts')
+  if st[2] and schedulable(st[1]) then
+    redis.call('ZADD', schedule, st[2], id)
+  else
+    redis.call('ZREM', schedule, id)
+  end
+end
+
+local function notify(changes, channel)
+  local n = redis.call('INCR', changes)
+  redis.call('PUBLISH', channel, n)
+end
+
+local function check_owner(lease, owner, now)
+  if owner == '' then
+    return
+  end
+  local l = redis.call('HMGET', lease, 'owner', 'expires_at')
+  if l[1] ~= owner or not l[2] or tonumber(l[2]) <= tonumber(now) then
+    error({err = 'BEATX_LEASE_LOST beat does not hold the leader lease'})
+  end
+end
+"""
+
+#: Add, replace or update jobs.
+#: KEYS: jobs, schedule, claims, changes.
+#: ARGV: job prefix, mode ('add' | 'replace' | 'update'), notify ('1' | '0'), channel, and a
+#: JSON list with per job ``[id, [field, value, ...], status, next run epoch or '']``.
+#: Returns per job its new revision, -1 for a conflicting id (add), -2 for a missing job
+#: (update). A job that did not exist has no claim, so new jobs are indexed in bulk.
+LUA_PUT = (
+    LUA_HELPERS
+    + """
+local jp, mode = ARGV[1], ARGV[2]
+local out, changed, new_ids, due = {}, false, {}, {}
+for n, item in ipairs(cjson.decode(ARGV[5])) do
+  local id, fields = item[1], item[2]
+  local key = jp .. id
+  local exists = redis.call('EXISTS', key) == 1
+  if exists and mode == 'add' then
+    out[n] = -1
+  elseif not exists and mode == 'update' then
+    out[n] = -2
+  else
+    local rev = 1
+    if exists then
+      rev = (tonumber(redis.call('HGET', key, 'revision')) or 0) + 1
+      redis.call('DEL', key)
+      if mode == 'replace' then
+        redis.call('ZREM', KEYS[3], id)
+      end
+    end
+    redis.call('HSET', key, 'revision', rev, unpack(fields))
+    if exists then
+      reindex(KEYS[2], KEYS[3], key, id)
+    else
+      new_ids[#new_ids + 1] = id
+      if item[4] ~= '' and schedulable(item[3]) then
+        due[#due + 1] = item[4]
+        due[#due + 1] = id
+      end
+    end
+    out[n] = rev
+    changed = true
+  end
+end
+for i = 1, #new_ids, 1000 do
+  redis.call('SADD', KEYS[1], unpack(new_ids, i, math.min(i + 999, #new_ids)))
+end
+for i = 1, #due, 2000 do
+  redis.call('ZADD', KEYS[2], unpack(due, i, math.min(i + 1999, #due)))
+end
+if changed and ARGV[3] == '1' then
+  notify(KEYS[4], ARGV[4])
+end
+return out
+"""
+)
+
+#: Delete a job with its claim and run state.
+#: KEYS: jobs, schedule, claims, changes, running (all). ARGV: job prefix, running prefix,
+#: channel, id. Returns 1 if the job existed.
+LUA_REMOVE = (
+    LUA_HELPERS
+    + """
+local id = ARGV[4]
+if redis.call('DEL', ARGV[1] .. id) == 0 then
+  return 0
+end
+redis.call('SREM', KEYS[1], id)
+redis.call('ZREM', KEYS[2], id)
+redis.call('ZREM', KEYS[3], id)
+local rkey = ARGV[2] .. id
+for _, task in ipairs(redis.call('ZRANGE', rkey, 0, -1)) do
+  redis.call('ZREM', KEYS[5], id .. '\\0' .. task)
+end
+redis.call('DEL', rkey)
+notify(KEYS[4], ARGV[3])
+return 1
+"""
+)
+
+#: The earliest unclaimed schedulable job. KEYS: schedule. ARGV: job prefix.
+#: Returns its stored next run time (ISO) or nil.
+LUA_NEXT_RUN_TIME = """
+local top = redis.call('ZRANGE', KEYS[1], 0, 0)
+if #top == 0 then
+  return false
+end
+return redis.call('HGET', ARGV[1] .. top[1], 'next_run_time')
+"""
+
+#: Claim due jobs. KEYS: lease, schedule, claims.
+#: ARGV: owner ('' for none), now, limit, claim deadline, job prefix, running prefix.
+#: Returns id, HGETALL, running count for each claimed job, earliest first.
+LUA_ACQUIRE = (
+    LUA_HELPERS
+    + """
+local owner, now, limit, deadline, jp, rp = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
+check_owner(KEYS[1], owner, now)
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)) do
+  redis.call('ZREM', KEYS[3], id)
+  reindex(KEYS[2], KEYS[3], jp .. id, id)
+end
+local out = {}
+if limit <= 0 then
+  return out
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)) do
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZADD', KEYS[3], deadline, id)
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGETALL', jp .. id)
+  out[#out + 1] = redis.call('ZCOUNT', rp .. id, '(' .. now, '+inf')
+end
+return out
+"""
+)
+
+#: Write back claimed jobs and end their claims. KEYS: lease, schedule, claims, changes.
+#: ARGV: owner ('' for none), now, job prefix, channel, then per release 11 values:
+#: id, revision, next run time ISO ('' for none), next run epoch, status, last run time ISO
+#: ('' for none), fired, missed, skipped, has error ('1' | '0'), error.
+LUA_RELEASE = (
+    LUA_HELPERS
+    + """
+check_owner(KEYS[1], ARGV[1], ARGV[2])
+local jp = ARGV[3]
+local changed = false
+for i = 5, #ARGV, 11 do
+  local id = ARGV[i]
+  local key = jp .. id
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('ZREM', KEYS[3], id)
+    redis.call('HINCRBY', key, 'total_run_count', ARGV[i + 6])
+    redis.call('HINCRBY', key, 'misfire_count', ARGV[i + 7])
+    redis.call('HINCRBY', key, 'skip_count', ARGV[i + 8])
+    if ARGV[i + 5] ~= '' then
+      redis.call('HSET', key, 'last_run_time', ARGV[i + 5])
+    end
+    if ARGV[i + 9] == '1' then
+      redis.call('HSET', key, 'last_error', ARGV[i + 10])
+    end
+    if redis.call('HGET', key, 'revision') == ARGV[i + 1] then
+      if ARGV[i + 2] == '' then
+        redis.call('HDEL', key, 'next_run_time', 'next_run_ts')
+      else
+        redis.call('HSET', key, 'next_run_time', ARGV[i + 2], 'next_run_ts', ARGV[i + 3])
+      end
+      if redis.call('HGET', key, 'status') ~= ARGV[i + 4] then
+        redis.call('HSET', key, 'status', ARGV[i + 4])
+        changed = true
+      end
+    end
+    reindex(KEYS[2], KEYS[3], key, id)
+  end
+end
+if changed then
+  notify(KEYS[4], ARGV[4])
+end
+return 0
+"""
+)
+
+#: Record a run in flight. KEYS: running (job), running (all). ARGV: job key, task id,
+#: started at, expiry, member. Drops entries that had expired before this run started.
+LUA_RUN_STARTED = """
+if redis.call('EXISTS', ARGV[1]) == 0 then
+  return 0
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
+return 1
+"""
+
+#: Record the end of a run (the rule of :func:`beatx.stores.base.status_after_run`).
+#: KEYS: running (job), running (all), schedule, claims, changes. ARGV: job key, task id,
+#: member, finished at ISO, duration ('' for none), has error ('1' | '0'), error, channel, id.
+LUA_RUN_FINISHED = (
+    LUA_HELPERS
+    + """
+local key = ARGV[1]
+redis.call('ZREM', KEYS[1], ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[3])
+if redis.call('EXISTS', key) == 0 then
+  return 0
+end
+redis.call('HSET', key, 'last_finished_at', ARGV[4])
+if ARGV[5] == '' then
+  redis.call('HDEL', key, 'last_duration')
+else
+  redis.call('HSET', key, 'last_duration', ARGV[5])
+end
+local st = redis.call('HMGET', key, 'status', 'next_run_ts')
+local status = st[1]
+if ARGV[6] == '1' then
+  redis.call('HSET', key, 'last_error', ARGV[7])
+  if status == 'active' or status == 'completed' then
+    status = 'failed'
+  end
+elseif status == 'failed' then
+  if st[2] then status = 'active' else status = 'completed' end
+end
+if status ~= st[1] then
+  redis.call('HSET', key, 'status', status)
+  reindex(KEYS[3], KEYS[4], key, ARGV[9])
+end
+notify(KEYS[5], ARGV[8])
+return 1
+"""
+)
+
+#: Take or renew the lease. KEYS: lease. ARGV: owner, now, expires at. Returns 1 if held.
+LUA_ACQUIRE_LEASE = """
+local l = redis.call('HMGET', KEYS[1], 'owner', 'expires_at')
+if l[1] == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'expires_at', ARGV[3])
+  return 1
+end
+if not l[1] or not l[2] or tonumber(l[2]) <= tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'acquired_at', ARGV[2], 'expires_at', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+#: Give the lease up if ``owner`` holds it (compare-and-delete). KEYS: lease. ARGV: owner.
+LUA_RELEASE_LEASE = """
+if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+#: Bump the change counter and publish it. KEYS: changes. ARGV: channel.
+LUA_NOTIFY = LUA_HELPERS + "notify(KEYS[1], ARGV[1])\nreturn 0\n"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(value: datetime) -> str:
+    """Epoch seconds as an exact decimal string (microsecond precision)."""
+    micros = (_utc(value) - _EPOCH) // _MICRO
+    sign = "-" if micros < 0 else ""
+    seconds, fraction = divmod(abs(micros), 1_000_000)
+    return f"{sign}{seconds}.{fraction:06d}"
+
+
+def _from_ts(value: str) -> datetime:
+    """The inverse of :func:`_ts` (also reads plain numbers)."""
+    text = value.strip()
+    negative = text.startswith("-")
+    whole, _, fraction = text.lstrip("+-").partition(".")
+    micros = int(whole or "0") * 1_000_000 + int((fraction + "000000")[:6])
+    return _EPOCH + _MICRO * (-micros if negative else micros)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else _utc(value).isoformat()
+
+
+def _from_iso(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    return _utc(datetime.fromisoformat(value))
+
+
+def _batched(items: Iterable[Job], size: int) -> Iterator[list[Job]]:
+    batch: list[Job] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _redact(url: str) -> str:
+    """The URL without its password."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))
+
+
+def _describe(client: redis.Redis) -> str:
+    """A URL naming the server a client talks to (for error messages)."""
+    kwargs = client.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
+    scheme = "rediss" if client.connection_pool.connection_class is redis.SSLConnection else "redis"
+    return f"{scheme}://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+
+class RedisStore:
+    """Keeps jobs in Redis, for one or several beats (high availability) and many processes.
+
+    Key layout (``{prefix}`` is ``key_prefix``, ``beatx:`` by default)::
+
+        {prefix}job:{id}       hash    def (JSON of job_to_dict, the definition) and the state:
+                                       status, next_run_time (ISO), next_run_ts (epoch),
+                                       revision, total_run_count, misfire_count, skip_count,
+                                       last_run_time, last_error, last_finished_at,
+                                       last_duration (absent field = None)
+        {prefix}jobs           set     every job id
+        {prefix}schedule       zset    unclaimed schedulable jobs -> next run (epoch seconds)
+        {prefix}claims         zset    claimed jobs -> claim deadline
+        {prefix}running:{id}   zset    task ids in flight -> expiry
+        {prefix}running        zset    "{id}\\0{task id}" in flight -> expiry (all jobs)
+        {prefix}lease          hash    owner, acquired_at, expires_at (epoch seconds)
+        {prefix}status         string  JSON of the leading beat's BeatStatus
+        {prefix}changes        counter bumped on every change, and the pub/sub channel on
+                                       which the new value is published
+
+    What is due is a ``ZRANGEBYSCORE`` of the schedule, so a tick costs O(log n + due).
+    Claiming and releasing are one Lua script each, fenced by the lease token when ``owner``
+    is given; lease validity is judged against the time passed in (not Redis key expiry).
+    All timestamps are stored in UTC and returned as aware UTC datetimes.
+
+    The process keeps no copy of the jobs (no in-memory index): its memory does not depend on
+    how many jobs are stored. :meth:`get_jobs` reads every job (SSCAN of ``jobs`` and a
+    pipeline per batch); the beat never calls it. Scripts build job keys from ids, so the
+    store needs a single Redis server (or a primary with replicas), not Redis Cluster.
+
+    Connection failures and timeouts raise :class:`StoreError` naming the server; the client
+    reconnects on the next call, and the pub/sub connection of :meth:`wait_for_change` is
+    re-created after an error. A stored record beatx cannot read raises
+    :class:`SerializationError` naming the job.
+
+    :param url: ``redis://[:password@]host:port/db`` (or ``rediss://``, ``unix://``).
+    :param key_prefix: prepended to every key, so several schedulers can share a database.
+    :param clock: the time source for reads that count running jobs and for the lease check
+        of :meth:`release_jobs` (which takes no ``now``).
+    :param client: a ready ``redis.Redis`` to use instead of connecting to ``url`` (it is not
+        closed by :meth:`close`); either ``decode_responses`` setting works.
+    :param socket_timeout: seconds to wait for a connection or a reply before raising
+        :class:`StoreError`.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        key_prefix: str = "beatx:",
+        clock: Clock | None = None,
+        client: redis.Redis | None = None,
+        socket_timeout: float = 5.0,
+    ) -> None:
+        self._url = _redact(url) if client is None else _describe(client)
+        self._prefix = key_prefix
+        self._clock = clock or SystemClock()
+        self._owns_client = client is None
+        if client is None:
+            try:
+                client = redis.Redis.from_url(
+                    url,
+                    socket_timeout=socket_timeout,
+                    socket_connect_timeout=socket_timeout,
+                    decode_responses=True,
+                )
+            except ValueError as exc:
+                raise StoreError(f"Redis store at {self._url}: invalid URL: {exc}") from exc
+        self._client: redis.Redis = client
+        p = key_prefix
+        self._jobs_key = JOBS_KEY.format(prefix=p)
+        self._schedule_key = SCHEDULE_KEY.format(prefix=p)
+        self._claims_key = CLAIMS_KEY.format(prefix=p)
+        self._running_all_key = RUNNING_ALL_KEY.format(prefix=p)
+        self._lease_key = LEASE_KEY.format(prefix=p)
+        self._status_key = STATUS_KEY.format(prefix=p)
+        self._changes_key = CHANGES_KEY.format(prefix=p)
+        self._channel = CHANGES_CHANNEL.format(prefix=p)
+        self._job_prefix = JOB_KEY.format(prefix=p, job_id="")
+        self._running_prefix = RUNNING_KEY.format(prefix=p, job_id="")
+        reg = client.register_script
+        self._put = reg(LUA_PUT)
+        self._remove = reg(LUA_REMOVE)
+        self._next = reg(LUA_NEXT_RUN_TIME)
+        self._acquire = reg(LUA_ACQUIRE)
+        self._release = reg(LUA_RELEASE)
+        self._started = reg(LUA_RUN_STARTED)
+        self._finished = reg(LUA_RUN_FINISHED)
+        self._lease_take = reg(LUA_ACQUIRE_LEASE)
+        self._lease_give = reg(LUA_RELEASE_LEASE)
+        self._notify = reg(LUA_NOTIFY)
+        self._wait_lock = threading.Lock()
+        self._pubsub: PubSub | None = None
+        self._seen_changes: int | None = None
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
+        """Same as ``RedisStore(url, **kwargs)``."""
+        return cls(url, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self._url!r}, key_prefix={self._prefix!r})"
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Turn redis-py errors into :class:`StoreError` naming the server and the operation."""
+        try:
+            yield
+        except redis.ResponseError as exc:
+            if _LEASE_LOST in str(exc):
+                raise LeaseLostError(
+                    f"Redis store at {self._url}: {what}: the beat does not hold the leader lease"
+                ) from exc
+            raise StoreError(f"Redis store at {self._url}: {what} failed: {exc}") from exc
+        except (redis.RedisError, OSError) as exc:
+            raise StoreError(
+                f"Redis store at {self._url}: {what} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _job_key(self, job_id: str) -> str:
+        return JOB_KEY.format(prefix=self._prefix, job_id=job_id)
+
+    def _running_key(self, job_id: str) -> str:
+        return RUNNING_KEY.format(prefix=self._prefix, job_id=job_id)
+
+    def _put_item(self, job: Job) -> list[Any]:
+        """``[id, [field, value, ...], status, next run epoch or '']`` of one job for
+        :data:`LUA_PUT` (absent fields are None)."""
+        data = job_to_dict(job)
+        fields = [
+            "def",
+            json.dumps(data, separators=(",", ":"), ensure_ascii=False),
+            "status",
+            data["status"],
+        ]
+        next_ts = ""
+        if job.next_run_time is not None:
+            next_ts = _ts(job.next_run_time)
+            fields += ("next_run_time", data["next_run_time"], "next_run_ts", next_ts)
+        fields += (
+            "total_run_count",
+            str(job.total_run_count),
+            "misfire_count",
+            str(job.misfire_count),
+            "skip_count",
+            str(job.skip_count),
+        )
+        for name in ("last_run_time", "last_finished_at", "last_error"):
+            if data[name] is not None:
+                fields += (name, data[name])
+        if job.last_duration is not None:
+            fields += ("last_duration", repr(float(job.last_duration)))
+        return [job.id, fields, data["status"], next_ts]
+
+    def _put_jobs(self, jobs: Sequence[Job], mode: str, *, notify: bool = True) -> list[int]:
+        return self._send_put(self._put_args(jobs, mode, notify=notify), mode, len(jobs))
+
+    def _put_args(self, jobs: Sequence[Job], mode: str, *, notify: bool) -> list[str]:
+        items = json.dumps([self._put_item(job) for job in jobs], separators=(",", ":"), ensure_ascii=False)
+        return [self._job_prefix, mode, "1" if notify else "0", self._channel, items]
+
+    def _send_put(self, args: list[str], mode: str, count: int) -> list[int]:
+        keys = [self._jobs_key, self._schedule_key, self._claims_key, self._changes_key]
+        with self._errors(f"{mode} of {count} job(s)"):
+            result = self._put(keys=keys, args=args)
+        return [int(r) for r in result]
+
+    def _decode(self, job_id: str, raw: Mapping[Any, Any] | Sequence[Any], running: int) -> Job:
+        """A job from its hash (a mapping or a flat field/value list)."""
+        if isinstance(raw, Mapping):
+            fields = {_text(k): _text(v) for k, v in raw.items()}
+        else:
+            flat = [_text(v) for v in raw]
+            fields = dict(zip(flat[::2], flat[1::2], strict=True))
+        text = fields.get("def")
+        if text is None:
+            raise SerializationError(f"job {job_id!r}: corrupt stored record: no 'def' field")
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise SerializationError(f"job {job_id!r}: corrupt stored record: {exc}") from exc
+        if not isinstance(data, dict):
+            raise SerializationError(f"job {job_id!r}: corrupt stored record: 'def' is not an object")
+        data.setdefault("id", job_id)
+        try:
+            data["status"] = fields.get("status", data.get("status"))
+            data["next_run_time"] = fields.get("next_run_time")
+            data["last_run_time"] = fields.get("last_run_time")
+            data["last_error"] = fields.get("last_error")
+            data["last_finished_at"] = fields.get("last_finished_at")
+            duration = fields.get("last_duration")
+            data["last_duration"] = None if duration is None else float(duration)
+            for name in ("revision", "total_run_count", "misfire_count", "skip_count"):
+                if name in fields:
+                    data[name] = int(fields[name])
+        except ValueError as exc:
+            raise SerializationError(f"job {job_id!r}: corrupt stored state: {exc}") from exc
+        try:
+            job = job_from_dict(data)
+        except SerializationError as exc:
+            if repr(job_id) in str(exc):
+                raise
+            raise SerializationError(f"job {job_id!r}: {exc}") from exc
+        job.running = running
+        return job
+
+    # -- management ----------------------------------------------------------------------------
+
+    def add_job(self, job: Job, *, replace_existing: bool = False) -> None:
+        (revision,) = self._put_jobs([job], "replace" if replace_existing else "add")
+        if revision == -1:
+            raise ConflictingIdError(job.id)
+        job.revision = revision
+
+    def add_jobs(self, jobs: Iterable[Job], *, replace_existing: bool = False, batch_size: int = 1000) -> int:
+        """Store many jobs, ``batch_size`` per Lua call, with one change notification at the end.
+
+        Not part of :class:`JobStore`: for imports and bulk loads. While one batch is written
+        (on a helper thread), the next one is encoded. Sets each stored job's ``revision``.
+        Returns how many jobs were stored.
+
+        :raises ConflictingIdError: for the first existing id (without ``replace_existing``),
+            after its batch: the other jobs of that batch and earlier batches are stored, later
+            batches are not.
+        """
+        mode = "replace" if replace_existing else "add"
+        stored = 0
+        conflict: str | None = None
+        sent = False
+        pending: tuple[list[Job], Future[list[int]]] | None = None
+
+        def collect(batch: list[Job], future: Future[list[int]]) -> None:
+            nonlocal stored, conflict
+            for job, revision in zip(batch, future.result(), strict=True):
+                if revision == -1:
+                    conflict = conflict or job.id
+                else:
+                    job.revision = revision
+                    stored += 1
+
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="beatx-redis-add-jobs") as pool:
+                for batch in _batched(jobs, max(batch_size, 1)):
+                    args = self._put_args(batch, mode, notify=False)
+                    if pending is not None:
+                        collect(*pending)
+                        pending = None
+                        if conflict is not None:
+                            break
+                    pending = (batch, pool.submit(self._send_put, args, mode, len(batch)))
+                    sent = True
+                if pending is not None:
+                    collect(*pending)
+        finally:
+            if sent:
+                self._bump()
+        if conflict is not None:
+            raise ConflictingIdError(conflict)
+        return stored
+
+    def count_jobs(self) -> int:
+        """How many jobs are stored (O(1)). Not part of :class:`JobStore`."""
+        with self._errors("count jobs"):
+            return int(self._client.scard(self._jobs_key))
+
+    def _bump(self) -> None:
+        with self._errors("change notification"):
+            self._notify(keys=[self._changes_key], args=[self._channel])
+
+    def update_job(self, job: Job) -> None:
+        (revision,) = self._put_jobs([job], "update")
+        if revision == -2:
+            raise JobLookupError(job.id)
+        job.revision = revision
+
+    def remove_job(self, job_id: str) -> bool:
+        keys = [
+            self._jobs_key,
+            self._schedule_key,
+            self._claims_key,
+            self._changes_key,
+            self._running_all_key,
+        ]
+        args = [self._job_prefix, self._running_prefix, self._channel, job_id]
+        with self._errors(f"remove job {job_id!r}"):
+            return bool(self._remove(keys=keys, args=args))
+
+    def get_job(self, job_id: str) -> Job | None:
+        now = _ts(self._clock.now())
+        with self._errors(f"read job {job_id!r}"):
+            pipe = self._client.pipeline(transaction=False)
+            pipe.hgetall(self._job_key(job_id))
+            pipe.zcount(self._running_key(job_id), f"({now}", "+inf")
+            raw, running = pipe.execute()
+        if not raw:
+            return None
+        return self._decode(job_id, raw, int(running))
+
+    def get_jobs(self, status: JobStatus | None = None, *, batch_size: int = 1000) -> list[Job]:
+        """Every job (or those with ``status``), read in batches of ``batch_size`` (SSCAN and a
+        pipeline per batch), ordered by next run time then id."""
+        now = _ts(self._clock.now())
+        jobs: list[Job] = []
+        wanted = None if status is None else JobStatus(status).value
+        with self._errors("list jobs"):
+            ids: list[str] = []
+            for job_id in self._client.sscan_iter(self._jobs_key, count=batch_size):
+                ids.append(_text(job_id))
+                if len(ids) >= batch_size:
+                    jobs += self._read_batch(ids, now, wanted)
+                    ids = []
+            if ids:
+                jobs += self._read_batch(ids, now, wanted)
+        far = float("inf")
+        jobs.sort(key=lambda j: (j.next_run_time.timestamp() if j.next_run_time else far, j.id))
+        return jobs
+
+    def _read_batch(self, ids: list[str], now: str, wanted: str | None) -> list[Job]:
+        pipe = self._client.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hgetall(self._job_key(job_id))
+            pipe.zcount(self._running_key(job_id), f"({now}", "+inf")
+        results = pipe.execute()
+        out: list[Job] = []
+        for i, job_id in enumerate(ids):
+            raw, running = results[2 * i], results[2 * i + 1]
+            if not raw:  # removed since the scan
+                continue
+            if wanted is not None and _text(raw.get("status", raw.get(b"status", ""))) != wanted:
+                continue
+            out.append(self._decode(job_id, raw, int(running)))
+        return out
+
+    # -- the beat ------------------------------------------------------------------------------
+
+    def next_run_time(self) -> datetime | None:
+        with self._errors("read the next run time"):
+            pipe = self._client.pipeline(transaction=False)
+            self._next(keys=[self._schedule_key], args=[self._job_prefix], client=pipe)
+            pipe.zrange(self._claims_key, 0, 0, withscores=True)
+            value, claims = pipe.execute()
+        earliest = None if value is None else _from_iso(_text(value))
+        if claims:
+            expires = _EPOCH + timedelta(seconds=float(claims[0][1]))
+            earliest = expires if earliest is None else min(earliest, expires)
+        return earliest
+
+    def acquire_due_jobs(
+        self, now: datetime, *, limit: int, owner: str | None = None, claim_ttl: float = 60.0
+    ) -> list[Job]:
+        keys = [self._lease_key, self._schedule_key, self._claims_key]
+        deadline = _ts(now + timedelta(seconds=claim_ttl))
+        args = [owner or "", _ts(now), str(int(limit)), deadline, self._job_prefix, self._running_prefix]
+        with self._errors("claim due jobs" if owner is None else f"claim due jobs for beat {owner!r}"):
+            result = self._acquire(keys=keys, args=args)
+        jobs: list[Job] = []
+        for i in range(0, len(result), 3):
+            job_id = _text(result[i])
+            try:
+                jobs.append(self._decode(job_id, result[i + 1], int(result[i + 2])))
+            except SerializationError as exc:
+                self._quarantine(job_id, str(exc))
+        return jobs
+
+    def _quarantine(self, job_id: str, error: str) -> None:
+        """Take a job whose stored record cannot be read out of the schedule, as FAILED with
+        the error, so it neither blocks the jobs claimed with it nor comes back every tick."""
+        logger.error("job %r has a corrupt stored record and stops firing: %s", job_id, error)
+        key = self._job_key(job_id)
+        with self._errors(f"mark job {job_id!r} failed"):
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hset(key, mapping={"status": JobStatus.FAILED.value, "last_error": error})
+            pipe.hdel(key, "next_run_time", "next_run_ts")
+            pipe.zrem(self._claims_key, job_id)
+            pipe.zrem(self._schedule_key, job_id)
+            pipe.execute()
+
+    def release_jobs(self, releases: Sequence[JobRelease], *, owner: str | None = None) -> None:
+        if not releases and owner is None:
+            return
+        keys = [self._lease_key, self._schedule_key, self._claims_key, self._changes_key]
+        args: list[str] = [owner or "", _ts(self._clock.now()), self._job_prefix, self._channel]
+        for r in releases:
+            nrt = r.next_run_time
+            args += (
+                r.job_id,
+                str(r.revision),
+                "" if nrt is None else _utc(nrt).isoformat(),
+                "" if nrt is None else _ts(nrt),
+                JobStatus(r.status).value,
+                "" if r.last_run_time is None else _utc(r.last_run_time).isoformat(),
+                str(len(r.fired)),
+                str(int(r.missed)),
+                str(int(r.skipped)),
+                "0" if r.error is None else "1",
+                r.error or "",
+            )
+        what = f"release {len(releases)} job(s)" + ("" if owner is None else f" for beat {owner!r}")
+        with self._errors(what):
+            self._release(keys=keys, args=args)
+
+    def due_count(self, now: datetime) -> int:
+        with self._errors("count due jobs"):
+            return int(self._client.zcount(self._schedule_key, "-inf", _ts(now)))
+
+    # -- run state -----------------------------------------------------------------------------
+
+    def run_started(self, job_id: str, task_id: str, *, started_at: datetime, timeout: float) -> None:
+        expires = _ts(started_at + timedelta(seconds=timeout))
+        keys = [self._running_key(job_id), self._running_all_key]
+        args = [self._job_key(job_id), task_id, _ts(started_at), expires, f"{job_id}\0{task_id}"]
+        with self._errors(f"record the start of run {task_id!r} of job {job_id!r}"):
+            self._started(keys=keys, args=args)
+
+    def run_finished(
+        self,
+        job_id: str,
+        task_id: str,
+        *,
+        finished_at: datetime,
+        duration: float | None,
+        error: str | None,
+    ) -> None:
+        keys = [
+            self._running_key(job_id),
+            self._running_all_key,
+            self._schedule_key,
+            self._claims_key,
+            self._changes_key,
+        ]
+        args = [
+            self._job_key(job_id),
+            task_id,
+            f"{job_id}\0{task_id}",
+            _utc(finished_at).isoformat(),
+            "" if duration is None else repr(float(duration)),
+            "0" if error is None else "1",
+            error or "",
+            self._channel,
+            job_id,
+        ]
+        with self._errors(f"record the end of run {task_id!r} of job {job_id!r}"):
+            self._finished(keys=keys, args=args)
+
+    def running_count(self, now: datetime) -> int:
+        with self._errors("count running jobs"):
+            return int(self._client.zcount(self._running_all_key, f"({_ts(now)}", "+inf"))
+
+    # -- leadership ----------------------------------------------------------------------------
+
+    def acquire_lease(self, owner: str, *, now: datetime, ttl: float) -> bool:
+        args = [owner, _ts(now), _ts(now + timedelta(seconds=ttl))]
+        with self._errors(f"acquire the lease for {owner!r}"):
+            return bool(self._lease_take(keys=[self._lease_key], args=args))
+
+    def release_lease(self, owner: str) -> None:
+        with self._errors(f"release the lease of {owner!r}"):
+            self._lease_give(keys=[self._lease_key], args=[owner])
+
+    def get_lease(self) -> LeaseInfo | None:
+        with self._errors("read the lease"):
+            owner, acquired, expires = self._client.hmget(
+                self._lease_key, ["owner", "acquired_at", "expires_at"]
+            )
+        if owner is None or acquired is None or expires is None:
+            return None
+        try:
+            return LeaseInfo(
+                owner=_text(owner), acquired_at=_from_ts(_text(acquired)), expires_at=_from_ts(_text(expires))
+            )
+        except ValueError as exc:
+            raise SerializationError(f"corrupt lease record at {self._lease_key!r}: {exc}") from exc
+
+    def write_status(self, status: BeatStatus) -> None:
+        data = {
+            "owner": status.owner,
+            "leader_since": _iso(status.leader_since),
+            "last_tick_at": _iso(status.last_tick_at),
+            "due_backlog": status.due_backlog,
+            "jobs_fired": status.jobs_fired,
+            "jobs_missed": status.jobs_missed,
+            "jobs_skipped": status.jobs_skipped,
+        }
+        with self._errors("write the beat status"):
+            self._client.set(self._status_key, json.dumps(data))
+
+    def read_status(self) -> BeatStatus | None:
+        with self._errors("read the beat status"):
+            raw = self._client.get(self._status_key)
+        if raw is None:
+            return None
+        try:
+            data = json.loads(_text(raw))
+            last_tick = _from_iso(data["last_tick_at"])
+            if last_tick is None:
+                raise ValueError("last_tick_at is null")
+            return BeatStatus(
+                owner=data["owner"],
+                leader_since=_from_iso(data.get("leader_since")),
+                last_tick_at=last_tick,
+                due_backlog=int(data["due_backlog"]),
+                jobs_fired=int(data.get("jobs_fired", 0)),
+                jobs_missed=int(data.get("jobs_missed", 0)),
+                jobs_skipped=int(data.get("jobs_skipped", 0)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SerializationError(f"corrupt beat status at {self._status_key!r}: {exc}") from exc
+
+    # -- changes -------------------------------------------------------------------------------
+
+    def _changes(self) -> int:
+        return int(self._client.get(self._changes_key) or 0)
+
+    def _subscribe(self) -> PubSub:
+        pubsub: PubSub = self._client.pubsub()  # type: ignore[no-untyped-call]
+        try:
+            pubsub.subscribe(self._channel)
+            # Wait for the confirmation, so a change published after it cannot be missed.
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline:
+                message = pubsub.get_message(timeout=max(deadline - time.monotonic(), 0.0))
+                if message is not None and _text(message["type"]) == "subscribe":
+                    break
+            self._seen_changes = self._changes()
+        except BaseException:
+            pubsub.close()
+            raise
+        return pubsub
+
+    def _drop_pubsub(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except redis.RedisError:
+                pass
+
+    def wait_for_change(self, timeout: float) -> bool:
+        """Wait for a message on the ``changes`` channel (one long-lived subscription).
+
+        Returns ``True`` at once if the ``changes`` counter moved since the previous call, so
+        a change made between two waits is not lost. The first call (and the first after a
+        connection error) subscribes and only sees changes from then on.
+        """
+        deadline = time.monotonic() + max(timeout, 0.0)
+        with self._wait_lock, self._errors("wait for changes"):
+            try:
+                if self._pubsub is None:
+                    self._pubsub = self._subscribe()
+                else:
+                    queued = self._drain(self._pubsub)
+                    current = self._changes()
+                    # Lower than seen means the counter was reset (FLUSHDB): moved too.
+                    moved = current != self._seen_changes
+                    self._seen_changes = current
+                    if queued or moved:
+                        return True
+                pubsub = self._pubsub
+                while True:
+                    remaining = deadline - time.monotonic()
+                    message = pubsub.get_message(timeout=max(remaining, 0.0))
+                    if self._is_new_change(message):
+                        self._drain(pubsub)  # one wake-up covers what is already queued
+                        return True
+                    if remaining <= 0:
+                        return False
+            except (redis.RedisError, OSError):
+                self._drop_pubsub()
+                raise
+
+    def _drain(self, pubsub: PubSub) -> bool:
+        """Read every message already received, without waiting. Returns whether one was new."""
+        new = False
+        while (message := pubsub.get_message(timeout=0.0)) is not None:
+            new = self._is_new_change(message) or new
+        return new
+
+    def _is_new_change(self, message: Mapping[str, Any] | None) -> bool:
+        """Whether ``message`` announces a change not seen yet (and note it as seen)."""
+        if message is None or _text(message["type"]) != "message":
+            return False
+        try:
+            value = int(_text(message["data"]))
+        except ValueError:
+            return True
+        if self._seen_changes is not None and value <= self._seen_changes:
+            return False
+        self._seen_changes = value
+        return True
+
+    def close(self) -> None:
+        with self._wait_lock:
+            self._drop_pubsub()
+        if self._owns_client:
+            self._client.close()

@@ -1,0 +1,517 @@
+from __future__ import annotations
+
+import json
+import random
+import socket
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import redis
+
+from beatx.errors import ConflictingIdError, LeaseLostError, SerializationError, StoreError
+from beatx.jobs import JobStatus
+from beatx.stores.base import JobStore, status_after_run
+from beatx.stores.redis import RedisStore
+from beatx.testing import FakeClock
+from tests.stores.contract import T0, StoreContract, make_job, release_of
+
+pytestmark = pytest.mark.redis
+
+
+class TestRedisStoreContract(StoreContract):
+    @pytest.fixture
+    def store(self, redis_url: str, key_prefix: str, clock: FakeClock) -> Iterator[RedisStore]:
+        store = RedisStore(redis_url, key_prefix=key_prefix, clock=clock)
+        yield store
+        store.close()
+
+
+@pytest.fixture
+def store(redis_url: str, key_prefix: str, clock: FakeClock) -> Iterator[RedisStore]:
+    store = RedisStore(redis_url, key_prefix=key_prefix, clock=clock)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def other(redis_url: str, key_prefix: str, clock: FakeClock) -> Iterator[RedisStore]:
+    """A second store on the same keys, as another beat or process would have."""
+    store = RedisStore(redis_url, key_prefix=key_prefix, clock=clock)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def raw(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+class TcpProxy:
+    """Forwards a local port to Redis; ``stop()`` drops every connection and refuses new ones
+    (the server "goes away"), ``start()`` brings it back on the same port."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen()
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            conns, self._conns = self._conns, []
+        if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+            except OSError:
+                pass
+            listener.close()
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._conns += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def test_a_change_through_another_store_wakes_a_waiting_store_within_100ms(
+    store: RedisStore, other: RedisStore
+) -> None:
+    store.wait_for_change(0.01)  # subscribe
+    latencies = []
+    for i in range(10):
+        woke: list[float] = []
+
+        def wait(woke: list[float] = woke) -> None:
+            if store.wait_for_change(5.0):
+                woke.append(time.perf_counter())
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        time.sleep(0.05)
+        changed_at = time.perf_counter()
+        other.add_job(make_job(f"j{i}"))
+        waiter.join(timeout=5)
+        assert woke, "the waiting store did not wake"
+        latencies.append(woke[0] - changed_at)
+    print(
+        f"\nwait_for_change wake-up after a change by another store: median "
+        f"{statistics.median(latencies) * 1000:.2f} ms, max {max(latencies) * 1000:.2f} ms"
+    )
+    assert max(latencies) < 0.1
+
+
+def test_a_change_between_two_waits_is_not_lost(store: RedisStore, other: RedisStore) -> None:
+    assert store.wait_for_change(0.01) is False
+    other.add_job(make_job("a"))
+    other.update_job(make_job("a", name="renamed"))
+    assert store.wait_for_change(1.0) is True
+    assert store.wait_for_change(0.05) is False
+
+
+def test_wait_for_change_returns_within_its_timeout(store: RedisStore) -> None:
+    for timeout in (0.0, 0.05, 0.2):
+        started = time.perf_counter()
+        assert store.wait_for_change(timeout) is False
+        assert time.perf_counter() - started < timeout + 0.1
+
+
+def test_run_finished_and_a_status_changing_release_wake_a_beat(store: RedisStore, other: RedisStore) -> None:
+    other.add_job(make_job("a"))
+    store.wait_for_change(0.01)
+    store.wait_for_change(0.01)
+    other.run_finished("a", "t1", finished_at=T0, duration=1.0, error="boom")
+    assert store.wait_for_change(1.0) is True
+    (job,) = other.acquire_due_jobs(T0, limit=1)
+    other.release_jobs([release_of(job, next_run_time=None, status=JobStatus.COMPLETED)])
+    assert store.wait_for_change(1.0) is True
+
+
+def test_two_stores_claiming_concurrently_never_get_the_same_job(
+    store: RedisStore, other: RedisStore
+) -> None:
+    store.add_jobs(make_job(f"j{i:03d}", at=T0 - timedelta(seconds=i % 17)) for i in range(500))
+    barrier = threading.Barrier(2)
+    got: dict[int, list[str]] = {0: [], 1: []}
+
+    def claim(n: int, s: RedisStore) -> None:
+        barrier.wait()
+        while jobs := s.acquire_due_jobs(T0, limit=7):
+            got[n] += [j.id for j in jobs]
+
+    threads = [threading.Thread(target=claim, args=(n, s)) for n, s in enumerate((store, other))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not set(got[0]) & set(got[1])
+    assert len(got[0]) + len(got[1]) == 500
+    assert set(got[0]) | set(got[1]) == {f"j{i:03d}" for i in range(500)}
+    assert got[0] and got[1], "both stores should have claimed some jobs"
+
+
+def test_a_lease_holder_is_fenced_off_once_another_owner_takes_the_expired_lease(
+    store: RedisStore, other: RedisStore, clock: FakeClock
+) -> None:
+    store.add_job(make_job("a"))
+    assert store.acquire_lease("beat-1", now=T0, ttl=10)
+    (claimed,) = store.acquire_due_jobs(T0, limit=10, owner="beat-1")
+    later = T0 + timedelta(seconds=11)
+    with pytest.raises(LeaseLostError):  # expired, even before anyone else takes it
+        store.acquire_due_jobs(later, limit=10, owner="beat-1")
+    assert other.acquire_lease("beat-2", now=later, ttl=10)
+    clock.set(later)
+    with pytest.raises(LeaseLostError, match="lease"):
+        store.acquire_due_jobs(later, limit=10, owner="beat-1")
+    with pytest.raises(LeaseLostError):
+        store.release_jobs(
+            [release_of(claimed, next_run_time=T0 + timedelta(hours=1), fired=(T0,), last_run_time=T0)],
+            owner="beat-1",
+        )
+    got = store.get_job("a")
+    assert got is not None
+    assert (got.total_run_count, got.last_run_time, got.next_run_time) == (0, None, T0)
+    # The fenced-off claim expires by itself and the new leader re-plans the job.
+    assert other.acquire_due_jobs(later, limit=10, owner="beat-2") == []
+    assert other.acquire_lease("beat-2", now=T0 + timedelta(seconds=61), ttl=10)
+    again = other.acquire_due_jobs(T0 + timedelta(seconds=61), limit=10, owner="beat-2")
+    assert [j.id for j in again] == ["a"]
+
+
+def test_a_bulk_load_of_10k_jobs_is_acquired_earliest_first(store: RedisStore, raw: redis.Redis) -> None:
+    rng = random.Random(7)
+    offsets = list(range(10_000))
+    rng.shuffle(offsets)
+    jobs = [make_job(f"job-{n:05d}", at=T0 - timedelta(seconds=n)) for n in offsets]
+    started = time.perf_counter()
+    assert store.add_jobs(jobs, batch_size=500) == 10_000
+    print(f"\nadd_jobs: 10,000 jobs in {time.perf_counter() - started:.2f} s")
+    assert store.count_jobs() == 10_000
+    assert all(j.revision == 1 for j in jobs)
+    assert raw.get(f"{store._prefix}changes") == "1", "one notification for the whole load"
+    assert store.due_count(T0) == 10_000
+    got = store.acquire_due_jobs(T0, limit=100)
+    assert [j.id for j in got] == [f"job-{n:05d}" for n in range(9_999, 9_899, -1)]
+    assert store.next_run_time() == T0 - timedelta(seconds=9_899)
+
+
+def test_add_jobs_refuses_an_existing_id_unless_replacing(store: RedisStore) -> None:
+    store.add_job(make_job("b", name="old"))
+    with pytest.raises(ConflictingIdError, match="'b'"):
+        store.add_jobs([make_job("a"), make_job("b"), make_job("c")])
+    assert store.get_job("b") is not None and store.get_job("b").name == "old"  # type: ignore[union-attr]
+    replaced = [make_job("a"), make_job("b", name="new")]
+    assert store.add_jobs(replaced, replace_existing=True) == 2
+    got = store.get_job("b")
+    assert got is not None and got.name == "new" and got.revision == 2 == replaced[1].revision
+
+
+def test_an_unreachable_server_raises_a_store_error_naming_it() -> None:
+    store = RedisStore("redis://:secret@127.0.0.1:1/0", socket_timeout=1.0)
+    calls = [
+        lambda: store.get_job("a"),
+        lambda: store.add_job(make_job("a")),
+        lambda: store.acquire_due_jobs(T0, limit=10),
+        lambda: store.next_run_time(),
+        lambda: store.wait_for_change(0.01),
+        lambda: store.acquire_lease("beat-1", now=T0, ttl=10),
+    ]
+    for call in calls:
+        with pytest.raises(StoreError, match=r"Redis store at redis://:\*\*\*@127\.0\.0\.1:1/0: .+") as info:
+            call()
+        assert "secret" not in str(info.value)
+        assert isinstance(info.value.__cause__, redis.ConnectionError)
+        assert not isinstance(info.value, LeaseLostError)
+    store.close()
+
+
+def test_the_store_works_again_when_the_server_comes_back(
+    redis_url: str, key_prefix: str, clock: FakeClock, other: RedisStore
+) -> None:
+    proxy = TcpProxy(("127.0.0.1", 6379))
+    proxy.start()
+    db = redis_url.rsplit("/", 1)[1]
+    store = RedisStore(
+        f"redis://127.0.0.1:{proxy.port}/{db}", key_prefix=key_prefix, clock=clock, socket_timeout=2
+    )
+    try:
+        store.add_job(make_job("a"))
+        assert store.wait_for_change(0.01) is False
+        proxy.stop()
+        with pytest.raises(
+            StoreError, match=rf"Redis store at redis://127\.0\.0\.1:{proxy.port}/{db}: read job 'a'"
+        ):
+            store.get_job("a")
+        with pytest.raises(StoreError, match="wait for changes"):
+            store.wait_for_change(0.5)
+        other.update_job(make_job("a", name="changed while down"))
+        proxy.start()
+        got = store.get_job("a")
+        assert got is not None and got.name == "changed while down"
+        assert store.wait_for_change(0.05) is False  # a fresh subscription starts from now
+        waker = threading.Timer(0.05, lambda: other.add_job(make_job("b")))
+        waker.start()
+        assert store.wait_for_change(2.0) is True
+        waker.join()
+    finally:
+        store.close()
+        proxy.stop()
+
+
+def test_a_killed_connection_is_replaced_on_the_next_call(
+    redis_url: str, key_prefix: str, other: RedisStore, raw: redis.Redis
+) -> None:
+    name = f"beatx-test-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(redis_url, client_name=name, decode_responses=True)
+    store = RedisStore(client=client, key_prefix=key_prefix)
+
+    def kill() -> int:
+        ids = [c["id"] for c in raw.client_list() if c["name"] == name]
+        for client_id in ids:
+            raw.client_kill_filter(_id=client_id)
+        return len(ids)
+
+    try:
+        store.add_job(make_job("a"))
+        store.wait_for_change(0.01)
+        assert kill() >= 2  # the command connection and the subscription
+        for attempt in range(2):  # redis-py may reconnect transparently, or fail once
+            try:
+                assert store.get_job("a") is not None
+                break
+            except StoreError as exc:
+                assert attempt == 0 and "Redis store at redis://" in str(exc)
+        try:
+            store.wait_for_change(0.01)
+        except StoreError as exc:
+            assert "wait for changes failed" in str(exc)
+        store.wait_for_change(0.01)
+        other.add_job(make_job("b"))
+        assert store.wait_for_change(2.0) is True
+    finally:
+        store.close()
+        client.close()
+
+
+def test_key_prefixes_isolate_stores_in_one_db(redis_url: str, clock: FakeClock) -> None:
+    one = RedisStore(redis_url, key_prefix="app1:", clock=clock)
+    two = RedisStore(redis_url, key_prefix="app2:", clock=clock)
+    try:
+        one.add_job(make_job("a"))
+        two.add_job(make_job("b", at=T0 + timedelta(seconds=5)))
+        assert one.acquire_lease("beat-1", now=T0, ttl=10)
+        assert two.acquire_lease("beat-2", now=T0, ttl=10)
+        assert [j.id for j in one.get_jobs()] == ["a"]
+        assert [j.id for j in two.get_jobs()] == ["b"]
+        assert (one.count_jobs(), two.count_jobs()) == (1, 1)
+        assert two.get_job("a") is None
+        assert two.next_run_time() == T0 + timedelta(seconds=5)
+        assert [j.id for j in two.acquire_due_jobs(T0, limit=10, owner="beat-2")] == []
+        assert [j.id for j in one.acquire_due_jobs(T0, limit=10, owner="beat-1")] == ["a"]
+        two.wait_for_change(0.01)
+        one.add_job(make_job("c"))
+        assert two.wait_for_change(0.1) is False
+    finally:
+        one.close()
+        two.close()
+
+
+def test_a_record_with_a_newer_format_version_raises_serialization_error(
+    store: RedisStore, raw: redis.Redis
+) -> None:
+    store.add_job(make_job("a"))
+    key = f"{store._prefix}job:a"
+    data = json.loads(raw.hget(key, "def"))  # type: ignore[arg-type]
+    data["version"] = 99
+    raw.hset(key, "def", json.dumps(data))
+    with pytest.raises(SerializationError, match=r"job 'a'.*version 99"):
+        store.get_job("a")
+    with pytest.raises(SerializationError, match="'a'"):
+        store.get_jobs()
+
+
+def test_a_corrupt_record_raises_serialization_error_naming_the_job(
+    store: RedisStore, raw: redis.Redis
+) -> None:
+    store.add_job(make_job("a"))
+    store.add_job(make_job("b"))
+    store.add_job(make_job("c"))
+    raw.hset(f"{store._prefix}job:a", "def", "{not json")
+    raw.hset(f"{store._prefix}job:b", "total_run_count", "many")
+    c = json.loads(raw.hget(f"{store._prefix}job:c", "def"))  # type: ignore[arg-type]
+    c["trigger"] = {"kind": "lunar"}
+    raw.hset(f"{store._prefix}job:c", "def", json.dumps(c))
+    for job_id in ("a", "b", "c"):
+        with pytest.raises(SerializationError, match=f"job '{job_id}'"):
+            store.get_job(job_id)
+
+
+def test_datetimes_come_back_as_aware_utc(store: RedisStore, clock: FakeClock) -> None:
+    from zoneinfo import ZoneInfo
+
+    paris = T0.astimezone(ZoneInfo("Europe/Paris")) + timedelta(microseconds=123_457)
+    store.add_job(make_job("a", at=paris, last_run_time=paris - timedelta(minutes=1)))
+    got = store.get_job("a")
+    assert got is not None and got.next_run_time is not None and got.last_run_time is not None
+    assert got.next_run_time == paris and got.next_run_time.tzinfo is not None
+    assert got.next_run_time.utcoffset() == timedelta(0) and got.last_run_time.utcoffset() == timedelta(0)
+    assert store.next_run_time() == paris
+    (job,) = store.acquire_due_jobs(paris, limit=1)
+    assert job.next_run_time == paris
+    store.acquire_due_jobs(paris - timedelta(microseconds=1), limit=1)
+    lease_at = paris + timedelta(microseconds=1)
+    store.acquire_lease("beat-1", now=lease_at, ttl=0.5)
+    lease = store.get_lease()
+    assert (
+        lease is not None and lease.acquired_at == lease_at and lease.acquired_at.utcoffset() == timedelta(0)
+    )
+    assert lease.expires_at == lease_at + timedelta(seconds=0.5)
+
+
+def test_unicode_and_unusual_ids_round_trip(store: RedisStore) -> None:
+    ids = ["ünï/{x}:ü", "123", "a b\tc", 'quote"back\\slash', "emoji-\U0001f680", "nul\x00byte"]
+    for job_id in ids:
+        store.add_job(make_job(job_id, name=f"Név {job_id}", kwargs={"texte": "été ✓ \U0001f680"}))
+    assert sorted(j.id for j in store.get_jobs()) == sorted(ids)
+    for job_id in ids:
+        got = store.get_job(job_id)
+        assert got is not None and got.name == f"Név {job_id}" and got.kwargs == {"texte": "été ✓ \U0001f680"}
+    assert sorted(j.id for j in store.acquire_due_jobs(T0, limit=10)) == sorted(ids)
+    assert store.remove_job(ids[0]) and store.get_job(ids[0]) is None
+
+
+def test_a_client_without_decoded_responses_works_too(
+    redis_url: str, key_prefix: str, clock: FakeClock
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    store = RedisStore(client=client, key_prefix=key_prefix, clock=clock)
+    try:
+        assert repr(store) == f"RedisStore({redis_url!r}, key_prefix={key_prefix!r})"
+        store.add_job(make_job("a", name="é"))
+        store.run_started("a", "t1", started_at=T0, timeout=60)
+        assert store.next_run_time() == T0
+        (job,) = store.acquire_due_jobs(T0, limit=10)
+        assert (job.name, job.running) == ("é", 1)
+        assert [j.id for j in store.get_jobs(JobStatus.ACTIVE)] == ["a"]
+        store.acquire_lease("beat-1", now=T0, ttl=10)
+        lease = store.get_lease()
+        assert lease is not None and lease.owner == "beat-1"
+        store.wait_for_change(0.01)
+        store.remove_job("a")
+        assert store.wait_for_change(1.0) is True
+    finally:
+        store.close()
+        client.close()
+
+
+def test_callables_are_stored_by_reference(store: RedisStore) -> None:
+    from tests.sample_tasks import record
+
+    store.add_job(make_job("a", func=record))
+    got = store.get_job("a")
+    assert got is not None and got.func == "tests.sample_tasks:record"
+
+
+def test_a_run_in_flight_of_a_removed_job_stops_counting(store: RedisStore) -> None:
+    store.add_job(make_job("a"))
+    store.run_started("a", "t1", started_at=T0, timeout=60)
+    store.run_started("missing", "t2", started_at=T0, timeout=60)
+    assert store.running_count(T0) == 1
+    store.remove_job("a")
+    assert store.running_count(T0) == 0
+
+
+def test_the_beat_process_keeps_no_copy_of_the_jobs(store: RedisStore) -> None:
+    store.add_jobs(make_job(f"j{i}", at=T0 + timedelta(hours=1)) for i in range(50))
+    assert isinstance(store, JobStore)
+    sizes = {name: len(value) for name, value in vars(store).items() if isinstance(value, dict | list | set)}
+    assert sizes == {}, sizes
+
+
+@pytest.mark.parametrize("status", list(JobStatus))
+@pytest.mark.parametrize("has_next_run", [True, False])
+@pytest.mark.parametrize("error", [None, "boom"])
+def test_run_finished_applies_the_documented_status_rule_in_lua(
+    store: RedisStore, status: JobStatus, has_next_run: bool, error: str | None
+) -> None:
+    next_run = T0 if has_next_run else None
+    store.add_job(make_job("a", status=status, next_run_time=next_run))
+    store.run_finished("a", "t1", finished_at=T0, duration=None, error=error)
+    got = store.get_job("a")
+    assert got is not None
+    assert got.status is status_after_run(status, next_run, error)
+    assert store.due_count(T0) == (1 if got.status.schedulable and has_next_run else 0)
+
+
+def test_a_job_paused_while_claimed_stays_out_of_the_schedule_after_release(store: RedisStore) -> None:
+    store.add_job(make_job("a"))
+    (claimed,) = store.acquire_due_jobs(T0, limit=1)
+    paused = store.get_job("a")
+    assert paused is not None
+    paused.status = JobStatus.PAUSED
+    store.update_job(paused)
+    assert store.due_count(T0) == 0
+    store.release_jobs([release_of(claimed, next_run_time=T0 + timedelta(seconds=10), fired=(T0,))])
+    assert store.next_run_time() is None
+    assert store.acquire_due_jobs(T0 + timedelta(hours=1), limit=10) == []
+    resumed = store.get_job("a")
+    assert resumed is not None and resumed.total_run_count == 1
+    resumed.status = JobStatus.ACTIVE
+    store.update_job(resumed)
+    assert store.next_run_time() == T0
+
+
+def test_a_corrupt_record_is_set_aside_as_failed_without_blocking_its_batch(
+    store: RedisStore, raw: redis.Redis
+) -> None:
+    store.add_job(make_job("a", at=T0 - timedelta(seconds=2)))
+    store.add_job(make_job("b", at=T0 - timedelta(seconds=1)))
+    raw.hset(f"{store._prefix}job:a", "def", "{not json")
+    claimed = store.acquire_due_jobs(T0, limit=10)
+    assert [j.id for j in claimed] == ["b"]
+    assert raw.hget(f"{store._prefix}job:a", "status") == "failed"
+    assert "corrupt" in str(raw.hget(f"{store._prefix}job:a", "last_error"))
+    later = store.acquire_due_jobs(T0 + timedelta(minutes=5), limit=10)
+    assert [j.id for j in later] == ["b"]
