@@ -77,6 +77,8 @@ class Leadership:
             held = self.store.acquire_lease(self.owner, now=self.clock.now(), ttl=stored_ttl)
         except StoreError as exc:
             logger.warning("cannot reach the store to renew the lease: %s", exc)
+            if not self.is_leader:
+                self.lost()
             return self.is_leader
         if held:
             self._renewed_at = started

@@ -129,8 +129,9 @@ class Scheduler(JobManager):
             lease_timeout=self.config.lease_timeout,
             max_concurrent_jobs=self.config.max_concurrent_jobs,
         )
+        job_count = len(self.store.get_jobs())
         self._loop_task = self._loop.create_task(self._run(), name="beatx-scheduler")
-        logger.info("scheduler started with %d job(s)", len(self.store.get_jobs()))
+        logger.info("scheduler started with %d job(s)", job_count)
 
     async def _run(self) -> None:
         assert self._beat is not None and self._wake is not None

@@ -330,3 +330,29 @@ def test_fire_ids_are_deterministic(
     assert dispatcher.fires[0].task_id == engine_task_id("j", at(0))
     assert engine_task_id("j", at(0)) != engine_task_id("j", at(10))
     assert engine_task_id("j", at(0)) != engine_task_id("k", at(0))
+
+
+def test_a_leader_that_cannot_reach_the_store_steps_down_when_its_lease_runs_out(clock: FakeClock) -> None:
+    from beatx.beat import Leadership
+    from beatx.errors import StoreError
+
+    class FlakyStore(MemoryStore):
+        down = False
+
+        def acquire_lease(self, owner: str, *, now: datetime, ttl: float) -> bool:
+            if self.down:
+                raise StoreError("store unreachable")
+            return super().acquire_lease(owner, now=now, ttl=ttl)
+
+    store = FlakyStore(clock=clock)
+    lost: list[Event] = []
+    bus = EventBus()
+    bus.subscribe(lost.append, kinds={EventKind.LEADER_LOST})
+    leadership = Leadership(store, lease_timeout=10, clock=clock, events=bus)
+    assert leadership.ensure() is True
+    store.down = True
+    clock.advance(4)
+    assert leadership.ensure() is True  # still inside its own lease
+    clock.advance(10)
+    assert leadership.ensure() is False
+    assert leadership.leader_since is None and len(lost) == 1
