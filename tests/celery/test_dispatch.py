@@ -1,0 +1,133 @@
+"""CeleryDispatcher against a real Redis broker (kombu keeps a queue as a Redis list)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+
+from beatx import IntervalTrigger, Job
+from beatx.dispatch.celery import CeleryDispatcher
+from beatx.jobs import Fire, fire_task_id
+
+AT = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def make_job(job_id: str = "job-1", **fields: Any) -> Job:
+    return Job(
+        id=job_id, func=fields.pop("func", "proj.tasks.ping"), trigger=IntervalTrigger(seconds=10), **fields
+    )
+
+
+@pytest.fixture
+def broker(redis_url: str) -> Iterator[tuple[Celery, redis.Redis]]:
+    app = Celery("dispatch-test", broker=redis_url, set_as_current=False)
+    app.conf.task_default_queue = "default-q"
+    client = redis.Redis.from_url(redis_url)
+    try:
+        yield app, client
+    finally:
+        client.close()
+
+
+def queued(client: redis.Redis, queue: str) -> list[dict[str, Any]]:
+    # kombu LPUSHes and the consumer BRPOPs: the oldest message is last.
+    return [json.loads(raw) for raw in reversed(client.lrange(queue, 0, -1))]
+
+
+@pytest.mark.redis
+def test_one_message_per_fire_with_task_id_headers_and_routing(broker: tuple[Celery, redis.Redis]) -> None:
+    app, client = broker
+    dispatcher = CeleryDispatcher(app)
+    job = make_job(
+        args=(1, "a"),
+        kwargs={"k": True},
+        options={
+            "queue": "reports",
+            "priority": 3,
+            "headers": {"x-extra": "1"},
+            "beatx_source": "beat_schedule",
+        },
+    )
+    other = make_job("job-2")
+    fires = [Fire(job, AT), Fire(job, AT + timedelta(seconds=10)), Fire(other, AT)]
+    assert dispatcher.dispatch(fires) == [None, None, None]
+
+    # kombu's Redis transport keeps priority 3 of queue "reports" in the list "reports\x06\x163".
+    messages = queued(client, "reports\x06\x163")
+    assert len(messages) == 2
+    first = messages[0]
+    headers = first["headers"]
+    assert headers["id"] == fire_task_id("job-1", AT) == fires[0].task_id
+    assert headers["task"] == "proj.tasks.ping"
+    assert headers["beatx_job_id"] == "job-1"
+    assert headers["beatx_scheduled_at"] == AT.isoformat()
+    assert headers["x-extra"] == "1"
+    assert "beatx_source" not in headers and "beatx_source" not in first["properties"]
+    assert first["properties"]["priority"] == 3
+    body = json.loads(__import__("base64").b64decode(first["body"]))
+    assert body[0] == [1, "a"] and body[1] == {"k": True}
+    assert messages[1]["headers"]["id"] == fires[1].task_id
+    (default,) = queued(client, "default-q")
+    assert default["headers"]["beatx_job_id"] == "job-2"
+    dispatcher.close()
+
+
+@pytest.mark.redis
+def test_a_batch_uses_one_kept_producer(broker: tuple[Celery, redis.Redis]) -> None:
+    app, client = broker
+    dispatcher = CeleryDispatcher(app)
+    acquired: list[Any] = []
+    real = app.connection_for_write
+
+    def counting() -> Any:
+        acquired.append(1)
+        return real()
+
+    app.connection_for_write = counting  # type: ignore[method-assign]
+    jobs = [make_job(f"job-{i}") for i in range(500)]
+    assert dispatcher.dispatch([Fire(jobs[0], AT - timedelta(seconds=10))]) == [None]
+    producer, connections = dispatcher._producer, len(acquired)
+    started = time.perf_counter()
+    assert dispatcher.dispatch([Fire(job, AT) for job in jobs]) == [None] * 500
+    elapsed = time.perf_counter() - started
+    assert dispatcher.dispatch([Fire(jobs[0], AT + timedelta(seconds=10))]) == [None]
+    # No connection acquired per message or per batch: the producer is kept.
+    assert len(acquired) == connections and dispatcher._producer is producer
+    assert client.llen("default-q") == 502
+    assert elapsed < 5.0
+    dispatcher.close()
+
+
+def test_broker_down_returns_errors_and_does_not_raise() -> None:
+    app = Celery("down-test", broker="redis://127.0.0.1:1/0", set_as_current=False)
+    app.conf.broker_connection_timeout = 1
+    dispatcher = CeleryDispatcher(
+        app, retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.1}
+    )
+    fires = [Fire(make_job(f"job-{i}"), AT) for i in range(3)]
+    started = time.monotonic()
+    results = dispatcher.dispatch(fires)
+    assert len(results) == 3 and all(isinstance(r, Exception) for r in results)
+    assert time.monotonic() - started < 10
+    # The next batch tries again (a new connection), and still does not raise.
+    assert all(isinstance(r, Exception) for r in dispatcher.dispatch(fires[:1]))
+    dispatcher.close()
+
+
+@pytest.mark.redis
+def test_a_message_error_fails_only_its_fire(broker: tuple[Celery, redis.Redis]) -> None:
+    app, client = broker
+    dispatcher = CeleryDispatcher(app)
+    bad = make_job("bad", args=(object(),))  # not JSON-serialisable
+    good = make_job("good")
+    results = dispatcher.dispatch([Fire(bad, AT), Fire(good, AT)])
+    assert isinstance(results[0], Exception) and results[1] is None
+    assert [m["headers"]["beatx_job_id"] for m in queued(client, "default-q")] == ["good"]
+    dispatcher.close()
