@@ -46,6 +46,7 @@ from beatx.triggers import CronTrigger, IntervalTrigger, Trigger
 from beatx.triggers.base import get_timezone, timezone_name
 
 if TYPE_CHECKING:
+    from beatx.metrics import BeatxMetrics
     from celery import Celery
 
 __all__ = [
@@ -108,6 +109,8 @@ class BeatxSettings:
                                                               flight without a finish
     beatx_dedupe             ``False``                        worker-side duplicate-delivery guard
                                                               (needs a Redis store)
+    beatx_metrics_port       ``None``                         serve Prometheus metrics from beat on
+                                                              127.0.0.1:<port> (``beatx[metrics]``)
     ======================== ================================ ====================================
 
     In a Django project configured with ``namespace="CELERY"`` the names are upper case with
@@ -123,6 +126,7 @@ class BeatxSettings:
     lease_timeout: float = 30.0
     run_timeout: float = 3600.0
     dedupe: bool = False
+    metrics_port: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.store, str) or "://" not in self.store:
@@ -154,6 +158,14 @@ class BeatxSettings:
         _number("beatx_run_timeout", self.run_timeout)
         if not isinstance(self.dedupe, bool):
             raise ConfigurationError(f"beatx_dedupe: expected True or False, got {self.dedupe!r}")
+        if self.metrics_port is not None and (
+            isinstance(self.metrics_port, bool)
+            or not isinstance(self.metrics_port, int)
+            or not 0 < self.metrics_port < 65536
+        ):
+            raise ConfigurationError(
+                f"beatx_metrics_port: expected a TCP port number, got {self.metrics_port!r}"
+            )
         if self.dedupe and self.store.partition("://")[0].lower() not in ("redis", "rediss", "unix"):
             raise ConfigurationError(
                 f"beatx_dedupe: the duplicate-delivery guard needs a Redis store, beatx_store is {self.store!r}"
@@ -495,6 +507,7 @@ class BeatxScheduler(Scheduler):  # type: ignore[misc]
         self.manager: JobManager | None = None
         self.dispatcher: CeleryDispatcher | None = None
         self.beat: Beat | None = None
+        self.metrics: BeatxMetrics | None = None
         self._in_tick = False
         self._closed = False
         kwargs.pop("schedule_filename", None)
@@ -521,6 +534,8 @@ class BeatxScheduler(Scheduler):  # type: ignore[misc]
                 max_concurrent_jobs=settings.max_concurrent_jobs,
                 max_sleep=float(min(self.max_interval or 60.0, 60.0)),
             )
+            if settings.metrics_port is not None:
+                self._serve_metrics(settings.metrics_port)
         except BaseException:
             self.store.close()
             self.store = None
@@ -531,6 +546,21 @@ class BeatxScheduler(Scheduler):  # type: ignore[misc]
             settings.key_prefix,
             self.beat.owner,
         )
+
+    def _serve_metrics(self, port: int) -> None:
+        try:
+            from beatx.metrics import BeatxMetrics
+        except ImportError as exc:
+            raise ConfigurationError(
+                "beatx_metrics_port needs prometheus-client: pip install 'beatx[metrics]'"
+            ) from exc
+        assert self.beat is not None
+        self.metrics = BeatxMetrics(self.beat.events)
+        try:
+            self.metrics.start_http_server(port)
+        except OSError as exc:
+            raise ConfigurationError(f"beatx_metrics_port: cannot listen on 127.0.0.1:{port}: {exc}") from exc
+        logger.info("beatx metrics on http://127.0.0.1:%d/metrics", port)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         """Run the beat once, then sleep until the next fire or a change; always returns 0."""
@@ -578,6 +608,9 @@ class BeatxScheduler(Scheduler):  # type: ignore[misc]
             if self.dispatcher is not None:
                 self.dispatcher.close()
                 self.dispatcher = None
+            if self.metrics is not None:
+                self.metrics.close()
+                self.metrics = None
             if self.store is not None:
                 try:
                     self.store.close()

@@ -44,3 +44,10 @@ def test_the_policy_table_matches_job_defaults() -> None:
     defaults = JobDefaults()
     for field in dataclasses.fields(JobDefaults):
         assert f"| `{field.name}` | `{getattr(defaults, field.name)!r}` |" in rules
+
+
+def test_every_celery_setting_is_documented() -> None:
+    from beatx.celery import BeatxSettings
+
+    rows = documented_rows("With Celery: the app's settings")
+    assert set(rows) == {f"beatx_{name}" for name in BeatxSettings.field_names()}

@@ -87,6 +87,8 @@ def test_unknown_key_is_named() -> None:
         ("beatx_run_timeout", True),
         ("beatx_dedupe", "yes"),
         ("beatx_dedupe", True),  # with the default memory:// store
+        ("beatx_metrics_port", 0),
+        ("beatx_metrics_port", "9100"),
     ],
 )
 def test_malformed_values_name_the_key(key: str, value: Any) -> None:
@@ -112,3 +114,45 @@ def test_setup_sets_the_beat_scheduler_unless_set() -> None:
     setup(lazy)
     lazy.config_from_object({"broker_url": "memory://"})
     assert lazy.conf.beat_scheduler == "beatx"
+
+
+def test_a_beat_with_a_metrics_port_serves_moving_counters() -> None:
+    import socket
+    import time
+    import urllib.request
+
+    from beatx.celery import BeatxScheduler
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = make_app(beatx_metrics_port=port)
+    scheduler = BeatxScheduler(app, lazy=True)
+    scheduler.setup_schedule()
+    assert scheduler.manager is not None and scheduler.beat is not None
+    scheduler.manager.add_job("tests.tasks.noop", "interval", seconds=0.2, id="fast")
+    scheduler.dispatcher = None  # no broker here: count fires through a recording dispatcher
+    from beatx.testing import RecordingDispatcher
+
+    scheduler.beat.engine.dispatcher = RecordingDispatcher()
+
+    def fired() -> float:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("beatx_fires_dispatched_total{")
+        )
+
+    try:
+        scheduler.beat.run_once()
+        first = fired()
+        deadline = time.monotonic() + 5
+        while fired() <= first and time.monotonic() < deadline:
+            time.sleep(0.05)
+            scheduler.beat.run_once()
+        assert fired() > first >= 1
+    finally:
+        scheduler.close()
+        scheduler.close()
