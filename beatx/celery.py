@@ -46,8 +46,9 @@ from beatx.triggers import CronTrigger, IntervalTrigger, Trigger
 from beatx.triggers.base import get_timezone, timezone_name
 
 if TYPE_CHECKING:
-    from beatx.metrics import BeatxMetrics
     from celery import Celery
+
+    from beatx.metrics import BeatxMetrics
 
 __all__ = [
     "BEAT_SCHEDULE_SOURCE",
