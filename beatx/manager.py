@@ -16,7 +16,7 @@ from typing import Any
 
 from beatx.clock import Clock, SystemClock
 from beatx.dispatch.base import Dispatcher
-from beatx.errors import ConfigurationError, InvalidJobError, JobLookupError
+from beatx.errors import ConfigurationError, ConflictingIdError, InvalidJobError, JobLookupError
 from beatx.events import Event, EventBus, EventKind
 from beatx.jobs import Fire, Job, JobDefaults, JobFunc, JobStatus, func_ref
 from beatx.stores.base import JobStore
@@ -200,10 +200,17 @@ class JobManager:
         existing = self.store.get_job(id)
         if existing is None:
             self._schedule_new(job)
-            self.store.add_job(job)
-            self._emit(EventKind.JOB_ADDED, job.id)
-            self._changed()
-            return job
+            try:
+                self.store.add_job(job)
+            except ConflictingIdError:
+                # Another process (a second beat starting at the same moment) added it first.
+                existing = self.store.get_job(id)
+                if existing is None:
+                    raise
+            else:
+                self._emit(EventKind.JOB_ADDED, job.id)
+                self._changed()
+                return job
         anchor = getattr(existing.trigger, "start_date", None) or self.clock.now()
         same_trigger = job.trigger.resolve(now=anchor, timezone=self.timezone) == existing.trigger
         definition = ("name", "args", "kwargs", "options", "max_instances", "misfire_grace_time", "coalesce")

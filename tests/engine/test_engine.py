@@ -356,3 +356,22 @@ def test_a_leader_that_cannot_reach_the_store_steps_down_when_its_lease_runs_out
     clock.advance(10)
     assert leadership.ensure() is False
     assert leadership.leader_since is None and len(lost) == 1
+
+
+def test_ensure_job_tolerates_another_process_adding_the_same_job_first(
+    store: MemoryStore, clock: FakeClock
+) -> None:
+    class RacingStore(MemoryStore):
+        def get_job(self, job_id: str):  # type: ignore[no-untyped-def]
+            found = super().get_job(job_id)
+            if found is None and not hasattr(self, "raced"):
+                self.raced = True
+                JobManager(store_under_race, clock=clock).add_job(
+                    "m:f", IntervalTrigger(seconds=5), id=job_id
+                )
+            return found
+
+    store_under_race = RacingStore(clock=clock)
+    job = JobManager(store_under_race, clock=clock).ensure_job("m:f", IntervalTrigger(seconds=5), id="shared")
+    assert job.id == "shared"
+    assert [j.id for j in store_under_race.get_jobs()] == ["shared"]

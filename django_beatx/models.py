@@ -1,0 +1,607 @@
+"""The tables behind :class:`django_beatx.store.DjangoStore`.
+
+One row per job in :class:`Job` (one trigger-kind column plus the typed fields of each kind,
+kept consistent by database check constraints), its runs in :class:`JobRun`, and three
+single-row tables: the leader lease, the leading beat's health, and the change counter a
+running beat polls to notice edits within a fraction of a second.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from beatx.errors import InvalidTriggerError
+from beatx.jobs import JobStatus
+from beatx.triggers import CronTrigger, DateTimeTrigger, IntervalTrigger, Trigger
+from beatx.triggers.base import get_timezone
+from django_beatx.querysets import JobQuerySet, JobRunQuerySet
+
+__all__ = ["BeatState", "ChangeCounter", "Job", "JobRun", "Lease", "TriggerKind"]
+
+SINGLETON_ID = 1
+
+
+class TriggerKind(models.TextChoices):
+    """Which trigger a job has; each kind uses its own fields."""
+
+    INTERVAL = "interval", _("Interval")
+    CRON = "cron", _("Cron")
+    DATE = "date", _("One-shot date")
+
+
+STATUS_CHOICES = [(status.value, _(status.value.capitalize())) for status in JobStatus]
+
+
+class Job(models.Model):
+    """A scheduled job: what to run, when (its trigger), how (routing, policy), and its state."""
+
+    # -- definition ----------------------------------------------------------------------------
+    id: models.CharField[str, str] = models.CharField(
+        _("id"),
+        max_length=200,
+        primary_key=True,
+        help_text=_("A unique, stable identifier, e.g. nightly-invoices."),
+    )
+    name: models.CharField[str, str] = models.CharField(
+        _("name"), max_length=200, blank=True, help_text=_("A readable name, e.g. Nightly invoices.")
+    )
+    task: models.CharField[str, str] = models.CharField(
+        _("task"),
+        max_length=255,
+        help_text=_(
+            "The Celery task name (e.g. billing.tasks.invoice) or a function reference "
+            "(e.g. billing.tasks:invoice)."
+        ),
+    )
+    args: models.JSONField[Any, Any] = models.JSONField(
+        _("positional arguments"),
+        default=list,
+        blank=True,
+        help_text=_('A JSON list, e.g. [42, "fr"].'),
+    )
+    kwargs: models.JSONField[Any, Any] = models.JSONField(
+        _("keyword arguments"),
+        default=dict,
+        blank=True,
+        help_text=_('A JSON object, e.g. {"dry_run": false}.'),
+    )
+
+    # -- trigger -------------------------------------------------------------------------------
+    trigger_kind: models.CharField[str, str] = models.CharField(
+        _("trigger"),
+        max_length=16,
+        choices=TriggerKind.choices,
+        default=TriggerKind.CRON,
+        help_text=_("Interval (every N seconds), cron (e.g. 0 3 * * 1-5) or a one-shot date."),
+    )
+    cron_expression: models.CharField[str, str] = models.CharField(
+        _("cron expression"),
+        max_length=200,
+        blank=True,
+        help_text=_(
+            "Five fields: minute hour day-of-month month day-of-week, e.g. 0 3 * * 1-5 "
+            "(03:00 Monday to Friday), or an alias such as @daily."
+        ),
+    )
+    interval_seconds: models.FloatField[float | None, float | None] = models.FloatField(
+        _("interval (seconds)"),
+        null=True,
+        blank=True,
+        help_text=_("Seconds between fires, e.g. 300 for every five minutes."),
+    )
+    start_now: models.BooleanField[bool, bool] = models.BooleanField(
+        _("fire at the start"),
+        default=True,
+        help_text=_(
+            "Interval jobs: fire first at the start time; otherwise one interval after it. "
+            "E.g. checked, an hourly job created at 10:20 fires at 10:20, 11:20..."
+        ),
+    )
+    run_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        _("run at"),
+        null=True,
+        blank=True,
+        help_text=_("One-shot jobs: when to run, e.g. 2026-12-25 10:30 (in the job's timezone)."),
+    )
+    timezone: models.CharField[str, str] = models.CharField(
+        _("timezone"),
+        max_length=64,
+        blank=True,
+        help_text=_(
+            "IANA timezone name the cron expression or run time is read in, e.g. Europe/Paris. "
+            "Empty: the scheduler's timezone."
+        ),
+    )
+    start_date: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        _("start date"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "No fire before this time, e.g. 2026-01-01 00:00. Interval jobs count from it; "
+            "empty: from when the job is created."
+        ),
+    )
+    end_date: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        _("end date"),
+        null=True,
+        blank=True,
+        help_text=_("No fire after this time, e.g. 2026-12-31 23:59. Empty: no end."),
+    )
+
+    # -- routing (Celery message options) ------------------------------------------------------
+    queue: models.CharField[str, str] = models.CharField(
+        _("queue"), max_length=200, blank=True, help_text=_("Celery queue, e.g. reports. Empty: default.")
+    )
+    routing_key: models.CharField[str, str] = models.CharField(
+        _("routing key"), max_length=200, blank=True, help_text=_("E.g. reports.daily. Empty: default.")
+    )
+    exchange: models.CharField[str, str] = models.CharField(
+        _("exchange"), max_length=200, blank=True, help_text=_("E.g. reports. Empty: default.")
+    )
+    priority: models.PositiveSmallIntegerField[int | None, int | None] = models.PositiveSmallIntegerField(
+        _("priority"),
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(255)],
+        help_text=_("Message priority 0-255 (brokers usually honour 0-9), e.g. 5. Empty: default."),
+    )
+    expires: models.FloatField[float | None, float | None] = models.FloatField(
+        _("expires (seconds)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text=_("Workers discard the message this many seconds after it is sent, e.g. 600."),
+    )
+    headers: models.JSONField[Any, Any] = models.JSONField(
+        _("headers"),
+        default=dict,
+        blank=True,
+        help_text=_('Extra message headers as a JSON object, e.g. {"tenant": "acme"}.'),
+    )
+    extra_options: models.JSONField[Any, Any] = models.JSONField(
+        _("other options"),
+        default=dict,
+        blank=True,
+        help_text=_('Other apply_async options as a JSON object, e.g. {"countdown": 5}.'),
+    )
+
+    # -- policy --------------------------------------------------------------------------------
+    misfire_grace_time: models.FloatField[float | None, float | None] = models.FloatField(
+        _("misfire grace time (seconds)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text=_("A fire later than this is skipped and counted, e.g. 300. Empty: no limit."),
+    )
+    coalesce: models.BooleanField[bool, bool] = models.BooleanField(
+        _("coalesce"),
+        default=True,
+        help_text=_("Run several missed fires once, e.g. after the beat was down for an hour."),
+    )
+    max_instances: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(
+        _("max instances"),
+        default=1,
+        validators=[MinValueValidator(1)],
+        help_text=_("Runs allowed in flight at once, e.g. 1; a fire beyond it is skipped and counted."),
+    )
+
+    # -- state ---------------------------------------------------------------------------------
+    status: models.CharField[str, str] = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=STATUS_CHOICES,
+        default=JobStatus.ACTIVE.value,
+        help_text=_("E.g. active (fires when due) or paused (kept, does not fire)."),
+    )
+    next_run_time: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        _("next run"),
+        null=True,
+        blank=True,
+        help_text=_("When the job fires next (UTC), e.g. 2026-03-02 03:00. Computed by the scheduler."),
+    )
+    last_run_time: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        _("last run"), null=True, blank=True, help_text=_("Scheduled time of the last fire sent.")
+    )
+    total_run_count: models.PositiveBigIntegerField[int, int] = models.PositiveBigIntegerField(
+        _("runs"), default=0, help_text=_("Fires sent so far, e.g. 1024.")
+    )
+    misfire_count: models.PositiveBigIntegerField[int, int] = models.PositiveBigIntegerField(
+        _("misfires"), default=0, help_text=_("Fires skipped for being later than the grace time, e.g. 2.")
+    )
+    skip_count: models.PositiveBigIntegerField[int, int] = models.PositiveBigIntegerField(
+        _("skips"), default=0, help_text=_("Fires skipped because max instances were running, e.g. 3.")
+    )
+    last_error: models.TextField[str, str] = models.TextField(
+        _("last error"), blank=True, default="", help_text=_("E.g. ValueError: invoice 42 has no lines.")
+    )
+    last_finished_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        _("last finished"), null=True, blank=True, help_text=_("When the last run ended.")
+    )
+    last_duration: models.FloatField[float | None, float | None] = models.FloatField(
+        _("last duration (seconds)"), null=True, blank=True, help_text=_("E.g. 1.25.")
+    )
+    revision: models.PositiveBigIntegerField[int, int] = models.PositiveBigIntegerField(
+        _("revision"), default=0, help_text=_("Bumped on every change to the definition, e.g. 3.")
+    )
+    claimed_by: models.CharField[str, str] = models.CharField(
+        _("claimed by"),
+        max_length=200,
+        blank=True,
+        help_text=_("The beat planning this job right now, e.g. host:1234:ab12cd34."),
+    )
+    claimed_until: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        _("claimed until"),
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text=_("The claim expires at this time, e.g. 2026-03-02 03:01."),
+    )
+    created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(
+        _("created"), auto_now_add=True, help_text=_("When the job was added.")
+    )
+    updated_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(
+        _("updated"), auto_now=True, help_text=_("When the row last changed.")
+    )
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("job")
+        verbose_name_plural = _("jobs")
+        ordering = ("next_run_time", "id")
+        indexes = (models.Index(fields=["status", "next_run_time"], name="beatx_job_due_idx"),)
+        constraints = (
+            models.CheckConstraint(
+                condition=~Q(trigger_kind=TriggerKind.CRON) | ~Q(cron_expression=""),
+                name="beatx_job_cron_has_expression",
+                violation_error_message=_("A cron job needs a cron expression."),
+            ),
+            models.CheckConstraint(
+                condition=~Q(trigger_kind=TriggerKind.INTERVAL) | Q(interval_seconds__gt=0),
+                name="beatx_job_interval_is_positive",
+                violation_error_message=_("An interval job needs an interval greater than 0."),
+            ),
+            models.CheckConstraint(
+                condition=~Q(trigger_kind=TriggerKind.DATE) | Q(run_at__isnull=False),
+                name="beatx_job_date_has_run_at",
+                violation_error_message=_("A one-shot job needs a run time."),
+            ),
+            models.CheckConstraint(
+                condition=Q(trigger_kind__in=TriggerKind.values),
+                name="beatx_job_trigger_kind_valid",
+            ),
+            models.CheckConstraint(condition=Q(max_instances__gte=1), name="beatx_job_max_instances_min_1"),
+        )
+
+    def __str__(self) -> str:
+        return self.name or self.id
+
+    # -- trigger <-> fields --------------------------------------------------------------------
+
+    def build_trigger(self) -> Trigger:
+        """The beatx trigger these fields describe.
+
+        :raises InvalidTriggerError: naming what is wrong.
+        """
+        tz = self.timezone or None
+        if self.trigger_kind == TriggerKind.CRON:
+            zone = get_timezone(tz) if tz else None
+            start, end = self.start_date, self.end_date
+            if zone is not None:
+                # Dates in the job's zone, so the trigger reads back equal to the one stored.
+                start = start.astimezone(zone) if start else None
+                end = end.astimezone(zone) if end else None
+            return CronTrigger(self.cron_expression, tz, start_date=start, end_date=end)
+        if self.trigger_kind == TriggerKind.INTERVAL:
+            if self.interval_seconds is None:
+                raise InvalidTriggerError("interval must be greater than 0: give the interval in seconds")
+            return IntervalTrigger(
+                seconds=self.interval_seconds,
+                start_now=self.start_now,
+                start_date=self.start_date,
+                end_date=self.end_date,
+            )
+        if self.trigger_kind == TriggerKind.DATE:
+            if self.run_at is None:
+                raise InvalidTriggerError("a one-shot job needs a run time")
+            run_at = self.run_at
+            if tz:
+                run_at = run_at.astimezone(get_timezone(tz))
+            return DateTimeTrigger(run_at, tz)
+        raise InvalidTriggerError(f"unknown trigger kind {self.trigger_kind!r}")
+
+    def set_trigger(self, trigger: Trigger) -> None:
+        """Write a trigger object into the trigger fields (clearing the other kinds' fields)."""
+        data = trigger.to_dict()
+        self.cron_expression = ""
+        self.interval_seconds = None
+        self.run_at = None
+        self.start_date = None
+        self.end_date = None
+        self.start_now = True
+        self.timezone = ""
+        if isinstance(trigger, CronTrigger):
+            self.trigger_kind = TriggerKind.CRON
+            self.cron_expression = trigger.expression
+            self.timezone = data.get("timezone") or ""
+            self.start_date, self.end_date = trigger.start_date, trigger.end_date
+        elif isinstance(trigger, IntervalTrigger):
+            self.trigger_kind = TriggerKind.INTERVAL
+            self.interval_seconds = trigger.interval.total_seconds()
+            self.start_now = trigger.start_now
+            self.start_date, self.end_date = trigger.start_date, trigger.end_date
+        elif isinstance(trigger, DateTimeTrigger):
+            self.trigger_kind = TriggerKind.DATE
+            self.run_at = trigger.run_at
+            self.timezone = data.get("timezone") or ""
+        else:
+            raise InvalidTriggerError(f"the Django store cannot keep a {type(trigger).__name__}")
+
+    def describe_trigger(self) -> str:
+        """A plain-English reading of the trigger, or the error that makes it invalid."""
+        try:
+            return self.build_trigger().describe()
+        except (InvalidTriggerError, ValueError) as exc:
+            return str(_("invalid: %(error)s") % {"error": exc})
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The Celery message options, as ``beatx.Job.options`` holds them."""
+        options: dict[str, Any] = dict(self.extra_options or {})
+        for name in ("queue", "routing_key", "exchange"):
+            if getattr(self, name):
+                options[name] = getattr(self, name)
+        if self.priority is not None:
+            options["priority"] = self.priority
+        if self.expires is not None:
+            options["expires"] = self.expires
+        if self.headers:
+            options["headers"] = self.headers
+        return options
+
+    def set_options(self, options: dict[str, Any]) -> None:
+        extra = dict(options)
+        self.queue = str(extra.pop("queue", "") or "")
+        self.routing_key = str(extra.pop("routing_key", "") or "")
+        self.exchange = str(extra.pop("exchange", "") or "")
+        self.priority = extra.pop("priority", None)
+        self.expires = extra.pop("expires", None)
+        self.headers = extra.pop("headers", None) or {}
+        self.extra_options = extra
+
+    # -- validation ----------------------------------------------------------------------------
+
+    def clean(self) -> None:
+        """Check the trigger with beatx itself, so errors appear beside the field that is wrong."""
+        super().clean()
+        errors: dict[str, list[Any]] = {}
+
+        def add(field: str, message: Any) -> None:
+            errors.setdefault(field, []).append(message)
+
+        if self.timezone:
+            try:
+                get_timezone(self.timezone)
+            except InvalidTriggerError:
+                add(
+                    "timezone",
+                    _("Unknown timezone %(name)r: use an IANA name such as Europe/Paris.")
+                    % {"name": self.timezone},
+                )
+        if self.trigger_kind == TriggerKind.CRON and not self.cron_expression.strip():
+            add("cron_expression", _("A cron job needs a cron expression, e.g. 0 3 * * *."))
+        if self.trigger_kind == TriggerKind.INTERVAL and (
+            self.interval_seconds is None or self.interval_seconds <= 0
+        ):
+            add("interval_seconds", _("The interval must be greater than 0 seconds, e.g. 300."))
+        if self.trigger_kind == TriggerKind.DATE and self.run_at is None:
+            add("run_at", _("A one-shot job needs a run time."))
+        if not isinstance(self.args, list):
+            add("args", _("Positional arguments must be a JSON list, e.g. [1, 2]."))
+        if not isinstance(self.kwargs, dict):
+            add("kwargs", _('Keyword arguments must be a JSON object, e.g. {"a": 1}.'))
+        if not isinstance(self.headers, dict):
+            add("headers", _("Headers must be a JSON object."))
+        if errors:
+            raise ValidationError(errors)
+        try:
+            trigger = self.build_trigger()
+        except (InvalidTriggerError, ValueError) as exc:
+            raise ValidationError({self._field_of_error(str(exc)): str(exc)}) from exc
+        from django_beatx import conf
+
+        now = datetime.now(UTC)
+        resolved = trigger.resolve(now=now, timezone=get_timezone(conf.timezone_name()))
+        probe = self.start_date if self.start_date and self.start_date > now else now
+        first = resolved.first_fire_time(probe)
+        if first is None and self.trigger_kind != TriggerKind.DATE:
+            field = "end_date" if self.end_date is not None else self._trigger_field()
+            raise ValidationError(
+                {field: _("This trigger (%(trigger)s) never fires again.") % {"trigger": resolved.describe()}}
+            )
+
+    def _trigger_field(self) -> str:
+        return {
+            TriggerKind.CRON: "cron_expression",
+            TriggerKind.INTERVAL: "interval_seconds",
+            TriggerKind.DATE: "run_at",
+        }.get(TriggerKind(self.trigger_kind), "trigger_kind")
+
+    def _field_of_error(self, message: str) -> str:
+        if "timezone" in message:
+            return "timezone"
+        if "end_date" in message:
+            return "end_date"
+        if "start_date" in message:
+            return "start_date"
+        return self._trigger_field()
+
+
+class JobRun(models.Model):
+    """One fire of a job: sent by the beat, then started and finished by a worker."""
+
+    class Outcome(models.TextChoices):
+        DISPATCHED = "dispatched", _("Dispatched")
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+
+    job: models.ForeignKey[Job, Job] = models.ForeignKey(
+        Job,
+        on_delete=models.CASCADE,
+        related_name="runs",
+        verbose_name=_("job"),
+        help_text=_("The job this run belongs to, e.g. nightly-invoices."),
+    )
+    scheduled_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        _("scheduled at"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "The fire time this run is for, e.g. 2026-03-02 03:00 (empty for a run started elsewhere)."
+        ),
+    )
+    dispatched_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        _("dispatched at"), null=True, blank=True, help_text=_("When the beat sent the message.")
+    )
+    task_id: models.CharField[str, str] = models.CharField(
+        _("task id"),
+        max_length=64,
+        unique=True,
+        help_text=_("The Celery task id, derived from (job id, scheduled time), e.g. 1b4e28ba-2fa1-..."),
+    )
+    outcome: models.CharField[str, str] = models.CharField(
+        _("outcome"),
+        max_length=16,
+        choices=Outcome.choices,
+        default=Outcome.DISPATCHED,
+        help_text=_("E.g. succeeded."),
+    )
+    started_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        _("started at"), null=True, blank=True, help_text=_("When a worker started it.")
+    )
+    expires_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        _("counts until"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "A running run stops counting towards max instances at this time, e.g. if its worker died."
+        ),
+    )
+    finished_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        _("finished at"), null=True, blank=True, help_text=_("When it ended.")
+    )
+    duration: models.FloatField[float | None, float | None] = models.FloatField(
+        _("duration (seconds)"), null=True, blank=True, help_text=_("E.g. 0.42.")
+    )
+    error: models.TextField[str, str] = models.TextField(
+        _("error"), blank=True, default="", help_text=_("E.g. TimeoutError: upstream did not answer.")
+    )
+
+    job_id: str
+    objects = JobRunQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("job run")
+        verbose_name_plural = _("job runs")
+        ordering = ("-scheduled_at", "-id")
+        indexes = (
+            models.Index(fields=["job", "-scheduled_at"], name="beatx_run_job_idx"),
+            models.Index(fields=["outcome", "expires_at"], name="beatx_run_inflight_idx"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.job_id} @ {self.scheduled_at or self.started_at}"
+
+
+class Lease(models.Model):
+    """The leader lease: one row; the beat whose ``owner`` token is here (and unexpired) leads."""
+
+    id: models.PositiveSmallIntegerField[int, int] = models.PositiveSmallIntegerField(
+        _("id"), primary_key=True, default=SINGLETON_ID, help_text=_("Always 1: this table has one row.")
+    )
+    owner: models.CharField[str, str] = models.CharField(
+        _("owner"),
+        max_length=200,
+        blank=True,
+        help_text=_("The leading beat's token, e.g. host:1234:ab12cd34. Empty: nobody leads."),
+    )
+    acquired_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        _("acquired at"), null=True, blank=True, help_text=_("Since when.")
+    )
+    expires_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        _("expires at"), null=True, blank=True, help_text=_("Another beat may take over after this.")
+    )
+
+    class Meta:
+        verbose_name = _("leader lease")
+        verbose_name_plural = _("leader lease")
+
+    def __str__(self) -> str:
+        return self.owner or "-"
+
+
+class BeatState(models.Model):
+    """The leading beat's health, as it last reported it (one row)."""
+
+    id: models.PositiveSmallIntegerField[int, int] = models.PositiveSmallIntegerField(
+        _("id"), primary_key=True, default=SINGLETON_ID, help_text=_("Always 1: this table has one row.")
+    )
+    owner: models.CharField[str, str] = models.CharField(
+        _("owner"), max_length=200, help_text=_("E.g. host:1234:ab12cd34.")
+    )
+    leader_since: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        _("leader since"), null=True, blank=True, help_text=_("E.g. 03:00.")
+    )
+    last_tick_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(
+        _("last tick"), help_text=_("E.g. 2026-03-02 03:00:01.")
+    )
+    due_backlog: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(
+        _("due backlog"), default=0, help_text=_("Jobs due, e.g. 0.")
+    )
+    jobs_fired: models.PositiveBigIntegerField[int, int] = models.PositiveBigIntegerField(
+        _("fired"), default=0, help_text=_("E.g. 120.")
+    )
+    jobs_missed: models.PositiveBigIntegerField[int, int] = models.PositiveBigIntegerField(
+        _("missed"), default=0, help_text=_("E.g. 1.")
+    )
+    jobs_skipped: models.PositiveBigIntegerField[int, int] = models.PositiveBigIntegerField(
+        _("skipped"), default=0, help_text=_("E.g. 0.")
+    )
+
+    class Meta:
+        verbose_name = _("beat status")
+        verbose_name_plural = _("beat status")
+
+    def __str__(self) -> str:
+        return str(self.owner)
+
+
+class ChangeCounter(models.Model):
+    """A version bumped by every change the store makes to a job definition (one row).
+
+    A running beat reads it a few times a second (a primary-key lookup), and re-plans when it
+    moved. The store bumps it itself, in the same transaction as the change, so no code path
+    (bulk updates, admin actions) can forget to.
+    """
+
+    id: models.PositiveSmallIntegerField[int, int] = models.PositiveSmallIntegerField(
+        _("id"), primary_key=True, default=SINGLETON_ID, help_text=_("Always 1: this table has one row.")
+    )
+    version: models.PositiveBigIntegerField[int, int] = models.PositiveBigIntegerField(
+        _("version"), default=0, help_text=_("E.g. 17.")
+    )
+
+    class Meta:
+        verbose_name = _("change counter")
+        verbose_name_plural = _("change counter")
+
+    def __str__(self) -> str:
+        return str(self.version)

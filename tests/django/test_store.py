@@ -1,0 +1,151 @@
+"""The store contract on SQLite and PostgreSQL, plus what only a database store has to show:
+concurrent claims that never overlap, run history, and change notification."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connections
+
+from beatx.jobs import JobStatus, fire_task_id
+from beatx.testing import FakeClock
+from django_beatx.models import ChangeCounter, JobRun
+from django_beatx.models import Job as JobRow
+from django_beatx.store import DjangoStore
+from tests.django.conftest import postgres_marks
+from tests.stores.contract import T0, StoreContract, make_job, release_of
+
+
+@pytest.mark.django_db(databases=["default"])
+class TestDjangoStoreOnSQLite(StoreContract):
+    @pytest.fixture
+    def store(self, clock: FakeClock) -> DjangoStore:
+        return DjangoStore(clock=clock, using="default")
+
+
+@pytest.mark.parametrize("_pg", [pytest.param(None, marks=postgres_marks())])
+class TestDjangoStoreOnPostgres(StoreContract):
+    @pytest.fixture
+    def store(self, clock: FakeClock, postgres_available: None, _pg: None) -> DjangoStore:
+        return DjangoStore(clock=clock, using="postgres")
+
+
+@pytest.fixture(params=[pytest.param("default", id="sqlite"), pytest.param("postgres", id="postgres")])
+def any_store(request: pytest.FixtureRequest, clock: FakeClock) -> DjangoStore:
+    """A store on each database, for the tests below (a function-scoped db per alias)."""
+    alias = request.param
+    if alias == "postgres":
+        request.getfixturevalue("postgres_available")
+    request.applymarker(pytest.mark.django_db(databases=[alias]))
+    request.getfixturevalue("_django_db_helper")
+    return DjangoStore(clock=clock, using=alias)
+
+
+def test_release_writes_run_history_with_task_ids(any_store: DjangoStore) -> None:
+    any_store.add_job(make_job("a"))
+    (job,) = any_store.acquire_due_jobs(T0, limit=10)
+    any_store.release_jobs([release_of(job, fired=(T0,), last_run_time=T0, task_ids=("task-1",))])
+    run = JobRun.objects.using(any_store.using).get(task_id="task-1")
+    assert (run.job_id, run.scheduled_at, run.outcome) == ("a", T0, "dispatched")
+    assert run.dispatched_at == T0
+
+
+def test_runs_move_through_their_outcomes(any_store: DjangoStore) -> None:
+    any_store.add_job(make_job("a"))
+    (job,) = any_store.acquire_due_jobs(T0, limit=10)
+    any_store.release_jobs([release_of(job, fired=(T0,), last_run_time=T0)])
+    task_id = fire_task_id("a", T0)
+    any_store.run_started("a", task_id, started_at=T0, timeout=60)
+    assert JobRun.objects.using(any_store.using).get(task_id=task_id).outcome == "running"
+    any_store.run_finished("a", task_id, finished_at=T0 + timedelta(seconds=2), duration=2.0, error="boom")
+    run = JobRun.objects.using(any_store.using).get(task_id=task_id)
+    assert (run.outcome, run.duration, run.error, run.scheduled_at) == ("failed", 2.0, "boom", T0)
+
+
+def test_a_start_reported_before_the_release_is_completed_not_duplicated(any_store: DjangoStore) -> None:
+    any_store.add_job(make_job("a"))
+    (job,) = any_store.acquire_due_jobs(T0, limit=10)
+    task_id = fire_task_id("a", T0)
+    any_store.run_started("a", task_id, started_at=T0, timeout=60)
+    any_store.release_jobs([release_of(job, fired=(T0,), last_run_time=T0)])
+    (run,) = JobRun.objects.using(any_store.using).filter(job_id="a")
+    assert (run.task_id, run.scheduled_at, run.outcome) == (task_id, T0, "running")
+
+
+def test_every_store_write_moves_the_change_counter(any_store: DjangoStore) -> None:
+    def version() -> int:
+        return any_store.change_version()
+
+    start = version()
+    job = make_job("a")
+    any_store.add_job(job)
+    assert version() == start + 1
+    job.status = JobStatus.PAUSED
+    any_store.update_job(job)
+    assert version() == start + 2
+    any_store.remove_job("a")
+    assert version() == start + 3
+    assert ChangeCounter.objects.using(any_store.using).count() == 1
+
+
+def test_wait_for_change_reports_a_change_made_since_the_last_wait(any_store: DjangoStore) -> None:
+    assert any_store.wait_for_change(0) is False
+    any_store.add_job(make_job("a"))
+    started = time.monotonic()
+    assert any_store.wait_for_change(2.0) is True
+    assert time.monotonic() - started < 0.5
+    assert any_store.wait_for_change(0.1) is False
+
+
+def test_an_unreadable_row_is_failed_and_the_others_still_fire(any_store: DjangoStore) -> None:
+    any_store.add_job(make_job("good"))
+    any_store.add_job(make_job("bad"))
+    JobRow.objects.using(any_store.using).filter(pk="bad").update(
+        trigger_kind="cron", cron_expression="99 * * * *"
+    )
+    assert [j.id for j in any_store.acquire_due_jobs(T0, limit=10)] == ["good"]
+    bad = JobRow.objects.using(any_store.using).get(pk="bad")
+    assert bad.status == "failed" and "minute" in bad.last_error and bad.next_run_time is None
+
+
+def test_removing_a_job_removes_its_history(any_store: DjangoStore) -> None:
+    any_store.add_job(make_job("a"))
+    (job,) = any_store.acquire_due_jobs(T0, limit=10)
+    any_store.release_jobs([release_of(job, fired=(T0,))])
+    any_store.remove_job("a")
+    assert not JobRun.objects.using(any_store.using).exists()
+
+
+@pytest.mark.parametrize("_pg", [pytest.param(None, marks=postgres_marks(transaction=True))])
+def test_two_beats_claiming_concurrently_never_claim_a_job_twice(postgres_available: None, _pg: None) -> None:
+    clock = FakeClock(T0)
+    setup = DjangoStore(clock=clock, using="postgres")
+    for i in range(300):
+        setup.add_job(make_job(f"job-{i:03d}", at=T0 - timedelta(seconds=i % 17)))
+    claimed: dict[str, list[str]] = {"one": [], "two": []}
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def claim(name: str) -> None:
+        store = DjangoStore(clock=clock, using="postgres")
+        try:
+            barrier.wait()
+            while batch := store.acquire_due_jobs(T0, limit=7, claim_ttl=600):
+                claimed[name].extend(job.id for job in batch)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+        finally:
+            connections["postgres"].close()
+
+    threads = [threading.Thread(target=claim, args=(name,)) for name in claimed]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    every = claimed["one"] + claimed["two"]
+    assert len(every) == len(set(every)) == 300
+    assert claimed["one"] and claimed["two"], "both beats should have claimed some jobs"
