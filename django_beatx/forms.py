@@ -155,7 +155,9 @@ class JobForm(forms.ModelForm):  # type: ignore[type-arg]
             )
         if registered:
             self.task_warning = str(
-                _("%(task)s is not registered with the Celery app here; make sure the workers know it.")
+                _(
+                    "The task %(task)s is not registered with the Celery app here; make sure the workers know it."
+                )
                 % {"task": value}
             )
         return value
