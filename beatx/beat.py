@@ -3,9 +3,10 @@
 Several beats may share a store; :class:`Leadership` makes exactly one of them tick. The
 lease is renewed every third of ``lease_timeout``; a standby polls often enough to take an
 expired lease over within ``lease_timeout`` of the leader's last renewal. A leader checks
-its lease again, on its own monotonic clock, between claiming fires and sending them, so a
-process paused past its lease (SIGSTOP, a long GC, a VM freeze) sends nothing when it
-resumes: its claims expire and the new leader re-plans them with the same task ids.
+its lease again, on its own monotonic clock, before sending each fire, so a process paused
+past its lease (SIGSTOP, a long GC, a VM freeze) sends nothing more when it resumes (at most
+the one message it was writing when it froze) and writes nothing back: its claims expire and
+the new leader re-plans them with the same task ids.
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ class Beat:
             max_concurrent_jobs=max_concurrent_jobs,
             events=self.events,
             guard=lambda: self.leadership.is_leader,
+            clock=self.clock,
         )
         self.status_interval = status_interval
         self.store_retry_delay = 1.0

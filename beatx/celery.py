@@ -20,6 +20,7 @@ with ``namespace="CELERY"``: ``CELERY_BEATX_STORE`` ...), see :class:`BeatxSetti
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import re
@@ -340,6 +341,10 @@ def _default_entries(app: Celery) -> dict[str, Any]:
     return {}
 
 
+#: The store's record of the job ids the last ``beat_schedule`` import created.
+IMPORTED_IDS_META = "beat_schedule_ids"
+
+
 def import_beat_schedule(
     manager: JobManager, schedule: Mapping[str, Any] | None, *, timezone: str = "UTC"
 ) -> list[str]:
@@ -401,11 +406,18 @@ def import_beat_schedule(
         except (InvalidJobError, ValueError) as exc:
             raise ConfigurationError(f"beat_schedule entry {name!r}: {exc}") from exc
         imported.append(name)
-    wanted = set(imported)
-    for job in manager.get_jobs():
-        if job.options.get(SOURCE_OPTION) == BEAT_SCHEDULE_SOURCE and job.id not in wanted:
-            logger.info("removing job %s: its beat_schedule entry is gone", job.id)
-            manager.remove_job(job.id)
+    # The ids imported last time are kept in the store, so finding the entries that are gone
+    # reads those few jobs, never every job (start-up must not grow with the store).
+    try:
+        previous = json.loads(manager.store.read_meta(IMPORTED_IDS_META) or "[]")
+    except ValueError:
+        previous = []
+    for job_id in sorted(set(previous) - set(imported)):
+        job = manager.get_job(job_id)
+        if job is not None and job.options.get(SOURCE_OPTION) == BEAT_SCHEDULE_SOURCE:
+            logger.info("removing job %s: its beat_schedule entry is gone", job_id)
+            manager.remove_job(job_id)
+    manager.store.write_meta(IMPORTED_IDS_META, json.dumps(sorted(imported)))
     if imported:
         logger.info("imported %d beat_schedule entries: %s", len(imported), ", ".join(imported))
     return imported

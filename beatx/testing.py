@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+from beatx.dispatch.base import lease_lost
 from beatx.jobs import Fire
 
 __all__ = ["FakeClock", "RecordingDispatcher"]
@@ -53,10 +54,15 @@ class RecordingDispatcher:
         self.fail_jobs = set(fail_jobs)
         self._lock = threading.Lock()
 
-    def dispatch(self, fires: Sequence[Fire]) -> list[BaseException | None]:
+    def dispatch(
+        self, fires: Sequence[Fire], *, guard: Callable[[], bool] | None = None
+    ) -> list[BaseException | None]:
         results: list[BaseException | None] = []
         with self._lock:
-            for fire in fires:
+            for index, fire in enumerate(fires):
+                if guard is not None and not guard():
+                    results.extend(lease_lost(len(fires) - index))
+                    break
                 if fire.job_id in self.fail_jobs:
                     results.append(ConnectionError(f"dispatch of {fire.job_id} refused"))
                 else:

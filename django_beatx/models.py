@@ -605,3 +605,21 @@ class ChangeCounter(models.Model):
 
     def __str__(self) -> str:
         return str(self.version)
+
+
+class MetaValue(models.Model):
+    """A small named value beatx keeps for itself, such as the ids of the jobs imported from
+    ``beat_schedule`` (so a restart can remove those whose entry is gone without reading
+    every job)."""
+
+    key: models.CharField[str, str] = models.CharField(
+        _("key"), max_length=100, primary_key=True, help_text=_("E.g. beat_schedule_ids.")
+    )
+    value: models.TextField[str, str] = models.TextField(_("value"), help_text=_('E.g. ["nightly-report"].'))
+
+    class Meta:
+        verbose_name = _("beatx value")
+        verbose_name_plural = _("beatx values")
+
+    def __str__(self) -> str:
+        return self.key

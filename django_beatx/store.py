@@ -509,6 +509,15 @@ class DjangoStore:
                 },
             )
 
+    def read_meta(self, key: str) -> str | None:
+        with self._errors():
+            row: m.MetaValue | None = m.MetaValue.objects.using(self.using).filter(pk=key).first()
+        return None if row is None else row.value
+
+    def write_meta(self, key: str, value: str) -> None:
+        with self._errors():
+            m.MetaValue.objects.using(self.using).update_or_create(pk=key, defaults={"value": value})
+
     def read_status(self) -> BeatStatus | None:
         with self._errors():
             row: m.BeatState | None = m.BeatState.objects.using(self.using).filter(pk=_SINGLETON).first()

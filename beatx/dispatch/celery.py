@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from beatx.dispatch.base import lease_lost
 from beatx.jobs import Fire
 
 if TYPE_CHECKING:
@@ -107,11 +108,16 @@ class CeleryDispatcher:
             except Exception as exc:
                 logger.debug("ignoring an error while releasing the connection: %r", exc)
 
-    def dispatch(self, fires: Sequence[Fire]) -> list[BaseException | None]:
+    def dispatch(
+        self, fires: Sequence[Fire], *, guard: Callable[[], bool] | None = None
+    ) -> list[BaseException | None]:
         """Publish one message per fire; see the class docstring for errors."""
         results: list[BaseException | None] = []
         with self._lock:
             for index, fire in enumerate(fires):
+                if guard is not None and not guard():
+                    results.extend(lease_lost(len(fires) - index))
+                    return results
                 try:
                     producer = self._get_producer()
                     self._send(producer, fire)

@@ -7,10 +7,11 @@ import asyncio
 import inspect
 import logging
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from beatx.clock import Clock, SystemClock
+from beatx.dispatch.base import lease_lost
 from beatx.events import Event, EventBus, EventKind
 from beatx.jobs import Fire, resolve_func
 from beatx.stores.base import JobStore
@@ -47,9 +48,14 @@ class AsyncioDispatcher:
         self.events = events or EventBus()
         self._tasks: set[asyncio.Future[None]] = set()
 
-    def dispatch(self, fires: Sequence[Fire]) -> list[BaseException | None]:
+    def dispatch(
+        self, fires: Sequence[Fire], *, guard: Callable[[], bool] | None = None
+    ) -> list[BaseException | None]:
         results: list[BaseException | None] = []
-        for fire in fires:
+        for index, fire in enumerate(fires):
+            if guard is not None and not guard():
+                results.extend(lease_lost(len(fires) - index))
+                break
             try:
                 self.store.run_started(
                     fire.job_id, fire.task_id, started_at=self.clock.now(), timeout=self.run_timeout

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from beatx.clock import Clock
 from beatx.dispatch.base import Dispatcher
 from beatx.engine.rules import FirePlan, plan_fires
 from beatx.errors import LeaseLostError
@@ -47,9 +48,12 @@ class Engine:
         announce are still seen.
     :param retry_delay: the sleep after a dispatch failure (a broker outage), before trying again.
     :param max_concurrent_jobs: runs in flight across all jobs; fires beyond it are skipped.
-    :param guard: checked after claiming and before dispatching; when it returns False the
-        tick stops with :class:`LeaseLostError` and sends nothing (a leader that lost its
-        lease while paused). The claims then expire and another beat re-plans them.
+    :param guard: the leader's lease check, handed to the dispatcher, which calls it before
+        each fire; once it returns False nothing more is sent, nothing is written back and the
+        tick raises :class:`LeaseLostError` (a leader that was frozen past its lease). The
+        claims then expire and another beat re-plans them.
+    :param clock: only to stamp when fires were actually sent (event and log lateness);
+        the rules always use the ``now`` given to :meth:`tick`.
     """
 
     def __init__(
@@ -65,9 +69,11 @@ class Engine:
         max_concurrent_jobs: int | None = None,
         events: EventBus | None = None,
         guard: Callable[[], bool] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.store = store
         self.guard = guard
+        self.clock = clock
         self.dispatcher = dispatcher
         self.owner = owner
         self.batch_size = batch_size
@@ -111,15 +117,21 @@ class Engine:
             planned.append((job, plan))
             fires.extend(Fire(job, at) for at in plan.fire_times)
 
-        if self.guard is not None and not self.guard():
-            raise LeaseLostError(f"beat {self.owner!r} lost its lease before sending {len(fires)} fires")
         outcomes = self._dispatch(fires)
+        unsent = sum(1 for outcome in outcomes if isinstance(outcome, LeaseLostError))
+        if unsent:
+            # Nothing is written back: the claims expire and the new leader re-plans these
+            # jobs, sending the same fires with the same task ids.
+            raise LeaseLostError(
+                f"beat {self.owner!r} lost its lease while sending; {unsent} of {len(fires)} fires not sent"
+            )
+        sent_at = self.clock.now() if self.clock is not None else now
         totals = {"fired": 0, "missed": 0, "skipped": 0, "errors": 0}
         cursor = 0
         for job, plan in planned:
             results = outcomes[cursor : cursor + len(plan.fire_times)]
             cursor += len(plan.fire_times)
-            releases.append(self._settle(job, plan, results, now, totals))
+            releases.append(self._settle(job, plan, results, now, sent_at, totals))
 
         self.store.release_jobs(releases, owner=self.owner)
         if totals["errors"]:
@@ -139,9 +151,11 @@ class Engine:
 
     def _dispatch(self, fires: Sequence[Fire]) -> Sequence[BaseException | None]:
         if not fires:
+            if self.guard is not None and not self.guard():
+                raise LeaseLostError(f"beat {self.owner!r} lost its lease during the tick")
             return []
         try:
-            outcomes = self.dispatcher.dispatch(fires)
+            outcomes = self.dispatcher.dispatch(fires, guard=self.guard)
         except Exception as exc:
             logger.exception("dispatcher failed for a batch of %d fires", len(fires))
             return [exc] * len(fires)
@@ -156,6 +170,7 @@ class Engine:
         plan: FirePlan,
         results: Sequence[BaseException | None],
         now: datetime,
+        sent_at: datetime,
         totals: dict[str, int],
     ) -> JobRelease:
         sent: list[datetime] = []
@@ -173,7 +188,7 @@ class Engine:
                 self._emit(EventKind.JOB_FAILED, now, job.id, scheduled_at, error=repr(error))
                 break
             sent.append(scheduled_at)
-            lateness = (now - scheduled_at).total_seconds()
+            lateness = (sent_at - scheduled_at).total_seconds()
             logger.info(
                 "fire dispatched job=%s scheduled_at=%s lateness=%.3fs",
                 job.id,
@@ -182,7 +197,7 @@ class Engine:
             )
             self._emit(
                 EventKind.JOB_FIRED,
-                now,
+                sent_at,
                 job.id,
                 scheduled_at,
                 task_id=Fire(job, scheduled_at).task_id,

@@ -213,6 +213,17 @@ class JobStore(Protocol):
         """The last published health, or ``None``."""
         ...
 
+    # -- beatx's own small records --------------------------------------------------------------
+
+    def read_meta(self, key: str) -> str | None:
+        """A small named value beatx keeps for itself (such as the ids of the jobs imported
+        from ``beat_schedule``), or ``None``."""
+        ...
+
+    def write_meta(self, key: str, value: str) -> None:
+        """Store a small named value (a few kilobytes at most), replacing the previous one."""
+        ...
+
     # -- changes -------------------------------------------------------------------------------
 
     def wait_for_change(self, timeout: float) -> bool:

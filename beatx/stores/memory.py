@@ -35,6 +35,7 @@ class MemoryStore:
         self._running: dict[str, dict[str, float]] = {}
         self._lease: LeaseInfo | None = None
         self._status: BeatStatus | None = None
+        self._meta: dict[str, str] = {}
         self._changes = 0
 
     # -- index ---------------------------------------------------------------------------------
@@ -249,6 +250,14 @@ class MemoryStore:
     def read_status(self) -> BeatStatus | None:
         with self._cond:
             return self._status
+
+    def read_meta(self, key: str) -> str | None:
+        with self._cond:
+            return self._meta.get(key)
+
+    def write_meta(self, key: str, value: str) -> None:
+        with self._cond:
+            self._meta[key] = value
 
     # -- changes -------------------------------------------------------------------------------
 

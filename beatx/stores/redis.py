@@ -46,6 +46,8 @@ RUNNING_ALL_KEY = "{prefix}running"
 LEASE_KEY = "{prefix}lease"
 #: String: JSON of the last :class:`BeatStatus`.
 STATUS_KEY = "{prefix}status"
+#: Hash of beatx's own small named values (read_meta / write_meta).
+META_KEY = "{prefix}meta"
 #: Counter bumped on every change; the same name is the pub/sub channel that announces it.
 CHANGES_KEY = "{prefix}changes"
 CHANGES_CHANNEL = "{prefix}changes"
@@ -437,6 +439,7 @@ class RedisStore:
         {prefix}running        zset    "{id}\\0{task id}" in flight -> expiry (all jobs)
         {prefix}lease          hash    owner, acquired_at, expires_at (epoch seconds)
         {prefix}status         string  JSON of the leading beat's BeatStatus
+        {prefix}meta           hash    beatx's own small named values (read_meta / write_meta)
         {prefix}changes        counter bumped on every change, and the pub/sub channel on
                                        which the new value is published
 
@@ -496,6 +499,7 @@ class RedisStore:
         self._running_all_key = RUNNING_ALL_KEY.format(prefix=p)
         self._lease_key = LEASE_KEY.format(prefix=p)
         self._status_key = STATUS_KEY.format(prefix=p)
+        self._meta_key = META_KEY.format(prefix=p)
         self._changes_key = CHANGES_KEY.format(prefix=p)
         self._channel = CHANGES_CHANNEL.format(prefix=p)
         self._job_prefix = JOB_KEY.format(prefix=p, job_id="")
@@ -907,6 +911,15 @@ class RedisStore:
         }
         with self._errors("write the beat status"):
             self._client.set(self._status_key, json.dumps(data))
+
+    def read_meta(self, key: str) -> str | None:
+        with self._errors(f"read {key!r}"):
+            value = self._client.hget(self._meta_key, key)
+        return None if value is None else _text(value)
+
+    def write_meta(self, key: str, value: str) -> None:
+        with self._errors(f"write {key!r}"):
+            self._client.hset(self._meta_key, key, value)
 
     def read_status(self) -> BeatStatus | None:
         with self._errors("read the beat status"):

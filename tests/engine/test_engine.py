@@ -209,7 +209,7 @@ def test_a_dispatcher_that_raises_loses_nothing(
     store: MemoryStore, manager: JobManager, clock: FakeClock
 ) -> None:
     class Exploding:
-        def dispatch(self, fires: object) -> list[BaseException | None]:
+        def dispatch(self, fires: object, *, guard: object = None) -> list[BaseException | None]:
             raise ConnectionError("broker down")
 
     manager.add_job("m:f", IntervalTrigger(seconds=10), id="j")
@@ -375,3 +375,33 @@ def test_ensure_job_tolerates_another_process_adding_the_same_job_first(
     job = JobManager(store_under_race, clock=clock).ensure_job("m:f", IntervalTrigger(seconds=5), id="shared")
     assert job.id == "shared"
     assert [j.id for j in store_under_race.get_jobs()] == ["shared"]
+
+
+def test_a_leader_frozen_mid_batch_sends_nothing_more_and_writes_nothing_back(
+    store: MemoryStore, manager: JobManager, clock: FakeClock, dispatcher: RecordingDispatcher
+) -> None:
+    store.acquire_lease("beat-1", now=clock.now(), ttl=30)
+    for i in range(5):
+        manager.add_job("m:f", IntervalTrigger(seconds=10), id=f"j{i}")
+    checks = iter([True, True, False, False, False])
+    engine = Engine(store, dispatcher, owner="beat-1", guard=lambda: next(checks), claim_ttl=30)
+    with pytest.raises(LeaseLostError, match="3 of 5 fires not sent"):
+        engine.tick(clock.now())
+    assert len(dispatcher.fires) == 2
+    assert all(job.total_run_count == 0 for job in store.get_jobs())
+
+
+def test_lateness_is_measured_when_the_fire_is_sent(
+    store: MemoryStore, manager: JobManager, clock: FakeClock
+) -> None:
+    class SlowDispatcher(RecordingDispatcher):
+        def dispatch(self, fires, *, guard=None):  # type: ignore[no-untyped-def]
+            clock.advance(0.25)
+            return super().dispatch(fires, guard=guard)
+
+    bus = EventBus()
+    seen: list[Event] = []
+    bus.subscribe(seen.append, kinds={EventKind.JOB_FIRED})
+    manager.add_job("m:f", IntervalTrigger(seconds=10), id="j")
+    Engine(store, SlowDispatcher(), events=bus, clock=clock).tick(clock.now())
+    assert seen[0].data["lateness"] == pytest.approx(0.25)

@@ -298,3 +298,11 @@ class StoreContract:
         store.add_job(make_job("b", at=T0 + timedelta(hours=1)))
         store.acquire_due_jobs(T0, limit=1, claim_ttl=30)
         assert store.next_run_time() == T0 + timedelta(seconds=30)
+
+    def test_meta_values_round_trip(self, store: JobStore) -> None:
+        assert store.read_meta("beat_schedule_ids") is None
+        store.write_meta("beat_schedule_ids", '["a", "b"]')
+        store.write_meta("other", "x")
+        store.write_meta("beat_schedule_ids", '["a"]')
+        assert store.read_meta("beat_schedule_ids") == '["a"]'
+        assert store.read_meta("other") == "x"

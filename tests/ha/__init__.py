@@ -1,0 +1,3 @@
+"""High-availability proofs: chaos (SIGKILL / SIGSTOP of the leader) and scale."""
+
+from __future__ import annotations

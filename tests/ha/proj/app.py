@@ -1,0 +1,64 @@
+"""The HA Celery app, built from environment variables (see the package docstring).
+
+Its workers also record every delivery of a beatx fire (``<record key>deliveries``), before
+beatx's duplicate guard may drop it: who sent it (``origin``) and when it arrived.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from celery import Celery, signals
+
+import beatx.celery
+
+#: The Redis list (on ``BEATX_TEST_RECORD_URL``) that gets one row per delivery.
+DELIVERY_KEY_SUFFIX = "deliveries"
+
+
+def _on_prerun(sender: Any = None, task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    """Record every delivery of a beatx fire, before beatx's duplicate guard may drop it."""
+    request = getattr(task or sender, "request", None)
+    job_id = getattr(request, "beatx_job_id", None)
+    if request is None or not job_id:
+        return
+    from tests.ha.proj.tasks import redis_client
+
+    redis_client().rpush(
+        os.environ["BEATX_TEST_RECORD_KEY"] + DELIVERY_KEY_SUFFIX,
+        json.dumps(
+            {
+                "job_id": job_id,
+                "scheduled_at": getattr(request, "beatx_scheduled_at", None),
+                "task_id": task_id,
+                "origin": getattr(request, "origin", None),
+                "at": time.time(),
+            }
+        ),
+    )
+
+
+def make_app(env: Mapping[str, str] | None = None) -> Celery:
+    env = os.environ if env is None else env
+    app = Celery("ha", broker=env.get("BEATX_TEST_BROKER", "memory://"), include=["tests.ha.proj.tasks"])
+    app.conf.update(
+        task_default_queue=env.get("BEATX_TEST_QUEUE", "celery"),
+        broker_connection_retry_on_startup=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        beatx_store=env.get("BEATX_TEST_STORE", "memory://"),
+        beatx_key_prefix=env.get("BEATX_TEST_PREFIX", "beatx:"),
+        beatx_lease_timeout=float(env.get("BEATX_TEST_LEASE_TIMEOUT", "10")),
+        beatx_dedupe=env.get("BEATX_TEST_DEDUPE") == "1",
+        timezone="UTC",
+    )
+    beatx.celery.setup(app)
+    signals.task_prerun.connect(_on_prerun, weak=False, dispatch_uid="tests.ha.deliveries")
+    return app
+
+
+app = make_app()
