@@ -150,7 +150,10 @@ class Beat:
             dispatcher,
             owner=self.leadership.owner,
             batch_size=batch_size,
-            claim_ttl=lease_timeout,
+            # Claims are fenced by the lease, so no other beat can take them while this one
+            # leads; they only need to outlive one tick. Expiring well before the lease does
+            # lets a new leader re-plan a dead leader's claimed jobs as soon as it takes over.
+            claim_ttl=self.leadership.renew_interval,
             max_sleep=max_sleep,
             max_concurrent_jobs=max_concurrent_jobs,
             events=self.events,

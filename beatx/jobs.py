@@ -21,6 +21,7 @@ from beatx.triggers.base import Trigger
 
 __all__ = [
     "JOB_STATE_VERSION",
+    "STATE_FIELDS",
     "Fire",
     "Job",
     "JobDefaults",
@@ -39,6 +40,19 @@ JOB_STATE_VERSION = 1
 _FIRE_NAMESPACE = uuid.UUID("5b1e2c4e-0d1f-4c55-9a4e-6b6565617478")
 
 JobFunc = Callable[..., Any] | str
+
+#: The fields of a :class:`Job` that record what happened to it, as opposed to its definition.
+STATE_FIELDS = (
+    "status",
+    "last_run_time",
+    "total_run_count",
+    "misfire_count",
+    "skip_count",
+    "last_error",
+    "last_finished_at",
+    "last_duration",
+    "revision",
+)
 
 
 class JobStatus(enum.StrEnum):

@@ -18,7 +18,7 @@ from beatx.clock import Clock, SystemClock
 from beatx.dispatch.base import Dispatcher
 from beatx.errors import ConfigurationError, ConflictingIdError, InvalidJobError, JobLookupError
 from beatx.events import Event, EventBus, EventKind
-from beatx.jobs import Fire, Job, JobDefaults, JobFunc, JobStatus, func_ref
+from beatx.jobs import STATE_FIELDS, Fire, Job, JobDefaults, JobFunc, JobStatus, func_ref
 from beatx.stores.base import JobStore
 from beatx.triggers import Trigger, build_trigger
 from beatx.triggers.base import get_timezone
@@ -220,17 +220,7 @@ class JobManager:
             and all(getattr(job, f) == getattr(existing, f) for f in definition)
         ):
             return existing
-        for state in (
-            "status",
-            "last_run_time",
-            "total_run_count",
-            "misfire_count",
-            "skip_count",
-            "last_error",
-            "last_finished_at",
-            "last_duration",
-            "revision",
-        ):
+        for state in STATE_FIELDS:
             setattr(job, state, getattr(existing, state))
         if same_trigger:
             job.trigger, job.next_run_time = existing.trigger, existing.next_run_time

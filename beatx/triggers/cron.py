@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 from beatx.errors import InvalidTriggerError
 from beatx.triggers.base import Trigger, check_state, get_timezone, require_aware, timezone_name
+from beatx.triggers.date import parse_iso
 
 __all__ = ["CronTrigger", "describe_cron", "validate_cron"]
 
@@ -438,23 +439,6 @@ def _epoch_seconds(value: datetime) -> int:
     return delta.days * _DAY + delta.seconds
 
 
-def _parse_date(value: datetime | str, what: str) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str):
-        raise InvalidTriggerError(f"{what} must be a datetime or an ISO 8601 string, got {value!r}")
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidTriggerError(
-            f"{what} {value!r} is not a date: use forms such as '2026-12-25T10:30:00', "
-            "'2026-12-25T10:30:00+00:00', '2026-12-25 10:30:00' or '2026-12-25'"
-        ) from None
-
-
 def _aware(value: datetime, tz: tzinfo) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         return value.replace(tzinfo=tz)
@@ -499,8 +483,8 @@ class CronTrigger(Trigger):
         self.expression: str = expression.strip()
         self._spec = _parse(self.expression)
         self.timezone: tzinfo | None = None if timezone is None else get_timezone(timezone)
-        self._start_raw = None if start_date is None else _parse_date(start_date, "start_date")
-        self._end_raw = None if end_date is None else _parse_date(end_date, "end_date")
+        self._start_raw = None if start_date is None else parse_iso(start_date, "start_date")
+        self._end_raw = None if end_date is None else parse_iso(end_date, "end_date")
         zone = self.timezone if self.timezone is not None else UTC
         self.start_date: datetime | None = None if self._start_raw is None else _aware(self._start_raw, zone)
         self.end_date: datetime | None = None if self._end_raw is None else _aware(self._end_raw, zone)

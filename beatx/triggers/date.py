@@ -8,34 +8,38 @@ from typing import Any
 from beatx.errors import InvalidTriggerError
 from beatx.triggers.base import Trigger, as_aware, check_state, get_timezone, require_aware, timezone_name
 
-__all__ = ["DateTimeTrigger", "parse_datetime"]
+__all__ = ["DateTimeTrigger", "parse_datetime", "parse_iso"]
 
 
-def parse_datetime(value: datetime | date | str, tz: tzinfo, what: str = "run_at") -> datetime:
-    """Parse a datetime or one of the ISO forms ``2026-12-25T10:30:00``,
+def parse_iso(value: datetime | date | str, what: str = "run_at") -> datetime:
+    """Parse a datetime, a date, or one of the ISO forms ``2026-12-25T10:30:00``,
     ``2026-12-25T10:30:00+00:00``, ``2026-12-25 10:30:00`` and ``2026-12-25``.
 
-    A value without an offset means ``tz``. The result is aware.
+    The result is naive when the value carries no offset.
 
     :raises InvalidTriggerError: naming ``what`` and the value when it cannot be read.
     """
     if isinstance(value, datetime):
-        return as_aware(value, tz)
+        return value
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=tz)
+        return datetime(value.year, value.month, value.day)
     if not isinstance(value, str):
         raise InvalidTriggerError(f"{what} must be a datetime or an ISO 8601 string, got {value!r}")
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     try:
-        parsed = datetime.fromisoformat(text)
+        return datetime.fromisoformat(text)
     except ValueError:
         raise InvalidTriggerError(
             f"{what} {value!r} is not a date: use forms such as '2026-12-25T10:30:00', "
             "'2026-12-25T10:30:00+00:00', '2026-12-25 10:30:00' or '2026-12-25'"
         ) from None
-    return as_aware(parsed, tz)
+
+
+def parse_datetime(value: datetime | date | str, tz: tzinfo, what: str = "run_at") -> datetime:
+    """:func:`parse_iso`, with ``tz`` attached when the value has no offset. The result is aware."""
+    return as_aware(parse_iso(value, what), tz)
 
 
 class DateTimeTrigger(Trigger):
