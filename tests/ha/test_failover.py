@@ -8,7 +8,7 @@ What is proven, counting executions at the worker per (job id, scheduled time):
   dying leader published before writing its jobs back);
 - no fire is lost: with ``coalesce=False`` and ``misfire_grace_time=None`` every second of
   every job's grid between its first and last run is executed;
-- a killed leader is replaced within the lease timeout (+1 s slack), also when it is killed
+- a killed leader is replaced within the lease timeout (+0.3 s slack), also when it is killed
   while publishing (its claims expire after the lease timeout; the next leader re-sends them);
 - a frozen leader that wakes up sends nothing while the new leader leads, except at most the
   one message it was writing when it froze (no lease check can be atomic with a publish);
@@ -41,7 +41,7 @@ from tests.ha.conftest import HACluster, HAProcess, origin_pid, parse_time
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
 LEASE_TIMEOUT = 3.0
-SLACK = 1.0
+SLACK = 0.3  # process start-up and scheduling noise on a loaded 2-core machine
 TASK = "ha.record"
 
 
