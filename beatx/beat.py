@@ -174,7 +174,7 @@ class Beat:
         """Lead if possible and tick. Returns the seconds to wait before the next call."""
         if not self.leadership.ensure():
             return self.leadership.poll_interval
-        started = time.perf_counter()
+        started = self.clock.monotonic()
         now = self.clock.now()
         try:
             result = self.engine.tick(now)
@@ -184,11 +184,14 @@ class Beat:
         except StoreError as exc:
             logger.error("store unavailable, retrying in %.1fs: %s", self.store_retry_delay, exc)
             return self.store_retry_delay
-        self._after_tick(now, result, time.perf_counter() - started)
+        elapsed = self.clock.monotonic() - started
+        self._after_tick(now, result, elapsed)
         until_renewal = self.leadership.renew_interval - (
             self.clock.monotonic() - self.leadership._renewed_at
         )
-        return max(0.0, min(result.sleep, until_renewal))
+        # The engine's sleep counts from the start of the tick; the tick itself used some of it.
+        sleep = max(result.sleep - elapsed, 0.0)
+        return max(0.0, min(sleep, until_renewal))
 
     def _after_tick(self, now: datetime, result: TickResult, duration: float) -> None:
         self.last_tick_at = now

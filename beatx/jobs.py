@@ -210,19 +210,22 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class Fire:
-    """One execution of a job at one scheduled time."""
+    """One execution of a job at one scheduled time.
+
+    ``task_id`` is derived from ``(job id, scheduled time)``: the same fire always has the
+    same id (see :func:`fire_task_id`).
+    """
 
     job: Job
     scheduled_at: datetime
+    task_id: str = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task_id", fire_task_id(self.job.id, self.scheduled_at))
 
     @property
     def job_id(self) -> str:
         return self.job.id
-
-    @property
-    def task_id(self) -> str:
-        """Deterministic id of this fire: the same (job, scheduled time) always gives the same id."""
-        return fire_task_id(self.job.id, self.scheduled_at)
 
 
 def fire_task_id(job_id: str, scheduled_at: datetime) -> str:

@@ -103,7 +103,7 @@ class Engine:
         if self.max_concurrent_jobs is not None:
             free_slots = max(self.max_concurrent_jobs - self.store.running_count(now), 0)
 
-        planned: list[tuple[Job, FirePlan]] = []
+        planned: list[tuple[Job, FirePlan, list[Fire]]] = []
         releases: list[JobRelease] = []
         fires: list[Fire] = []
         for job in jobs:
@@ -114,8 +114,9 @@ class Engine:
                 continue
             if free_slots is not None:
                 free_slots -= len(plan.fire_times)
-            planned.append((job, plan))
-            fires.extend(Fire(job, at) for at in plan.fire_times)
+            job_fires = [Fire(job, at) for at in plan.fire_times]
+            planned.append((job, plan, job_fires))
+            fires.extend(job_fires)
 
         outcomes = self._dispatch(fires)
         unsent = sum(1 for outcome in outcomes if isinstance(outcome, LeaseLostError))
@@ -128,10 +129,10 @@ class Engine:
         sent_at = self.clock.now() if self.clock is not None else now
         totals = {"fired": 0, "missed": 0, "skipped": 0, "errors": 0}
         cursor = 0
-        for job, plan in planned:
-            results = outcomes[cursor : cursor + len(plan.fire_times)]
-            cursor += len(plan.fire_times)
-            releases.append(self._settle(job, plan, results, now, sent_at, totals))
+        for job, plan, job_fires in planned:
+            results = outcomes[cursor : cursor + len(job_fires)]
+            cursor += len(job_fires)
+            releases.append(self._settle(job, plan, job_fires, results, now, sent_at, totals))
 
         self.store.release_jobs(releases, owner=self.owner)
         if totals["errors"]:
@@ -168,39 +169,42 @@ class Engine:
         self,
         job: Job,
         plan: FirePlan,
+        job_fires: Sequence[Fire],
         results: Sequence[BaseException | None],
         now: datetime,
         sent_at: datetime,
         totals: dict[str, int],
     ) -> JobRelease:
-        sent: list[datetime] = []
+        sent: list[Fire] = []
         failed_at: datetime | None = None
-        for scheduled_at, error in zip(plan.fire_times, results, strict=True):
+        log_fires = logger.isEnabledFor(logging.INFO)
+        for fire, error in zip(job_fires, results, strict=True):
             if error is not None:
-                failed_at = scheduled_at
+                failed_at = fire.scheduled_at
                 totals["errors"] += 1
                 logger.error(
                     "fire not dispatched job=%s scheduled_at=%s error=%r",
                     job.id,
-                    scheduled_at.isoformat(),
+                    fire.scheduled_at.isoformat(),
                     error,
                 )
-                self._emit(EventKind.JOB_FAILED, now, job.id, scheduled_at, error=repr(error))
+                self._emit(EventKind.JOB_FAILED, now, job.id, fire.scheduled_at, error=repr(error))
                 break
-            sent.append(scheduled_at)
-            lateness = (sent_at - scheduled_at).total_seconds()
-            logger.info(
-                "fire dispatched job=%s scheduled_at=%s lateness=%.3fs",
-                job.id,
-                scheduled_at.isoformat(),
-                lateness,
-            )
+            sent.append(fire)
+            lateness = (sent_at - fire.scheduled_at).total_seconds()
+            if log_fires:
+                logger.info(
+                    "fire dispatched job=%s scheduled_at=%s lateness=%.3fs",
+                    job.id,
+                    fire.scheduled_at.isoformat(),
+                    lateness,
+                )
             self._emit(
                 EventKind.JOB_FIRED,
                 sent_at,
                 job.id,
-                scheduled_at,
-                task_id=Fire(job, scheduled_at).task_id,
+                fire.scheduled_at,
+                task_id=fire.task_id,
                 lateness=lateness,
             )
         if plan.missed:
@@ -236,11 +240,11 @@ class Engine:
             revision=job.revision,
             next_run_time=next_run_time,
             status=status,
-            last_run_time=sent[-1] if sent else job.last_run_time,
-            fired=tuple(sent),
+            last_run_time=sent[-1].scheduled_at if sent else job.last_run_time,
+            fired=tuple(fire.scheduled_at for fire in sent),
             missed=plan.missed,
             skipped=plan.skipped,
-            task_ids=tuple(Fire(job, at).task_id for at in sent),
+            task_ids=tuple(fire.task_id for fire in sent),
         )
 
     def _broken_job(self, job: Job, now: datetime, exc: Exception) -> JobRelease:

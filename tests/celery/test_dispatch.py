@@ -131,3 +131,68 @@ def test_a_message_error_fails_only_its_fire(broker: tuple[Celery, redis.Redis])
     assert isinstance(results[0], Exception) and results[1] is None
     assert [m["headers"]["beatx_job_id"] for m in queued(client, "default-q")] == ["good"]
     dispatcher.close()
+
+
+def _strip_volatile(message: dict[str, Any]) -> dict[str, Any]:
+    properties = {
+        k: v for k, v in message["properties"].items() if k not in ("delivery_tag", "correlation_id")
+    }
+    return {**message, "properties": properties}
+
+
+@pytest.mark.redis
+def test_the_pipelined_path_writes_what_send_task_writes(broker: tuple[Celery, redis.Redis]) -> None:
+    app, client = broker
+    job = make_job(args=(1,), kwargs={"k": "v"}, options={"queue": "q2", "priority": 2, "expires": 60})
+    fires = [Fire(job, AT), Fire(job, AT + timedelta(seconds=10))]
+    assert CeleryDispatcher(app, pipeline=False).dispatch(fires) == [None, None]
+    one_by_one = queued(client, "q2")
+    client.delete("q2")
+    assert CeleryDispatcher(app).dispatch(fires) == [None, None]
+    pipelined = queued(client, "q2")
+    assert len(pipelined) == len(one_by_one) == 2
+    for a, b in zip(one_by_one, pipelined, strict=True):
+        a_headers = {k: v for k, v in a["headers"].items() if k != "expires"}
+        b_headers = {k: v for k, v in b["headers"].items() if k != "expires"}
+        assert a_headers == b_headers
+        assert a["body"] == b["body"]
+        a_props, b_props = _strip_volatile(a)["properties"], _strip_volatile(b)["properties"]
+        assert {k: v for k, v in a_props.items() if k != "reply_to"} == {
+            k: v for k, v in b_props.items() if k != "reply_to"
+        }
+        assert a["headers"]["expires"] is not None and b["headers"]["expires"] is not None
+
+
+@pytest.mark.redis
+def test_the_pipelined_path_stops_between_pipelines_when_the_lease_is_lost(
+    broker: tuple[Celery, redis.Redis],
+) -> None:
+    from beatx.dispatch.celery import PIPELINE_CHUNK
+    from beatx.errors import LeaseLostError
+
+    app, client = broker
+    fires = [Fire(make_job(f"job-{i}"), AT) for i in range(PIPELINE_CHUNK * 3)]
+    checks = iter([True, False])
+    results = CeleryDispatcher(app).dispatch(fires, guard=lambda: next(checks))
+    assert results[:PIPELINE_CHUNK] == [None] * PIPELINE_CHUNK
+    assert all(isinstance(r, LeaseLostError) for r in results[PIPELINE_CHUNK:])
+    assert client.llen("default-q") == PIPELINE_CHUNK
+
+
+@pytest.mark.redis
+def test_publish_signal_receivers_keep_the_send_task_path(broker: tuple[Celery, redis.Redis]) -> None:
+    from celery import signals
+
+    app, client = broker
+    seen: list[str] = []
+
+    def receiver(sender: str | None = None, **kwargs: Any) -> None:
+        seen.append(str(kwargs.get("headers", {}).get("id")))
+
+    signals.before_task_publish.connect(receiver, weak=False)
+    try:
+        fires = [Fire(make_job(f"job-{i}"), AT) for i in range(3)]
+        assert CeleryDispatcher(app).dispatch(fires) == [None] * 3
+    finally:
+        signals.before_task_publish.disconnect(receiver)
+    assert seen == [f.task_id for f in fires]
