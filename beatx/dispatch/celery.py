@@ -41,6 +41,11 @@ DEFAULT_RETRY_POLICY: dict[str, Any] = {
 }
 
 
+def _short_repr(value: Any, limit: int) -> str:
+    text = repr(list(value)) if isinstance(value, tuple) else repr(value)
+    return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
+
+
 def message_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """The job options that go into the message: everything but beatx's own ``beatx_*`` keys."""
     return {key: value for key, value in options.items() if not key.startswith("beatx_")}
@@ -217,6 +222,8 @@ class CeleryDispatcher:
         routes: dict[Any, Any] = {}
         results: list[BaseException | None] = [None] * len(fires)
         pending: list[int] = []
+        #: Messages of the pending pipeline, by Redis list, in publish order.
+        lists: dict[str, list[str]] = {}
         index = 0
         pipe: Any = None
         try:
@@ -242,6 +249,10 @@ class CeleryDispatcher:
                         dict(job.kwargs),
                         expires=options.get("expires"),
                         ignore_result=options.get("ignore_result"),
+                        # Display-only fields; celery's saferepr costs more than the rest of
+                        # the message, a bounded repr says the same for plain job arguments.
+                        argsrepr=_short_repr(job.args, self.app.amqp.argsrepr_maxsize),
+                        kwargsrepr=_short_repr(job.kwargs, self.app.amqp.kwargsrepr_maxsize),
                     )
                     content_type, encoding, body = serialize(message.body, serializer=serializer)  # type: ignore[no-untyped-call]
                     properties = dict(message.properties)
@@ -261,7 +272,7 @@ class CeleryDispatcher:
                     payload = json_dumps(envelope)  # type: ignore[no-untyped-call]
                     priority = channel._get_message_priority(envelope)
                     for queue in queues:
-                        pipe.lpush(channel._q_for_pri(queue, priority), payload)
+                        lists.setdefault(channel._q_for_pri(queue, priority), []).append(payload)
                 except Exception as exc:
                     if isinstance(exc, self._connection_errors()):
                         raise
@@ -270,18 +281,16 @@ class CeleryDispatcher:
                     continue
                 pending.append(index)
                 if len(pending) >= PIPELINE_CHUNK:
-                    if not self._flush(pipe, pending, results, guard):
+                    if not self._flush(pipe, lists, pending, guard):
                         results[pending[0] :] = lease_lost(len(fires) - pending[0])
                         return results
                     pending = []
-            if not self._flush(pipe, pending, results, guard):
+            if not self._flush(pipe, lists, pending, guard):
                 results[pending[0] :] = lease_lost(len(fires) - pending[0])
         except Exception as exc:
             if not isinstance(exc, self._connection_errors()):
                 raise
-            first = (
-                pending[0] if pending else next((i for i, r in enumerate(results) if r is None), len(fires))
-            )
+            first = pending[0] if pending else index
             logger.error("broker unavailable, %d fire(s) not sent: %s", len(fires) - first, exc)
             self._drop_producer()
             results[first:] = [exc] * (len(fires) - first)
@@ -293,16 +302,21 @@ class CeleryDispatcher:
     def _flush(
         self,
         pipe: Any,
+        lists: dict[str, list[str]],
         pending: list[int],
-        results: list[BaseException | None],
         guard: Callable[[], bool] | None,
     ) -> bool:
-        """Send one pipeline. Returns False, sending nothing, when the lease is gone."""
+        """Send one pipeline: one multi-value LPUSH per list, which keeps the publish order
+        (consumers pop from the other end). Returns False, sending nothing, when the lease
+        is gone."""
         if not pending:
             return True
         if guard is not None and not guard():
             return False
+        for key, payloads in lists.items():
+            pipe.lpush(key, *payloads)
         pipe.execute()
+        lists.clear()
         self.sent += len(pending)
         return True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from beatx.errors import InvalidTriggerError, SerializationError
@@ -32,7 +33,19 @@ def trigger_from_dict(data: dict[str, Any]) -> Trigger:
     trigger_type = TRIGGER_TYPES.get(kind) if isinstance(kind, str) else None
     if trigger_type is None:
         raise SerializationError(f"unknown trigger kind {kind!r}; expected one of {', '.join(TRIGGER_TYPES)}")
-    return trigger_type.from_dict(data)
+    try:
+        key = tuple(sorted(data.items()))
+        hash(key)
+    except TypeError:
+        return trigger_type.from_dict(data)
+    return _cached_trigger(trigger_type, key)
+
+
+@lru_cache(maxsize=4096)
+def _cached_trigger(trigger_type: type[Trigger], key: tuple[tuple[str, Any], ...]) -> Trigger:
+    # Triggers are immutable values, so jobs rebuilt from storage on every claim can share
+    # one object per stored form instead of parsing dates and expressions again.
+    return trigger_type.from_dict(dict(key))
 
 
 def build_trigger(kind: str, **arguments: Any) -> Trigger:

@@ -1,0 +1,385 @@
+"""Turns a results dict into the tables (raw figures, ratios against the best peer) and the
+list of targets met or missed."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.suite import PEERS, PROTOTYPE, SCHEDULERS
+
+Row = list[str]
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        return None
+    return float(value)
+
+
+def fmt_s(value: Any) -> str:
+    v = _num(value)
+    if v is None:
+        return "–"
+    if v < 1e-3:
+        return f"{v * 1e6:.0f} µs"
+    if v < 1:
+        return f"{v * 1e3:.1f} ms"
+    return f"{v:.2f} s"
+
+
+def fmt_ms(value: Any) -> str:
+    v = _num(value)
+    return "–" if v is None else f"{v:.1f} ms"
+
+
+def fmt_mb(value: Any) -> str:
+    v = _num(value)
+    return "–" if v is None else f"{v:.0f} MiB"
+
+
+def fmt_rate(value: Any) -> str:
+    v = _num(value)
+    return "–" if v is None else f"{v:,.0f}/s"
+
+
+def ratio(beatx: Any, peers: list[Any], higher_is_better: bool = False) -> str:
+    """beatx against the best peer: ``×0.05`` means beatx needs 5% of the best peer's cost."""
+    b = _num(beatx)
+    values = [v for v in (_num(p) for p in peers) if v is not None and v > 0]
+    if b is None or not values:
+        return "–"
+    best = max(values) if higher_is_better else min(values)
+    r = b / best
+    return f"×{r:.3g}"
+
+
+def table(header: Row, rows: list[Row]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |"
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    body = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
+    return "\n".join([line, sep, *body])
+
+
+def _get(d: Any, *keys: Any) -> Any:
+    for key in keys:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def scale_table(res: dict[str, Any]) -> str:
+    sizes = sorted({int(n) for s in SCHEDULERS for n in (res.get(s) or {})})
+    header = ["metric", "jobs", *SCHEDULERS, "beatx ÷ best peer"]
+    rows: list[Row] = []
+    metrics: list[tuple[str, str, Callable[[Any], str]]] = [
+        ("start-up (to first tick done)", "startup_s", fmt_s),
+        ("idle tick", "idle_tick_s", fmt_s),
+        ("resident memory (VmRSS)", "rss_mb", fmt_mb),
+    ]
+    for label, key, fmt in metrics:
+        for n in sizes:
+            values = {s: _get(res, s, str(n), key) for s in SCHEDULERS}
+            rows.append(
+                [
+                    label,
+                    f"{n:,}",
+                    *(fmt(values[s]) for s in SCHEDULERS),
+                    ratio(values["beatx"], [values[p] for p in PEERS]),
+                ]
+            )
+    reload_rows = [_get(res, "django-celery-beat", str(n), "edit_reload_tick_s") for n in sizes]
+    for n, value in zip(sizes, reload_rows, strict=True):
+        if value is not None:
+            rows.append(["tick after one edit (full reload)", f"{n:,}", "–", fmt_s(value), "–", "–", "–"])
+    return table(header, rows)
+
+
+def burst_table(res: dict[str, Any]) -> str:
+    header = ["burst (due in one second)", *SCHEDULERS, "beatx ÷ best peer"]
+    rows: list[Row] = []
+    for key, peers in (res.get("peers") or {}).items():
+        due, total = key.split("/")
+        cells = []
+        for p in PEERS:
+            v = peers.get(p) or {}
+            if "error" in v:
+                cells.append("error")
+            elif v.get("complete"):
+                cells.append(f"{fmt_s(v.get('seconds'))} ({fmt_rate(v.get('fires_per_s'))})")
+            else:
+                cells.append(f">{fmt_s(v.get('seconds'))}: {v.get('fired', 0)}/{due} sent")
+        rows.append([f"{int(due):,} of {int(total):,}", *cells, "", ""])
+    for n, by_dispatcher in (res.get("beatx") or {}).items():
+        for dispatcher, v in by_dispatcher.items():
+            label = "CeleryDispatcher" if dispatcher == "celery" else "pipelined prototype"
+            peer_rates = [
+                _get(res, "peers", k, p, "fires_per_s") for k in (res.get("peers") or {}) for p in PEERS
+            ]
+            if "error" in v:
+                cell = "error: " + str(v["error"])[:60]
+            else:
+                done = "" if v.get("complete") else f", only {v.get('queued')}/{n} in broker"
+                cell = f"{fmt_s(v.get('seconds'))} ({fmt_rate(v.get('fires_per_s'))}{done})"
+            rows.append(
+                [
+                    f"{int(n):,} of {int(n):,}, beatx {label}",
+                    "",
+                    "",
+                    "",
+                    cell,
+                    ratio(v.get("fires_per_s"), peer_rates, higher_is_better=True) + " fires/s",
+                ]
+            )
+    return table(header, rows)
+
+
+def lateness_table(res: dict[str, Any]) -> str:
+    header = ["fire lateness (publish − due)", "scheduler", "p50", "p99", "max", "fires / expected"]
+    rows: list[Row] = []
+    for key, label in (
+        ("same_phase", "200 jobs, same phase, every 1 s"),
+        ("random_phase", "10,000 jobs, random phases, every 10 s"),
+    ):
+        block = res.get(key) or {}
+        for scheduler in (*SCHEDULERS, PROTOTYPE):
+            v = block.get(scheduler)
+            if v is None:
+                continue
+            if "error" in v:
+                rows.append([label, scheduler, "error", "", "", str(v["error"])[:60]])
+                continue
+            if not v.get("fires"):
+                rows.append([label, scheduler, "–", "–", "–", f"0 / {v.get('expected')} (see the JSON)"])
+                continue
+            rows.append(
+                [
+                    label,
+                    scheduler,
+                    fmt_ms(v.get("p50_ms")),
+                    fmt_ms(v.get("p99_ms")),
+                    fmt_ms(v.get("max_ms")),
+                    f"{v.get('fires')} / {v.get('expected')}",
+                ]
+            )
+        peers = [_get(block, p, "p99_ms") for p in PEERS]
+        for name in ("beatx", PROTOTYPE):
+            beatx = _get(block, name, "p99_ms")
+            if beatx is not None and any(_num(p) for p in peers):
+                rows.append([label, f"{name} ÷ best peer (p99)", "", ratio(beatx, peers), "", ""])
+    return table(header, rows)
+
+
+def edit_table(res: dict[str, Any]) -> str:
+    header = [
+        "one job edited at runtime (due 200 ms later)",
+        "seen",
+        "publish − due",
+        "edit → publish",
+        "note",
+    ]
+    rows: list[Row] = [["celery beat (default)", "no", "–", "–", "beat_schedule is static: needs a restart"]]
+    for name, v in res.items():
+        if "error" in v:
+            rows.append([name, "error", "", "", str(v["error"])[:60]])
+            continue
+        note = ""
+        if "max_interval_s" in v:
+            note = f"sleeps up to max_interval = {v['max_interval_s']} s"
+        if "claimed_after_edit" in v:
+            note = f"tick after the edit claimed {v['claimed_after_edit']} job(s) (no reload)"
+        if "poll_interval_s" in v:
+            note = f"store polls its change counter every {v['poll_interval_s']} s"
+        seen = "yes" if v.get("seen") else f"no (> {v.get('timeout_s')} s)"
+        rows.append([name, seen, fmt_ms(v.get("fire_lateness_ms")), fmt_ms(v.get("edit_to_fire_ms")), note])
+    return table(header, rows)
+
+
+def cron_table(res: dict[str, Any]) -> str:
+    header = [
+        "cron next-fire (per call)",
+        "UTC median",
+        "UTC worst expr",
+        "Europe/Paris median",
+        "Europe/Paris worst expr",
+    ]
+    rows: list[Row] = []
+    libraries = ["beatx", "croniter", "cronsim", "celery crontab"]
+    for lib in libraries:
+        u, d = res.get(f"{lib}/utc") or {}, res.get(f"{lib}/dst") or {}
+        rows.append(
+            [
+                lib,
+                f"{u.get('median_us', float('nan')):.1f} µs",
+                f"{u.get('max_us', float('nan')):.1f} µs",
+                f"{d.get('median_us', float('nan')):.1f} µs",
+                f"{d.get('max_us', float('nan')):.1f} µs",
+            ]
+        )
+    for zone, label in (("utc", "UTC"), ("dst", "Europe/Paris")):
+        beatx = _get(res, f"beatx/{zone}", "median_us")
+        peers = [_get(res, f"{lib}/{zone}", "median_us") for lib in libraries[1:]]
+        rows.append([f"beatx ÷ best peer ({label})", ratio(beatx, peers), "", "", ""])
+    return table(header, rows)
+
+
+def publish_table(res: dict[str, Any]) -> str:
+    header = ["publishing to the Redis broker", "msg/s", "messages"]
+    rows = [
+        [name, fmt_rate(v.get("msg_per_s")), str(v.get("msgs"))]
+        for name, v in (res.get("throughput") or {}).items()
+        if isinstance(v, dict)
+    ]
+    w = res.get("worker") or {}
+    if w:
+        status = "OK" if w.get("ok") else "FAILED"
+        rows.append(
+            [
+                f"unmodified `celery worker` consumed beatx messages: {status}",
+                f"{w.get('consumed')}/{w.get('sample')}",
+                f"errors: {w.get('worker_errors') or 0}",
+            ]
+        )
+    return table(header, rows)
+
+
+# -- targets ----------------------------------------------------------------------------------------
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for each target of the issue that this run measured."""
+    out: list[tuple[str, str, bool | None]] = []
+    scale = results.get("scale") or {}
+    bx = scale.get("beatx") or {}
+    sizes = sorted(int(n) for n in bx if "error" not in bx[n])
+    if sizes:
+        ticks = [bx[str(n)]["idle_tick_s"] for n in sizes]
+        out.append(
+            (
+                "idle tick <= 1 ms at every size",
+                ", ".join(f"{n:,}: {fmt_s(t)}" for n, t in zip(sizes, ticks, strict=True)),
+                max(ticks) <= 1e-3,
+            )
+        )
+        small, large = bx[str(sizes[0])], bx[str(sizes[-1])]
+        growth = large["idle_tick_s"] / small["idle_tick_s"]
+        out.append((f"idle tick flat {sizes[0]:,} → {sizes[-1]:,} (≤ 2×)", f"×{growth:.2f}", growth <= 2.0))
+        rss_growth = large["rss_mb"] - small["rss_mb"]
+        out.append(
+            (
+                f"beat memory flat {sizes[0]:,} → {sizes[-1]:,} (≤ +20 MiB)",
+                f"{small['rss_mb']:.0f} → {large['rss_mb']:.0f} MiB",
+                rss_growth <= 20,
+            )
+        )
+        top = max(sizes)
+        met = bx[str(top)]["startup_s"] <= 1.0 if top >= 1_000_000 else None
+        out.append(
+            (
+                f"start-up with 1,000,000 jobs <= 1 s (largest here: {top:,})",
+                fmt_s(bx[str(top)]["startup_s"]),
+                met,
+            )
+        )
+    burst = _get(results, "burst", "beatx") or {}
+    for n, by in burst.items():
+        for dispatcher, v in by.items():
+            if "error" in v:
+                out.append((f"burst of {int(n):,}: >= 20,000 fires/s ({dispatcher})", "error", False))
+                continue
+            rate = v.get("fires_per_s") or 0
+            label = (
+                "CeleryDispatcher"
+                if dispatcher == "celery"
+                else "pipelined prototype (benchmarks/fastpublish.py)"
+            )
+            out.append(
+                (
+                    f"burst of {int(n):,} due at once: >= 20,000 fires/s end to end, {label}",
+                    f"{fmt_s(v.get('seconds'))}, {rate:,.0f} fires/s",
+                    rate >= 20_000 and bool(v.get("complete")),
+                )
+            )
+    worker = _get(results, "publish", "worker")
+    if worker:
+        out.append(
+            (
+                "messages consumed by an unmodified Celery worker",
+                f"{worker.get('consumed')}/{worker.get('sample')}",
+                bool(worker.get("ok")),
+            )
+        )
+    late = results.get("lateness") or {}
+    rp = _get(late, "random_phase", "beatx")
+    if rp and "error" not in rp:
+        out.append(
+            (
+                f"lateness p99 <= 5 ms, {rp['n']:,} jobs at random phases every 10 s, every fire present",
+                f"p99 {rp['p99_ms']:.1f} ms, {rp['fires']}/{rp['expected']} fires",
+                rp["p99_ms"] <= 5 and rp["fires"] >= rp["expected"],
+            )
+        )
+    sp = _get(late, "same_phase", "beatx")
+    if sp and "error" not in sp:
+        out.append(
+            (
+                "lateness p99 <= 20 ms, 200 jobs in the same phase every 1 s",
+                f"p99 {sp['p99_ms']:.1f} ms, {sp['fires']}/{sp['expected']} fires",
+                sp["p99_ms"] <= 20 and sp["fires"] >= sp["expected"],
+            )
+        )
+    for key, limit in (("random_phase", 5.0), ("same_phase", 20.0)):
+        v = _get(late, key, PROTOTYPE)
+        if v and "error" not in v:
+            out.append(
+                (
+                    f"(info) same lateness target, {key.replace('_', ' ')}, with the pipelined prototype",
+                    f"p99 {v['p99_ms']:.1f} ms, {v['fires']}/{v['expected']} fires",
+                    v["p99_ms"] <= limit and v["fires"] >= v["expected"],
+                )
+            )
+    edit = results.get("edit") or {}
+    for name, limit in (("beatx (Redis)", 100.0), ("beatx (Django store)", 1000.0)):
+        v = edit.get(name)
+        if v and "error" not in v:
+            lat = v.get("fire_lateness_ms")
+            out.append(
+                (
+                    f"runtime edit reaches the beat, {name}: <= {limit:.0f} ms",
+                    fmt_ms(lat),
+                    lat is not None and lat <= limit,
+                )
+            )
+    cron = results.get("cron") or {}
+    for zone, limit, label in (("utc", 5.0, "UTC"), ("dst", 10.0, "a daylight-saving zone")):
+        median = _get(cron, f"beatx/{zone}", "median_us")
+        if median is not None:
+            out.append(
+                (f"cron next-fire median <= {limit:.0f} µs in {label}", f"{median:.1f} µs", median <= limit)
+            )
+    return out
+
+
+def render(results: dict[str, Any]) -> str:
+    parts: list[str] = []
+    sections: list[tuple[str, str, Callable[[dict[str, Any]], str]]] = [
+        ("scale", "Start-up, idle tick and memory", scale_table),
+        ("edit", "Runtime edit", edit_table),
+        ("burst", "Burst: time until the last message is in the broker", burst_table),
+        ("lateness", "Fire lateness", lateness_table),
+        ("cron", "Cron next-fire time", cron_table),
+        ("publish", "Publishing", publish_table),
+    ]
+    for key, title, build in sections:
+        if key in results:
+            parts.append(f"### {title}\n\n{build(results[key])}")
+    rows = [
+        [t, m, "MET" if ok else ("MISSED" if ok is False else "not measured at this size")]
+        for t, m, ok in targets(results)
+    ]
+    if rows:
+        parts.append("### Targets (beatx)\n\n" + table(["target", "measured", "status"], rows))
+    return "\n\n".join(parts)

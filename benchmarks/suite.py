@@ -1,0 +1,226 @@
+"""The scenarios: which children run, with which sizes, in which order.
+
+Each scenario returns plain dicts (JSON-ready). Every child runs in a fresh process with the
+two benchmark databases flushed before it starts, so no scheduler sees another one's keys.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmarks.common import broker_db, flush, run_child, store_db
+
+SCHEDULERS = ("celery beat", "django-celery-beat", "RedBeat", "beatx")
+PEERS = SCHEDULERS[:3]
+ADAPTER = {
+    "celery beat": "benchmarks.peer_celerybeat",
+    "django-celery-beat": "benchmarks.peer_django",
+    "RedBeat": "benchmarks.peer_redbeat",
+    "beatx": "benchmarks.beatx_side",
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes and durations of one run (``--quick`` or ``--full``)."""
+
+    name: str
+    peer_sizes: tuple[int, ...]
+    beatx_sizes: tuple[int, ...]
+    bursts: tuple[tuple[int, int], ...]  # (due, total) for the peers
+    beatx_bursts: tuple[int, ...]
+    burst_cap: float
+    same_phase_s: float
+    random_phase_s: float
+    random_phase_jobs: int
+    random_phase_peers: bool
+    edit_jobs: int
+    cron_rounds: int
+    publish_msgs: int
+    smoke_sample: int
+    timeouts: dict[str, float] = field(default_factory=dict)
+
+
+QUICK = Plan(
+    name="quick",
+    peer_sizes=(1_000, 10_000),
+    beatx_sizes=(1_000, 10_000, 100_000),
+    bursts=((100, 10_000),),
+    beatx_bursts=(10_000,),
+    burst_cap=60.0,
+    same_phase_s=6.0,
+    random_phase_s=20.0,
+    random_phase_jobs=10_000,
+    random_phase_peers=False,
+    edit_jobs=10_000,
+    cron_rounds=15,
+    publish_msgs=3_000,
+    smoke_sample=200,
+)
+FULL = Plan(
+    name="full",
+    peer_sizes=(1_000, 10_000, 100_000),
+    beatx_sizes=(1_000, 10_000, 100_000, 1_000_000),
+    bursts=((100, 10_000), (1_000, 100_000)),
+    beatx_bursts=(10_000, 100_000),
+    burst_cap=90.0,
+    same_phase_s=20.0,
+    random_phase_s=30.0,
+    random_phase_jobs=10_000,
+    random_phase_peers=True,
+    edit_jobs=10_000,
+    cron_rounds=40,
+    publish_msgs=20_000,
+    smoke_sample=500,
+)
+
+Log = Callable[[str], None]
+
+
+def child(log: Log, target: str, timeout: float, **kwargs: Any) -> dict[str, Any]:
+    """Flush the benchmark databases, run one child, log one line, return its result."""
+    flush(store_db(), broker_db())
+    result = run_child(target, timeout, **kwargs)
+    args = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+    if result.ok:
+        log(f"  {target}({args}) {result.seconds:.1f}s")
+        return result.value
+    log(f"  {target}({args}) FAILED: {result.error}")
+    return {"error": result.error}
+
+
+def _load_timeout(scheduler: str, n: int) -> float:
+    rate = {"celery beat": 5_000, "django-celery-beat": 2_000, "RedBeat": 1_500, "beatx": 10_000}[scheduler]
+    return 60 + n / rate * 3
+
+
+def scale(plan: Plan, log: Log) -> dict[str, Any]:
+    out: dict[str, Any] = {s: {} for s in SCHEDULERS}
+    child(log, "benchmarks.peer_django:migrate", 120)
+    for scheduler in SCHEDULERS:
+        sizes = plan.beatx_sizes if scheduler == "beatx" else plan.peer_sizes
+        module = ADAPTER[scheduler]
+        for n in sizes:
+            timeout = _load_timeout(scheduler, n)
+            if scheduler == "celery beat":  # its jobs are configuration: built in the child
+                value = child(log, f"{module}:scale", timeout, n=n)
+            else:
+                value = _load_then(log, f"{module}:load", f"{module}:scale", timeout, n)
+            out[scheduler][str(n)] = value
+    return out
+
+
+def _load_then(log: Log, load: str, measure: str, timeout: float, n: int) -> dict[str, Any]:
+    """Load in one child, measure in a fresh one (the databases are flushed only before the load)."""
+    flush(store_db(), broker_db())
+    loaded = run_child(load, timeout, n=n)
+    if not loaded.ok:
+        log(f"  {load}(n={n}) FAILED: {loaded.error}")
+        return {"error": loaded.error}
+    measured = run_child(measure, timeout, n=n)
+    if not measured.ok:
+        log(f"  {measure}(n={n}) FAILED: {measured.error}")
+        return {"error": measured.error, **loaded.value}
+    log(f"  {load} + {measure}(n={n}) {loaded.seconds + measured.seconds:.1f}s")
+    return {**loaded.value, **measured.value}
+
+
+def burst(plan: Plan, log: Log) -> dict[str, Any]:
+    out: dict[str, Any] = {"peers": {}, "beatx": {}}
+    child(log, "benchmarks.peer_django:migrate", 120)
+    for due, total in plan.bursts:
+        for scheduler in PEERS:
+            timeout = plan.burst_cap + _load_timeout(scheduler, total) + 30
+            value = child(
+                log, f"{ADAPTER[scheduler]}:burst", timeout, n_due=due, n_total=total, time_cap=plan.burst_cap
+            )
+            out["peers"].setdefault(f"{due}/{total}", {})[scheduler] = value
+    for n in plan.beatx_bursts:
+        for dispatcher in ("celery", "pipelined"):
+            timeout = 2 * plan.burst_cap + _load_timeout("beatx", n)
+            value = child(
+                log,
+                "benchmarks.beatx_side:burst",
+                timeout,
+                n_due=n,
+                n_total=n,
+                dispatcher=dispatcher,
+                time_cap=2 * plan.burst_cap,
+            )
+            out["beatx"].setdefault(str(n), {})[dispatcher] = value
+    return out
+
+
+PROTOTYPE = "beatx + pipelined prototype"
+
+
+def lateness(plan: Plan, log: Log) -> dict[str, Any]:
+    out: dict[str, Any] = {"same_phase": {}, "random_phase": {}}
+    child(log, "benchmarks.peer_django:migrate", 120)
+    cases = (
+        ("same_phase", SCHEDULERS, 200, 1.0, plan.same_phase_s, True),
+        (
+            "random_phase",
+            SCHEDULERS if plan.random_phase_peers else ("beatx",),
+            plan.random_phase_jobs,
+            10.0,
+            plan.random_phase_s,
+            False,
+        ),
+    )
+    for key, schedulers, n, every, duration, same_phase in cases:
+        kwargs = {"n": n, "every": every, "duration": duration, "same_phase": same_phase}
+        timeout = duration + 120 + n * 0.005
+        for scheduler in schedulers:
+            out[key][scheduler] = child(log, f"{ADAPTER[scheduler]}:lateness", timeout, **kwargs)
+        out[key][PROTOTYPE] = child(
+            log, "benchmarks.beatx_side:lateness", timeout, dispatcher="pipelined", **kwargs
+        )
+    return out
+
+
+def edit(plan: Plan, log: Log) -> dict[str, Any]:
+    child(log, "benchmarks.peer_django:migrate", 120)
+    n = plan.edit_jobs
+    return {
+        "beatx (Redis)": child(log, "benchmarks.beatx_side:edit", 120, n=n),
+        "beatx (Django store)": child(log, "benchmarks.peer_django:beatx_edit", 180, n=n),
+        "django-celery-beat": child(log, "benchmarks.peer_django:edit", 180, n=n),
+        "RedBeat": child(log, "benchmarks.peer_redbeat:edit", 180, n=n),
+    }
+
+
+def cron(plan: Plan, log: Log) -> dict[str, Any]:
+    return child(log, "benchmarks.cron:measure", 600, rounds=plan.cron_rounds)
+
+
+def publish(plan: Plan, log: Log) -> dict[str, Any]:
+    return {
+        "throughput": child(log, "benchmarks.publish:throughput", 300, n=plan.publish_msgs),
+        "worker": child(log, "benchmarks.publish:worker_smoke", 120, sample=plan.smoke_sample),
+    }
+
+
+SCENARIOS: dict[str, Callable[[Plan, Log], dict[str, Any]]] = {
+    "cron": cron,
+    "publish": publish,
+    "scale": scale,
+    "edit": edit,
+    "burst": burst,
+    "lateness": lateness,
+}
+
+
+def run(plan: Plan, only: list[str] | None, log: Log) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for name, scenario in SCENARIOS.items():
+        if only and name not in only:
+            continue
+        log(f"[{name}]")
+        started = time.perf_counter()
+        results[name] = scenario(plan, log)
+        log(f"[{name}] {time.perf_counter() - started:.0f}s")
+    return results
