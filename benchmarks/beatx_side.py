@@ -109,9 +109,27 @@ class Recorder:
                 self.fires.append((fire.job.id, fire.scheduled_at.timestamp(), time.time()))
 
             inner._send = timed_send
+        from beatx.dispatch.celery import CeleryDispatcher
+
+        flush = getattr(inner, "_flush", None) if isinstance(inner, CeleryDispatcher) else None
+        self._batch: Sequence[Any] = ()
+        if flush is not None:
+            # CeleryDispatcher's Redis path sends pipelines: a fire is published when its
+            # pipeline's execute returns.
+            def timed_flush(pipe: Any, lists: Any, pending: list[int], guard: Any) -> bool:
+                sent: bool = flush(pipe, lists, pending, guard)
+                if sent and pending:
+                    now = time.time()
+                    self.fires += [
+                        (self._batch[i].job.id, self._batch[i].scheduled_at.timestamp(), now) for i in pending
+                    ]
+                return sent
+
+            inner._flush = timed_flush
 
     def dispatch(self, fires: Sequence[Any], *, guard: Any = None) -> Sequence[BaseException | None]:
         self.calls += 1
+        self._batch = fires
         results = self.inner.dispatch(fires, guard=guard)
         failed = [r for r in results if r is not None]
         self.errors += len(failed)
