@@ -183,7 +183,7 @@ def test_the_pipelined_path_stops_between_pipelines_when_the_lease_is_lost(
 def test_publish_signal_receivers_keep_the_send_task_path(broker: tuple[Celery, redis.Redis]) -> None:
     from celery import signals
 
-    app, client = broker
+    app, _client = broker
     seen: list[str] = []
 
     def receiver(sender: str | None = None, **kwargs: Any) -> None:
