@@ -239,6 +239,16 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _key_value_table() -> Any:
+    """A borderless two-column table: bold keys, folded values."""
+    from rich.table import Table
+
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    return table
+
+
 def _echo_json(value: Any) -> None:
     click.echo(json.dumps(_jsonable(value), indent=2, ensure_ascii=False))
 
@@ -410,12 +420,8 @@ def jobs_show(ctx: click.Context, job_id: str, as_json: bool) -> None:
     if as_json:
         _echo_json(detail)
         return
-    from rich.table import Table
-
     tz = manager.timezone
-    table = Table(box=None, show_header=False, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
+    table = _key_value_table()
     rows: list[tuple[str, str]] = [
         ("id", job.id),
         ("name", job.name),
@@ -443,6 +449,8 @@ def jobs_show(ctx: click.Context, job_id: str, as_json: bool) -> None:
     console = _console()
     console.print(table)
     if runs:
+        from rich.table import Table
+
         runs_table = Table(title="recent runs", box=None, pad_edge=False, header_style="bold")
         columns = list(dict.fromkeys(key for run in runs for key in run))
         for column in columns:
@@ -688,12 +696,8 @@ def status_command(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         _echo_json(report)
         return
-    from rich.table import Table
-
     tz = manager.timezone
-    table = Table(box=None, show_header=False, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
+    table = _key_value_table()
     leader = health.leader or "none"
     if health.leader and not report["lease_valid"]:
         leader += " (lease expired)"

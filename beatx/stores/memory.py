@@ -183,9 +183,18 @@ class MemoryStore:
     def due_count(self, now: datetime) -> int:
         with self._cond:
             now_ts = now.timestamp()
-            return sum(
-                1 for ts, job_id, entry in self._heap if ts <= now_ts and self._entry.get(job_id) == entry
-            )
+            # Walk only the part of the heap at or before now: a node later than now has no
+            # earlier descendants, so the cost is the backlog, not the number of jobs.
+            heap, count, stack = self._heap, 0, [0]
+            while stack:
+                index = stack.pop()
+                if index >= len(heap) or heap[index][0] > now_ts:
+                    continue
+                _, job_id, entry = heap[index]
+                if self._entry.get(job_id) == entry:
+                    count += 1
+                stack += (2 * index + 1, 2 * index + 2)
+            return count
 
     # -- run state -----------------------------------------------------------------------------
 
