@@ -4,9 +4,9 @@ Several beats may share a store; :class:`Leadership` makes exactly one of them t
 lease is renewed every third of ``lease_timeout``; a standby polls often enough to take an
 expired lease over within ``lease_timeout`` of the leader's last renewal. A leader checks
 its lease again, on its own monotonic clock, before sending each fire, so a process paused
-past its lease (SIGSTOP, a long GC, a VM freeze) sends nothing more when it resumes (at most
-the one message it was writing when it froze) and writes nothing back: its claims expire and
-the new leader re-plans them with the same task ids.
+past its lease (SIGSTOP, a long GC, a VM freeze) sends nothing more when it resumes (at
+most what it was writing when it froze: one message, or one Redis pipeline) and writes
+nothing back: its claims expire and the new leader re-plans them with the same task ids.
 """
 
 from __future__ import annotations
