@@ -71,13 +71,10 @@ def _dispatcher(kind: str = "celery") -> Any:
 
     app = make_app("bench-beatx")
     declare_queue(app)
-    if kind == "pipelined":
-        from benchmarks.fastpublish import PipelinedRedisDispatcher
-
-        return PipelinedRedisDispatcher(app)
     from beatx.dispatch.celery import CeleryDispatcher
 
-    return CeleryDispatcher(app)
+    # "send_task": the dispatcher without its Redis pipeline path, one send_task per fire.
+    return CeleryDispatcher(app, pipeline=kind != "send_task")
 
 
 def warm_up(dispatcher: Any) -> None:

@@ -2,7 +2,7 @@
 
 ``throughput`` (a child) times, on one connection, messages per second for: ``app.send_task``
 one by one; ``send_task`` inside kombu's ``Producer.batch()``; beatx's ``CeleryDispatcher``;
-the benchmark-side pipelined prototype (:mod:`benchmarks.fastpublish`); and a raw pipelined
+beatx's dispatcher without its Redis pipeline path (``pipeline=False``); and a raw pipelined
 ``LPUSH`` of one pre-serialised message (the ceiling).
 
 ``worker_smoke`` (a child) publishes a sample through both beatx paths, runs a stock
@@ -36,7 +36,6 @@ def _fires(n: int, tag: str) -> list[Any]:
 
 def throughput(n: int = 5000) -> dict[str, Any]:
     from beatx.dispatch.celery import CeleryDispatcher
-    from benchmarks.fastpublish import PipelinedRedisDispatcher
     from benchmarks.tasks import declare_queue, make_app
 
     app = make_app("bench-publish")
@@ -73,11 +72,11 @@ def throughput(n: int = 5000) -> dict[str, Any]:
     timed("beatx CeleryDispatcher", n, lambda: dispatcher.dispatch(fires))
     dispatcher.close()
 
-    fast = PipelinedRedisDispatcher(app)
-    fast.dispatch(_fires(1, "warm"))
-    fires = _fires(n, "fp")
-    timed("pipelined prototype", n, lambda: fast.dispatch(fires))
-    fast.close()
+    one_at_a_time = CeleryDispatcher(app, pipeline=False)
+    one_at_a_time.dispatch(_fires(1, "warm"))
+    fires = _fires(n, "st")
+    timed("beatx CeleryDispatcher, send_task path", n, lambda: one_at_a_time.dispatch(fires))
+    one_at_a_time.close()
 
     message = broker.lindex(QUEUE, 0)
     raw_n = n * 10
@@ -98,7 +97,6 @@ def throughput(n: int = 5000) -> dict[str, Any]:
 
 def worker_smoke(sample: int = 200, timeout: float = 60.0) -> dict[str, Any]:
     from beatx.dispatch.celery import CeleryDispatcher
-    from benchmarks.fastpublish import PipelinedRedisDispatcher
     from benchmarks.tasks import COUNTER_KEY, declare_queue, make_app
 
     app = make_app("bench-smoke")
@@ -108,7 +106,8 @@ def worker_smoke(sample: int = 200, timeout: float = 60.0) -> dict[str, Any]:
     store.delete(COUNTER_KEY)
     half = sample // 2
     errors = [e for e in CeleryDispatcher(app).dispatch(_fires(half, "smoke-cd")) if e is not None]
-    errors += [e for e in PipelinedRedisDispatcher(app).dispatch(_fires(sample - half, "smoke-fp")) if e]
+    send_task_path = CeleryDispatcher(app, pipeline=False)
+    errors += [e for e in send_task_path.dispatch(_fires(sample - half, "smoke-st")) if e]
     queued = int(broker.llen(QUEUE))
     log = tmp_dir() / "worker-smoke.log"
     env = {

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.suite import PEERS, PROTOTYPE, SCHEDULERS
+from benchmarks.suite import PEERS, SCHEDULERS, SEND_TASK_PATH
 
 Row = list[str]
 
@@ -115,7 +115,7 @@ def burst_table(res: dict[str, Any]) -> str:
         rows.append([f"{int(due):,} of {int(total):,}", *cells, "", ""])
     for n, by_dispatcher in (res.get("beatx") or {}).items():
         for dispatcher, v in by_dispatcher.items():
-            label = "CeleryDispatcher" if dispatcher == "celery" else "pipelined prototype"
+            label = "CeleryDispatcher" if dispatcher == "celery" else "CeleryDispatcher, send_task path"
             peer_rates = [
                 _get(res, "peers", k, p, "fires_per_s") for k in (res.get("peers") or {}) for p in PEERS
             ]
@@ -145,7 +145,7 @@ def lateness_table(res: dict[str, Any]) -> str:
         ("random_phase", "10,000 jobs, random phases, every 10 s"),
     ):
         block = res.get(key) or {}
-        for scheduler in (*SCHEDULERS, PROTOTYPE):
+        for scheduler in (*SCHEDULERS, SEND_TASK_PATH):
             v = block.get(scheduler)
             if v is None:
                 continue
@@ -166,7 +166,7 @@ def lateness_table(res: dict[str, Any]) -> str:
                 ]
             )
         peers = [_get(block, p, "p99_ms") for p in PEERS]
-        for name in ("beatx", PROTOTYPE):
+        for name in ("beatx", SEND_TASK_PATH):
             beatx = _get(block, name, "p99_ms")
             if beatx is not None and any(_num(p) for p in peers):
                 rows.append([label, f"{name} ÷ best peer (p99)", "", ratio(beatx, peers), "", ""])
@@ -294,7 +294,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
             label = (
                 "CeleryDispatcher"
                 if dispatcher == "celery"
-                else "pipelined prototype (benchmarks/fastpublish.py)"
+                else "CeleryDispatcher, send_task path (pipeline=False)"
             )
             out.append(
                 (
@@ -332,11 +332,11 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
             )
         )
     for key, limit in (("random_phase", 5.0), ("same_phase", 20.0)):
-        v = _get(late, key, PROTOTYPE)
+        v = _get(late, key, SEND_TASK_PATH)
         if v and "error" not in v:
             out.append(
                 (
-                    f"(info) same lateness target, {key.replace('_', ' ')}, with the pipelined prototype",
+                    f"(info) same lateness target, {key.replace('_', ' ')}, with the send_task path",
                     f"p99 {v['p99_ms']:.1f} ms, {v['fires']}/{v['expected']} fires",
                     v["p99_ms"] <= limit and v["fires"] >= v["expected"],
                 )

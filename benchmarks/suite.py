@@ -139,7 +139,7 @@ def burst(plan: Plan, log: Log) -> dict[str, Any]:
             )
             out["peers"].setdefault(f"{due}/{total}", {})[scheduler] = value
     for n in plan.beatx_bursts:
-        for dispatcher in ("celery", "pipelined"):
+        for dispatcher in ("celery", "send_task"):
             timeout = 2 * plan.burst_cap + _load_timeout("beatx", n)
             value = child(
                 log,
@@ -154,7 +154,7 @@ def burst(plan: Plan, log: Log) -> dict[str, Any]:
     return out
 
 
-PROTOTYPE = "beatx + pipelined prototype"
+SEND_TASK_PATH = "beatx, send_task path"
 
 
 def lateness(plan: Plan, log: Log) -> dict[str, Any]:
@@ -176,8 +176,8 @@ def lateness(plan: Plan, log: Log) -> dict[str, Any]:
         timeout = duration + 120 + n * 0.005
         for scheduler in schedulers:
             out[key][scheduler] = child(log, f"{ADAPTER[scheduler]}:lateness", timeout, **kwargs)
-        out[key][PROTOTYPE] = child(
-            log, "benchmarks.beatx_side:lateness", timeout, dispatcher="pipelined", **kwargs
+        out[key][SEND_TASK_PATH] = child(
+            log, "benchmarks.beatx_side:lateness", timeout, dispatcher="send_task", **kwargs
         )
     return out
 
