@@ -113,6 +113,9 @@ class BeatxSettings:
                                                               (needs a Redis store)
     beatx_metrics_port       ``None``                         serve Prometheus metrics from beat on
                                                               127.0.0.1:<port> (``beatx[metrics]``)
+    beatx_lookahead          ``0.05``                         seconds before fires are due that beat
+                                                              claims them and builds their messages
+                                                              (then sends them on time); 0: off
     ======================== ================================ ====================================
 
     In a Django project configured with ``namespace="CELERY"`` the names are upper case with
@@ -129,6 +132,7 @@ class BeatxSettings:
     run_timeout: float = 3600.0
     dedupe: bool = False
     metrics_port: int | None = None
+    lookahead: float = 0.05
 
     def __post_init__(self) -> None:
         if not isinstance(self.store, str) or "://" not in self.store:
@@ -158,6 +162,14 @@ class BeatxSettings:
         _number("beatx_max_concurrent_jobs", self.max_concurrent_jobs, allow_none=True, integer=True)
         _number("beatx_lease_timeout", self.lease_timeout)
         _number("beatx_run_timeout", self.run_timeout)
+        if (
+            isinstance(self.lookahead, bool)
+            or not isinstance(self.lookahead, int | float)
+            or not 0 <= self.lookahead <= 1
+        ):
+            raise ConfigurationError(
+                f"beatx_lookahead: expected a number of seconds from 0 to 1, got {self.lookahead!r}"
+            )
         if not isinstance(self.dedupe, bool):
             raise ConfigurationError(f"beatx_dedupe: expected True or False, got {self.dedupe!r}")
         if self.metrics_port is not None and (
@@ -546,6 +558,7 @@ class BeatxScheduler(Scheduler):  # type: ignore[misc]
                 lease_timeout=float(settings.lease_timeout),
                 max_concurrent_jobs=settings.max_concurrent_jobs,
                 max_sleep=float(min(self.max_interval or 60.0, 60.0)),
+                lookahead=float(settings.lookahead),
             )
             if settings.metrics_port is not None:
                 self._serve_metrics(settings.metrics_port)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import enum
+import hashlib
 import importlib
 import uuid
 from collections.abc import Callable, Mapping
@@ -38,6 +39,8 @@ __all__ = [
 JOB_STATE_VERSION = 1
 
 _FIRE_NAMESPACE = uuid.UUID("5b1e2c4e-0d1f-4c55-9a4e-6b6565617478")
+_FIRE_SHA1 = hashlib.sha1(_FIRE_NAMESPACE.bytes, usedforsecurity=False)
+_VARIANT = "89ab"
 
 JobFunc = Callable[..., Any] | str
 
@@ -169,9 +172,11 @@ class Job:
         if not (callable(self.func) or (isinstance(self.func, str) and self.func)):
             raise InvalidJobError(f"job {self.id!r}: func must be a callable or a reference string")
         validate_policy(self.misfire_grace_time, self.max_instances, where=f"job {self.id!r}")
-        self.args = tuple(self.args)
+        if type(self.args) is not tuple:
+            self.args = tuple(self.args)
         self.kwargs = dict(self.kwargs)
-        self.status = JobStatus(self.status)
+        if type(self.status) is not JobStatus:
+            self.status = JobStatus(self.status)
         if not self.name:
             self.name = self.id
 
@@ -235,7 +240,12 @@ def fire_task_id(job_id: str, scheduled_at: datetime) -> str:
     re-published fire (after a failover, a retried send) carries the same id.
     """
     micros = round(scheduled_at.timestamp() * 1_000_000)
-    return str(uuid.uuid5(_FIRE_NAMESPACE, f"{job_id}\x00{micros}"))
+    # uuid.uuid5 spelled out (the same value): SHA-1 of namespace + name, version 5, RFC 4122
+    # variant; twice as fast, and a burst computes one per fire.
+    digest = _FIRE_SHA1.copy()
+    digest.update(f"{job_id}\x00{micros}".encode())
+    x = digest.hexdigest()
+    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[int(x[16], 16) & 3]}{x[17:20]}-{x[20:32]}"
 
 
 def func_ref(func: JobFunc) -> str:

@@ -34,6 +34,9 @@ RESULT_MARK = "BENCH-RESULT "
 QUEUE = "celery"
 #: The task name every scheduler sends (registered by :mod:`benchmarks.tasks`).
 TASK = "benchmarks.tasks.noop"
+#: beatx's beat runs with the lookahead ``celery beat -S beatx`` uses by default
+#: (``beatx_lookahead``), so the benchmark measures what users get.
+LOOKAHEAD = 0.05
 
 
 # -- the Redis databases ------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from benchmarks.common import TASK, hwm_mb, median_time, rss_mb
+from benchmarks.common import LOOKAHEAD, TASK, hwm_mb, median_time, rss_mb
 from benchmarks.peers import (
     drive_burst,
     edit_harness,
@@ -230,7 +230,7 @@ def beatx_edit(n: int, lead: float = 0.2, timeout: float = 10.0) -> dict[str, An
     store = DjangoStore()
     recorder = Recorder(CeleryDispatcher(_app()))
     warm_up(recorder.inner)
-    beat = Beat(store, recorder)
+    beat = Beat(store, recorder, lookahead=LOOKAHEAD)
 
     def run_forever() -> None:
         while True:

@@ -51,3 +51,10 @@ def test_every_celery_setting_is_documented() -> None:
 
     rows = documented_rows("With Celery: the app's settings")
     assert set(rows) == {f"beatx_{name}" for name in BeatxSettings.field_names()}
+
+
+def test_the_benchmarks_run_beat_with_the_default_lookahead() -> None:
+    from beatx.celery import BeatxSettings
+    from benchmarks.common import LOOKAHEAD
+
+    assert BeatxSettings().lookahead == LOOKAHEAD

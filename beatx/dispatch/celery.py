@@ -9,13 +9,17 @@ it; workers need nothing from beatx to execute it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from beatx.dispatch.base import lease_lost
-from beatx.jobs import Fire
+from beatx.dispatch.templates import MessageTemplate, Slot, plain_key, quote
+from beatx.jobs import Fire, Job
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -30,6 +34,17 @@ SCHEDULED_AT_HEADER = "beatx_scheduled_at"
 #: Messages per Redis pipeline on the fast path: one round trip each, and the most a beat
 #: frozen while sending can still publish when it wakes.
 PIPELINE_CHUNK = 100
+
+#: Job options the Redis pipeline path writes into a message itself; a job with any other
+#: option (``eta``, ``countdown``, ``link``, ``serializer``...) takes the ``send_task`` path.
+TEMPLATE_OPTIONS = frozenset(
+    {"queue", "routing_key", "exchange", "priority", "headers", "expires", "ignore_result"}
+    | {"time_limit", "soft_time_limit", "shadow"}
+)
+#: Message templates kept (one per task, arguments and options); the cache starts over when full.
+TEMPLATE_CACHE_SIZE = 4096
+
+_MISSING = object()
 
 #: kombu's publish retry policy for one message: short, so a broker outage costs a tick
 #: about a second; the engine retries the fire later under the misfire rules.
@@ -64,12 +79,15 @@ class CeleryDispatcher:
     keeps those jobs due and tries again after its retry delay, under the misfire rules.
 
     On a Redis broker a batch takes a faster path: the same protocol-2 messages that
-    ``send_task`` would write (built by ``app.amqp.as_task_v2`` and kombu's own channel
-    helpers), with routes resolved once per batch, are pushed as pipelines of
-    :data:`PIPELINE_CHUNK` messages, one round trip each instead of two per message. The lease
-    check then runs before each pipeline. Fires that need what only ``send_task`` does (a
-    non-direct exchange, compression, receivers of the ``before/after_task_publish``
-    signals) and every other broker take the ``send_task`` path.
+    ``send_task`` would write are pushed as pipelines of :data:`PIPELINE_CHUNK` messages, one
+    round trip each instead of two per message. The lease check then runs before each
+    pipeline. A message is built once per task, arguments and options by
+    ``app.amqp.as_task_v2`` and kombu's own channel helpers, with placeholders where the
+    per-fire values go (a :class:`~beatx.dispatch.templates.MessageTemplate`), and each fire
+    fills in its task id, job id, scheduled time, delivery tag and expiry. Fires that need
+    what only ``send_task`` does (an option outside :data:`TEMPLATE_OPTIONS`, a non-direct
+    exchange, compression, receivers of the ``before/after_task_publish`` signals) and every
+    other broker take the ``send_task`` path.
 
     :param app: the Celery app whose broker, routes and serializer settings are used.
     :param retry_policy: kombu's publish retry policy for one message (see
@@ -93,6 +111,11 @@ class CeleryDispatcher:
         self._lock = threading.Lock()
         self._connection: Any = None
         self._producer: Any = None
+        self._routes: dict[Any, Any] = {}
+        self._templates: dict[tuple[str, str, str, str], MessageTemplate | None] = {}
+        # Delivery tags only need to be unique: a random prefix per dispatcher and a counter.
+        self._tag_prefix = f"{uuid.uuid4()}."
+        self._tags = itertools.count()
         self.sent = 0
 
     def _connection_errors(self) -> tuple[type[BaseException], ...]:
@@ -117,6 +140,9 @@ class CeleryDispatcher:
     def _drop_producer(self) -> None:
         producer, connection = self._producer, self._connection
         self._producer = self._connection = None
+        # Routes and templates were resolved on that connection's channel (queue declarations).
+        self._routes.clear()
+        self._templates.clear()
         if producer is not None:
             try:
                 producer.release()
@@ -133,7 +159,7 @@ class CeleryDispatcher:
     ) -> list[BaseException | None]:
         """Publish one message per fire; see the class docstring for errors."""
         with self._lock:
-            if self.pipeline and len(fires) > 1 and self._pipeline_possible():
+            if self.pipeline and fires and self._pipeline_possible():
                 return self._dispatch_pipelined(fires, guard)
             return self._dispatch_each(fires, guard)
 
@@ -214,65 +240,34 @@ class CeleryDispatcher:
     def _dispatch_pipelined(
         self, fires: Sequence[Fire], guard: Callable[[], bool] | None
     ) -> list[BaseException | None]:
-        from kombu.serialization import dumps as serialize
-        from kombu.utils.json import dumps as json_dumps
-
-        amqp = self.app.amqp
-        serializer = self.app.conf.task_serializer
-        routes: dict[Any, Any] = {}
         results: list[BaseException | None] = [None] * len(fires)
         pending: list[int] = []
         #: Messages of the pending pipeline, by Redis list, in publish order.
         lists: dict[str, list[str]] = {}
         index = 0
         pipe: Any = None
+        sent_at = self.app.now()
+        expiries: dict[float, str] = {}
         try:
             channel = self._get_producer().channel
             pipe = channel.client.pipeline(transaction=False)
             for index, fire in enumerate(fires):
                 job = fire.job
-                options = message_options(job.options)
-                headers = dict(options.pop("headers", None) or {})
-                headers[JOB_ID_HEADER] = job.id
-                headers[SCHEDULED_AT_HEADER] = fire.scheduled_at.isoformat()
-                name = job.func_ref
                 try:
-                    route = self._route(channel, name, options, routes)
-                    if route is None:
+                    template = self._template(channel, job)
+                    if template is None:
                         results[index] = self._dispatch_each([fire], guard)[0]
                         continue
-                    exchange, routing_key, queues = route
-                    message = amqp.as_task_v2(
-                        fire.task_id,
-                        name,
-                        list(job.args),
-                        dict(job.kwargs),
-                        expires=options.get("expires"),
-                        ignore_result=options.get("ignore_result"),
-                        # Display-only fields; celery's saferepr costs more than the rest of
-                        # the message, a bounded repr says the same for plain job arguments.
-                        argsrepr=_short_repr(job.args, self.app.amqp.argsrepr_maxsize),
-                        kwargsrepr=_short_repr(job.kwargs, self.app.amqp.kwargsrepr_maxsize),
-                    )
-                    content_type, encoding, body = serialize(message.body, serializer=serializer)  # type: ignore[no-untyped-call]
-                    properties = dict(message.properties)
-                    properties["delivery_mode"] = 2
-                    expires = options.get("expires")
-                    if isinstance(expires, int | float) and not isinstance(expires, bool):
-                        properties["expiration"] = str(int(max(expires, 0) * 1000))
-                    envelope = channel.prepare_message(
-                        body,
-                        options.get("priority") or 0,
-                        content_type,
-                        encoding,
-                        {**message.headers, **headers},
-                        properties,
-                    )
-                    channel._inplace_augment_message(envelope, exchange, routing_key)
-                    payload = json_dumps(envelope)  # type: ignore[no-untyped-call]
-                    priority = channel._get_message_priority(envelope)
-                    for queue in queues:
-                        lists.setdefault(channel._q_for_pri(queue, priority), []).append(payload)
+                    expires = ""
+                    if template.expires is not None:
+                        expires = expiries.get(template.expires) or self._expiry(sent_at, template.expires)
+                        expiries[template.expires] = expires
+                    task_id = '"' + fire.task_id + '"'
+                    tag = '"' + self._tag_prefix + str(next(self._tags)) + '"'
+                    scheduled = '"' + fire.scheduled_at.isoformat() + '"'
+                    payload = template.render((task_id, quote(job.id), scheduled, tag, expires))
+                    for key in template.lists:
+                        lists.setdefault(key, []).append(payload)
                 except Exception as exc:
                     if isinstance(exc, self._connection_errors()):
                         raise
@@ -298,6 +293,77 @@ class CeleryDispatcher:
             if pipe is not None:
                 pipe.reset()
         return results
+
+    @staticmethod
+    def _expiry(sent_at: datetime, seconds: float) -> str:
+        return quote((sent_at + timedelta(seconds=seconds)).isoformat())
+
+    def _template(self, channel: Any, job: Job) -> MessageTemplate | None:
+        """The message template of ``job``'s fires, from the cache when another job with the
+        same task, arguments and options built it; None for a job the template path does not
+        handle (it takes the ``send_task`` path)."""
+        name = job.func_ref
+        args_key, kwargs_key, options_key = plain_key(job.args), plain_key(job.kwargs), plain_key(job.options)
+        if args_key is None or kwargs_key is None or options_key is None:
+            return self._build_template(channel, job, name)  # not cacheable: built per fire
+        key = (name, args_key, kwargs_key, options_key)
+        template = self._templates.get(key, _MISSING)
+        if template is _MISSING:
+            if len(self._templates) >= TEMPLATE_CACHE_SIZE:
+                self._templates.clear()
+            template = self._templates[key] = self._build_template(channel, job, name)
+        return template  # type: ignore[return-value]
+
+    def _build_template(self, channel: Any, job: Job, name: str) -> MessageTemplate | None:
+        """Build the message with Celery's ``as_task_v2`` and kombu's channel helpers, with
+        :class:`Slot` strings for the per-fire values, as ``send_task`` would write it."""
+        from kombu.serialization import dumps as serialize
+        from kombu.utils.json import dumps as json_dumps
+
+        options = message_options(job.options)
+        if set(options) - TEMPLATE_OPTIONS or Slot.MARK in repr((name, job.args, job.kwargs, options)):
+            return None
+        expires = options.get("expires")
+        if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)):
+            return None  # an absolute expiry (a datetime): send_task converts it
+        route = self._route(channel, name, options, self._routes)
+        if route is None:
+            return None
+        exchange, routing_key, queues = route
+        amqp = self.app.amqp
+        message = amqp.as_task_v2(
+            Slot.TASK_ID,
+            name,
+            list(job.args),
+            dict(job.kwargs),
+            ignore_result=options.get("ignore_result"),
+            time_limit=options.get("time_limit"),
+            soft_time_limit=options.get("soft_time_limit"),
+            shadow=options.get("shadow"),
+            # Display-only fields; celery's saferepr costs more than the rest of the message,
+            # a bounded repr says the same for plain job arguments.
+            argsrepr=_short_repr(job.args, amqp.argsrepr_maxsize),
+            kwargsrepr=_short_repr(job.kwargs, amqp.kwargsrepr_maxsize),
+        )
+        headers = {**message.headers, **(options.get("headers") or {})}
+        headers[JOB_ID_HEADER] = Slot.JOB_ID
+        headers[SCHEDULED_AT_HEADER] = Slot.SCHEDULED_AT
+        if expires is not None:
+            headers["expires"] = Slot.EXPIRES
+        content_type, encoding, body = serialize(message.body, serializer=self.app.conf.task_serializer)  # type: ignore[no-untyped-call]
+        properties = dict(message.properties)
+        properties["delivery_mode"] = 2
+        if expires is not None:
+            properties["expiration"] = str(int(max(expires, 0) * 1000))
+        envelope = channel.prepare_message(
+            body, options.get("priority") or 0, content_type, encoding, headers, properties
+        )
+        channel._inplace_augment_message(envelope, exchange, routing_key)
+        envelope["properties"]["delivery_tag"] = Slot.DELIVERY_TAG
+        priority = channel._get_message_priority(envelope)
+        lists = tuple(channel._q_for_pri(queue, priority) for queue in queues)
+        text = json_dumps(envelope)  # type: ignore[no-untyped-call]
+        return MessageTemplate.from_text(text, lists, None if expires is None else float(expires))
 
     def _flush(
         self,

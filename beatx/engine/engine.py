@@ -10,10 +10,10 @@ import logging
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from beatx.clock import Clock
-from beatx.dispatch.base import Dispatcher
+from beatx.dispatch.base import Dispatcher, lease_lost
 from beatx.engine.rules import FirePlan, plan_fires
 from beatx.errors import LeaseLostError
 from beatx.events import Event, EventBus, EventKind
@@ -54,6 +54,11 @@ class Engine:
         claims then expire and another beat re-plans them.
     :param clock: only to stamp when fires were actually sent (event and log lateness);
         the rules always use the ``now`` given to :meth:`tick`.
+    :param lookahead: seconds ahead of ``now`` that a tick claims and plans jobs, so the work
+        of a group of fires is done before they are due and they are sent on time. The tick
+        then calls ``wait_until(scheduled time)`` before sending fires that are not due yet.
+        0 (the default): only what is due at ``now``.
+    :param wait_until: blocks until the given time; required with a ``lookahead``.
     """
 
     def __init__(
@@ -70,7 +75,13 @@ class Engine:
         events: EventBus | None = None,
         guard: Callable[[], bool] | None = None,
         clock: Clock | None = None,
+        lookahead: float = 0.0,
+        wait_until: Callable[[datetime], None] | None = None,
     ) -> None:
+        if lookahead < 0 or (lookahead > 0 and wait_until is None):
+            raise ValueError("lookahead must be >= 0 seconds, and a lookahead needs wait_until")
+        self.lookahead = timedelta(seconds=lookahead)
+        self.wait_until = wait_until
         self.store = store
         self.guard = guard
         self.clock = clock
@@ -90,11 +101,30 @@ class Engine:
         stops firing; the others go on. A fire the dispatcher could not send leaves its job
         due, to be tried again after ``retry_delay``.
 
+        With a ``lookahead``, what is already due is claimed and sent first; then the jobs due
+        within the lookahead are claimed, planned, and sent as each comes due.
+
         :raises LeaseLostError: if ``owner`` is set and no longer leads; nothing was claimed
             or written then.
         """
+        due_now = self._tick(now, now)
+        if not self.lookahead or due_now.claimed >= self.batch_size or due_now.dispatch_errors:
+            return due_now
+        ahead = self._tick(now, now + self.lookahead)
+        return TickResult(
+            sleep=ahead.sleep,
+            claimed=due_now.claimed + ahead.claimed,
+            fired=due_now.fired + ahead.fired,
+            missed=due_now.missed + ahead.missed,
+            skipped=due_now.skipped + ahead.skipped,
+            dispatch_errors=ahead.dispatch_errors,
+        )
+
+    def _tick(self, now: datetime, horizon: datetime) -> TickResult:
+        """One claim of the jobs due by ``horizon``, planned as of ``now`` (or their own due
+        time, when later), sent and written back."""
         jobs = self.store.acquire_due_jobs(
-            now, limit=self.batch_size, owner=self.owner, claim_ttl=self.claim_ttl
+            horizon, limit=self.batch_size, owner=self.owner, claim_ttl=self.claim_ttl
         )
         if not jobs:
             return TickResult(sleep=self._sleep_until_next(now))
@@ -107,8 +137,11 @@ class Engine:
         releases: list[JobRelease] = []
         fires: list[Fire] = []
         for job in jobs:
+            # A job claimed ahead (lookahead) is planned as of its own due time.
+            due = job.next_run_time
+            at = due if due is not None and due > now else now
             try:
-                plan = plan_fires(job, now, free_slots=free_slots)
+                plan = plan_fires(job, at, free_slots=free_slots)
             except Exception as exc:
                 releases.append(self._broken_job(job, now, exc))
                 continue
@@ -118,7 +151,7 @@ class Engine:
             planned.append((job, plan, job_fires))
             fires.extend(job_fires)
 
-        outcomes = self._dispatch(fires)
+        outcomes, sent_times = self._dispatch_on_time(fires, now)
         unsent = sum(1 for outcome in outcomes if isinstance(outcome, LeaseLostError))
         if unsent:
             # Nothing is written back: the claims expire and the new leader re-plans these
@@ -126,12 +159,19 @@ class Engine:
             raise LeaseLostError(
                 f"beat {self.owner!r} lost its lease while sending; {unsent} of {len(fires)} fires not sent"
             )
-        sent_at = self.clock.now() if self.clock is not None else now
         totals = {"fired": 0, "missed": 0, "skipped": 0, "errors": 0}
+        report = logger.isEnabledFor(logging.INFO) or self.events.has_listeners
         cursor = 0
         for job, plan, job_fires in planned:
-            results = outcomes[cursor : cursor + len(job_fires)]
-            cursor += len(job_fires)
+            count = len(job_fires)
+            results = outcomes[cursor : cursor + count]
+            sent_at = sent_times[cursor] if count else now
+            cursor += count
+            if not report and not plan.missed and not plan.skipped and not any(results):
+                # The common case, without per-fire logging or events.
+                totals["fired"] += count
+                releases.append(self._release(job, plan, job_fires))
+                continue
             releases.append(self._settle(job, plan, job_fires, results, now, sent_at, totals))
 
         self.store.release_jobs(releases, owner=self.owner)
@@ -149,6 +189,40 @@ class Engine:
             skipped=totals["skipped"],
             dispatch_errors=totals["errors"],
         )
+
+    def _dispatch_on_time(
+        self, fires: Sequence[Fire], now: datetime
+    ) -> tuple[list[BaseException | None], list[datetime]]:
+        """Send ``fires`` (in due order), waiting for the ones claimed ahead to be due.
+
+        Returns the outcome of each fire and when it was handed over.
+        """
+        if not self.lookahead or not fires or fires[-1].scheduled_at <= now:
+            outcomes = list(self._dispatch(fires))
+            return outcomes, [self.clock.now() if self.clock is not None else now] * len(fires)
+        assert self.wait_until is not None
+        outcomes = []
+        sent_times: list[datetime] = []
+        start = 0
+        while start < len(fires):
+            due = max(fires[start].scheduled_at, now)
+            if due > now:
+                self.wait_until(due)
+                if self.clock is not None:
+                    # Whatever came due while this beat was busy goes in the same batch.
+                    due = max(due, self.clock.now())
+            end = start + 1
+            while end < len(fires) and fires[end].scheduled_at <= due:
+                end += 1
+            group = self._dispatch(fires[start:end])
+            outcomes += group
+            sent_times += [self.clock.now() if self.clock is not None else due] * len(group)
+            start = end
+            if any(isinstance(outcome, LeaseLostError) for outcome in group):
+                outcomes += lease_lost(len(fires) - end)
+                sent_times += [due] * (len(fires) - end)
+                break
+        return outcomes, sent_times
 
     def _dispatch(self, fires: Sequence[Fire]) -> Sequence[BaseException | None]:
         if not fires:
@@ -231,6 +305,13 @@ class Engine:
             )
         totals["fired"] += len(sent)
 
+        return self._release(job, plan, sent, failed_at)
+
+    @staticmethod
+    def _release(
+        job: Job, plan: FirePlan, sent: Sequence[Fire], failed_at: datetime | None = None
+    ) -> JobRelease:
+        """The write-back of a job whose ``sent`` fires went out (until one failed at ``failed_at``)."""
         next_run_time, status = plan.next_run_time, plan.status
         if failed_at is not None:
             # Keep the unsent fire due; the misfire rules decide on the retry.
@@ -264,7 +345,7 @@ class Engine:
         next_run = self.store.next_run_time()
         if next_run is None:
             return self.max_sleep
-        return min(max((next_run - now).total_seconds(), 0.0), self.max_sleep)
+        return min(max((next_run - self.lookahead - now).total_seconds(), 0.0), self.max_sleep)
 
     def _emit(
         self,

@@ -52,11 +52,12 @@ META_KEY = "{prefix}meta"
 CHANGES_KEY = "{prefix}changes"
 CHANGES_CHANNEL = "{prefix}changes"
 
-#: Hash fields holding the mutable state (they win over the same keys inside ``def``).
-STATE_FIELDS = (
+#: The hash fields a job is read from, in the order :meth:`RedisStore._decode` takes them:
+#: the definition, then the mutable state (which wins over the same keys in an older ``def``).
+RECORD_FIELDS = (
+    "def",
     "status",
     "next_run_time",
-    "next_run_ts",
     "revision",
     "total_run_count",
     "misfire_count",
@@ -65,6 +66,20 @@ STATE_FIELDS = (
     "last_error",
     "last_finished_at",
     "last_duration",
+)
+#: Keys of :func:`job_to_dict` that go into ``def``; the rest are state fields of the hash.
+DEFINITION_KEYS = (
+    "version",
+    "id",
+    "name",
+    "func",
+    "trigger",
+    "args",
+    "kwargs",
+    "options",
+    "max_instances",
+    "misfire_grace_time",
+    "coalesce",
 )
 
 logger = logging.getLogger("beatx.stores.redis")
@@ -203,8 +218,9 @@ return redis.call('HGET', ARGV[1] .. top[1], 'next_run_time')
 """
 
 #: Claim due jobs. KEYS: lease, schedule, claims.
-#: ARGV: owner ('' for none), now, limit, claim deadline, job prefix, running prefix.
-#: Returns id, HGETALL, running count for each claimed job, earliest first.
+#: ARGV: owner ('' for none), now, limit, claim deadline, job prefix, running prefix, then the
+#: hash fields to return (:data:`RECORD_FIELDS`).
+#: Returns id, the fields' values, running count for each claimed job, earliest first.
 LUA_ACQUIRE = (
     LUA_HELPERS
     + """
@@ -218,54 +234,100 @@ local out = {}
 if limit <= 0 then
   return out
 end
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)) do
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('ZADD', KEYS[3], deadline, id)
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
+local claims = {}
+local fields = {unpack(ARGV, 7)}
+for n, id in ipairs(ids) do
+  claims[2 * n - 1] = deadline
+  claims[2 * n] = id
   out[#out + 1] = id
-  out[#out + 1] = redis.call('HGETALL', jp .. id)
+  out[#out + 1] = redis.call('HMGET', jp .. id, unpack(fields))
   out[#out + 1] = redis.call('ZCOUNT', rp .. id, '(' .. now, '+inf')
+end
+for i = 1, #ids, 1000 do
+  redis.call('ZREM', KEYS[2], unpack(ids, i, math.min(i + 999, #ids)))
+end
+for i = 1, #claims, 2000 do
+  redis.call('ZADD', KEYS[3], unpack(claims, i, math.min(i + 1999, #claims)))
 end
 return out
 """
 )
 
 #: Write back claimed jobs and end their claims. KEYS: lease, schedule, claims, changes.
-#: ARGV: owner ('' for none), now, job prefix, channel, then per release 11 values:
-#: id, revision, next run time ISO ('' for none), next run epoch, status, last run time ISO
-#: ('' for none), fired, missed, skipped, has error ('1' | '0'), error.
+#: ARGV: owner ('' for none), now, job prefix, channel, then a JSON list with per release
+#: ``[id, revision, next run time ISO or '', next run epoch or '', status, last run time ISO or
+#: '', fired, missed, skipped, error or null]``. A job whose revision moved while it was
+#: claimed keeps its own status and next run time.
 LUA_RELEASE = (
     LUA_HELPERS
     + """
 check_owner(KEYS[1], ARGV[1], ARGV[2])
 local jp = ARGV[3]
 local changed = false
-for i = 5, #ARGV, 11 do
-  local id = ARGV[i]
+local released, due, unscheduled = {}, {}, {}
+for _, r in ipairs(cjson.decode(ARGV[5])) do
+  local id = r[1]
   local key = jp .. id
-  if redis.call('EXISTS', key) == 1 then
-    redis.call('ZREM', KEYS[3], id)
-    redis.call('HINCRBY', key, 'total_run_count', ARGV[i + 6])
-    redis.call('HINCRBY', key, 'misfire_count', ARGV[i + 7])
-    redis.call('HINCRBY', key, 'skip_count', ARGV[i + 8])
-    if ARGV[i + 5] ~= '' then
-      redis.call('HSET', key, 'last_run_time', ARGV[i + 5])
+  released[#released + 1] = id
+  local current = redis.call('HMGET', key, 'revision', 'status', 'next_run_ts')
+  if current[1] then
+    local status, next_ts = current[2], current[3]
+    if r[7] ~= 0 then
+      redis.call('HINCRBY', key, 'total_run_count', r[7])
     end
-    if ARGV[i + 9] == '1' then
-      redis.call('HSET', key, 'last_error', ARGV[i + 10])
+    if r[8] ~= 0 then
+      redis.call('HINCRBY', key, 'misfire_count', r[8])
     end
-    if redis.call('HGET', key, 'revision') == ARGV[i + 1] then
-      if ARGV[i + 2] == '' then
+    if r[9] ~= 0 then
+      redis.call('HINCRBY', key, 'skip_count', r[9])
+    end
+    local set = {}
+    if r[6] ~= '' then
+      set[#set + 1] = 'last_run_time'
+      set[#set + 1] = r[6]
+    end
+    if r[10] ~= cjson.null then
+      set[#set + 1] = 'last_error'
+      set[#set + 1] = r[10]
+    end
+    if current[1] == r[2] then
+      if r[3] == '' then
         redis.call('HDEL', key, 'next_run_time', 'next_run_ts')
+        next_ts = false
       else
-        redis.call('HSET', key, 'next_run_time', ARGV[i + 2], 'next_run_ts', ARGV[i + 3])
+        set[#set + 1] = 'next_run_time'
+        set[#set + 1] = r[3]
+        set[#set + 1] = 'next_run_ts'
+        set[#set + 1] = r[4]
+        next_ts = r[4]
       end
-      if redis.call('HGET', key, 'status') ~= ARGV[i + 4] then
-        redis.call('HSET', key, 'status', ARGV[i + 4])
+      if status ~= r[5] then
+        status = r[5]
+        set[#set + 1] = 'status'
+        set[#set + 1] = status
         changed = true
       end
     end
-    reindex(KEYS[2], KEYS[3], key, id)
+    if #set > 0 then
+      redis.call('HSET', key, unpack(set))
+    end
+    if next_ts and schedulable(status) then
+      due[#due + 1] = next_ts
+      due[#due + 1] = id
+    else
+      unscheduled[#unscheduled + 1] = id
+    end
   end
+end
+for i = 1, #released, 1000 do
+  redis.call('ZREM', KEYS[3], unpack(released, i, math.min(i + 999, #released)))
+end
+for i = 1, #due, 2000 do
+  redis.call('ZADD', KEYS[2], unpack(due, i, math.min(i + 1999, #due)))
+end
+for i = 1, #unscheduled, 1000 do
+  redis.call('ZREM', KEYS[2], unpack(unscheduled, i, math.min(i + 999, #unscheduled)))
 end
 if changed then
   notify(KEYS[4], ARGV[4])
@@ -355,6 +417,8 @@ _MICRO = timedelta(microseconds=1)
 
 
 def _utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:
+        return value
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -492,6 +556,7 @@ class RedisStore:
             except ValueError as exc:
                 raise StoreError(f"Redis store at {self._url}: invalid URL: {exc}") from exc
         self._client: redis.Redis = client
+        self._decodes = bool(client.connection_pool.connection_kwargs.get("decode_responses"))
         p = key_prefix
         self._jobs_key = JOBS_KEY.format(prefix=p)
         self._schedule_key = SCHEDULE_KEY.format(prefix=p)
@@ -555,9 +620,10 @@ class RedisStore:
         """``[id, [field, value, ...], status, next run epoch or '']`` of one job for
         :data:`LUA_PUT` (absent fields are None)."""
         data = job_to_dict(job)
+        definition = {key: data[key] for key in DEFINITION_KEYS}
         fields = [
             "def",
-            json.dumps(data, separators=(",", ":"), ensure_ascii=False),
+            json.dumps(definition, separators=(",", ":"), ensure_ascii=False),
             "status",
             data["status"],
         ]
@@ -593,14 +659,13 @@ class RedisStore:
             result = self._put(keys=keys, args=args)
         return [int(r) for r in result]
 
-    def _decode(self, job_id: str, raw: Mapping[Any, Any] | Sequence[Any], running: int) -> Job:
-        """A job from its hash (a mapping or a flat field/value list)."""
-        if isinstance(raw, Mapping):
-            fields = {_text(k): _text(v) for k, v in raw.items()}
-        else:
-            flat = [_text(v) for v in raw]
-            fields = dict(zip(flat[::2], flat[1::2], strict=True))
-        text = fields.get("def")
+    def _decode(self, job_id: str, values: Sequence[Any], running: int) -> Job:
+        """A job from the values of its :data:`RECORD_FIELDS` (``def`` None: no such job)."""
+        if not self._decodes:
+            values = [None if v is None else _text(v) for v in values]
+        (text, status, next_run, revision, total, misfires, skips, last_run, error, finished, duration) = (
+            values
+        )
         if text is None:
             raise SerializationError(f"job {job_id!r}: corrupt stored record: no 'def' field")
         try:
@@ -611,16 +676,17 @@ class RedisStore:
             raise SerializationError(f"job {job_id!r}: corrupt stored record: 'def' is not an object")
         data.setdefault("id", job_id)
         try:
-            data["status"] = fields.get("status", data.get("status"))
-            data["next_run_time"] = fields.get("next_run_time")
-            data["last_run_time"] = fields.get("last_run_time")
-            data["last_error"] = fields.get("last_error")
-            data["last_finished_at"] = fields.get("last_finished_at")
-            duration = fields.get("last_duration")
+            if status is not None:
+                data["status"] = status
+            data["next_run_time"] = next_run
+            data["last_run_time"] = last_run
+            data["last_error"] = error
+            data["last_finished_at"] = finished
             data["last_duration"] = None if duration is None else float(duration)
-            for name in ("revision", "total_run_count", "misfire_count", "skip_count"):
-                if name in fields:
-                    data[name] = int(fields[name])
+            data["revision"] = int(revision or 0)
+            data["total_run_count"] = int(total or 0)
+            data["misfire_count"] = int(misfires or 0)
+            data["skip_count"] = int(skips or 0)
         except ValueError as exc:
             raise SerializationError(f"job {job_id!r}: corrupt stored state: {exc}") from exc
         try:
@@ -717,12 +783,12 @@ class RedisStore:
         now = _ts(self._clock.now())
         with self._errors(f"read job {job_id!r}"):
             pipe = self._client.pipeline(transaction=False)
-            pipe.hgetall(self._job_key(job_id))
+            pipe.hmget(self._job_key(job_id), RECORD_FIELDS)
             pipe.zcount(self._running_key(job_id), f"({now}", "+inf")
-            raw, running = pipe.execute()
-        if not raw:
+            values, running = pipe.execute()
+        if values[0] is None:
             return None
-        return self._decode(job_id, raw, int(running))
+        return self._decode(job_id, values, int(running))
 
     def get_jobs(self, status: JobStatus | None = None, *, batch_size: int = 1000) -> list[Job]:
         """Every job (or those with ``status``), read in batches of ``batch_size`` (SSCAN and a
@@ -746,17 +812,18 @@ class RedisStore:
     def _read_batch(self, ids: list[str], now: str, wanted: str | None) -> list[Job]:
         pipe = self._client.pipeline(transaction=False)
         for job_id in ids:
-            pipe.hgetall(self._job_key(job_id))
+            pipe.hmget(self._job_key(job_id), RECORD_FIELDS)
             pipe.zcount(self._running_key(job_id), f"({now}", "+inf")
         results = pipe.execute()
         out: list[Job] = []
+        status_at = RECORD_FIELDS.index("status")
         for i, job_id in enumerate(ids):
-            raw, running = results[2 * i], results[2 * i + 1]
-            if not raw:  # removed since the scan
+            values, running = results[2 * i], results[2 * i + 1]
+            if values[0] is None:  # removed since the scan
                 continue
-            if wanted is not None and _text(raw.get("status", raw.get(b"status", ""))) != wanted:
+            if wanted is not None and _text(values[status_at] or "") != wanted:
                 continue
-            out.append(self._decode(job_id, raw, int(running)))
+            out.append(self._decode(job_id, values, int(running)))
         return out
 
     # -- the beat ------------------------------------------------------------------------------
@@ -778,7 +845,15 @@ class RedisStore:
     ) -> list[Job]:
         keys = [self._lease_key, self._schedule_key, self._claims_key]
         deadline = _ts(now + timedelta(seconds=claim_ttl))
-        args = [owner or "", _ts(now), str(int(limit)), deadline, self._job_prefix, self._running_prefix]
+        args = [
+            owner or "",
+            _ts(now),
+            str(int(limit)),
+            deadline,
+            self._job_prefix,
+            self._running_prefix,
+            *RECORD_FIELDS,
+        ]
         with self._errors("claim due jobs" if owner is None else f"claim due jobs for beat {owner!r}"):
             result = self._acquire(keys=keys, args=args)
         jobs: list[Job] = []
@@ -807,22 +882,31 @@ class RedisStore:
         if not releases and owner is None:
             return
         keys = [self._lease_key, self._schedule_key, self._claims_key, self._changes_key]
-        args: list[str] = [owner or "", _ts(self._clock.now()), self._job_prefix, self._channel]
+        items = []
         for r in releases:
             nrt = r.next_run_time
-            args += (
-                r.job_id,
-                str(r.revision),
-                "" if nrt is None else _utc(nrt).isoformat(),
-                "" if nrt is None else _ts(nrt),
-                JobStatus(r.status).value,
-                "" if r.last_run_time is None else _utc(r.last_run_time).isoformat(),
-                str(len(r.fired)),
-                str(int(r.missed)),
-                str(int(r.skipped)),
-                "0" if r.error is None else "1",
-                r.error or "",
+            last = r.last_run_time
+            items.append(
+                [
+                    r.job_id,
+                    str(r.revision),
+                    "" if nrt is None else _utc(nrt).isoformat(),
+                    "" if nrt is None else _ts(nrt),
+                    r.status.value,
+                    "" if last is None else _utc(last).isoformat(),
+                    len(r.fired),
+                    int(r.missed),
+                    int(r.skipped),
+                    r.error,
+                ]
             )
+        args = [
+            owner or "",
+            _ts(self._clock.now()),
+            self._job_prefix,
+            self._channel,
+            json.dumps(items, separators=(",", ":"), ensure_ascii=False),
+        ]
         what = f"release {len(releases)} job(s)" + ("" if owner is None else f" for beat {owner!r}")
         with self._errors(what):
             self._release(keys=keys, args=args)

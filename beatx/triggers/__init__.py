@@ -34,7 +34,9 @@ def trigger_from_dict(data: dict[str, Any]) -> Trigger:
     if trigger_type is None:
         raise SerializationError(f"unknown trigger kind {kind!r}; expected one of {', '.join(TRIGGER_TYPES)}")
     try:
-        key = tuple(sorted(data.items()))
+        # Insertion order, not sorted: records written by one writer share it, and a
+        # different order only costs a cache miss.
+        key = tuple(data.items())
         hash(key)
     except TypeError:
         return trigger_type.from_dict(data)

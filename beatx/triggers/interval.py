@@ -11,6 +11,7 @@ from beatx.triggers.date import parse_datetime
 
 __all__ = ["IntervalTrigger"]
 
+_MICROSECOND = timedelta(microseconds=1)
 _UNITS = (("weeks", 604800), ("days", 86400), ("hours", 3600), ("minutes", 60), ("seconds", 1))
 
 
@@ -64,13 +65,12 @@ class IntervalTrigger(Trigger):
         if self.start_date is None:
             raise InvalidTriggerError("this interval trigger has no anchor yet; resolve() it first")
         first = self._first()
-        after = after.astimezone(UTC)
         if after < first:
             candidate = first
         else:
             # Integer microseconds keep start + k * interval exact over years.
-            step = self.interval // timedelta(microseconds=1)
-            elapsed = (after - first) // timedelta(microseconds=1)
+            step = self.interval // _MICROSECOND
+            elapsed = (after - first) // _MICROSECOND
             candidate = first + timedelta(microseconds=(elapsed // step + 1) * step)
         if self.end_date is not None and candidate > self.end_date:
             return None
