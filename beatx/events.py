@@ -63,12 +63,18 @@ class EventBus:
         self._lock = threading.Lock()
         self._listeners: list[tuple[Listener, frozenset[EventKind] | None]] = []
 
-    def subscribe(self, listener: Listener, kinds: Iterable[EventKind] | None = None) -> Callable[[], None]:
-        """Call ``listener`` for every event (or only those of ``kinds``).
+    def subscribe(
+        self, listener: Listener, kinds: EventKind | Iterable[EventKind] | None = None
+    ) -> Callable[[], None]:
+        """Call ``listener`` for every event (or only those of ``kinds``: one kind or several).
 
         Returns a function that unsubscribes it.
+
+        :raises ValueError: for a kind that is not an :class:`EventKind` value.
         """
-        entry = (listener, None if kinds is None else frozenset(kinds))
+        if isinstance(kinds, str):  # one kind (an EventKind is a str, not a list of kinds)
+            kinds = [kinds]
+        entry = (listener, None if kinds is None else frozenset(EventKind(kind) for kind in kinds))
         with self._lock:
             self._listeners.append(entry)
 

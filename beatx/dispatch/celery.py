@@ -57,7 +57,8 @@ DEFAULT_RETRY_POLICY: dict[str, Any] = {
 
 
 def _short_repr(value: Any, limit: int) -> str:
-    text = repr(list(value)) if isinstance(value, tuple) else repr(value)
+    # Celery shows args as the list it sends, and no args as "()".
+    text = repr(list(value)) if isinstance(value, tuple) and value else repr(value)
     return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
 
 

@@ -89,6 +89,9 @@ def test_unknown_key_is_named() -> None:
         ("beatx_dedupe", True),  # with the default memory:// store
         ("beatx_metrics_port", 0),
         ("beatx_metrics_port", "9100"),
+        ("beatx_lookahead", -0.01),
+        ("beatx_lookahead", 5),
+        ("beatx_lookahead", "0.05"),
     ],
 )
 def test_malformed_values_name_the_key(key: str, value: Any) -> None:

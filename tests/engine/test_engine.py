@@ -405,3 +405,15 @@ def test_lateness_is_measured_when_the_fire_is_sent(
     manager.add_job("m:f", IntervalTrigger(seconds=10), id="j")
     Engine(store, SlowDispatcher(), events=bus, clock=clock).tick(clock.now())
     assert seen[0].data["lateness"] == pytest.approx(0.25)
+
+
+def test_a_listener_subscribes_to_one_kind_or_several_and_a_bad_kind_is_refused() -> None:
+    bus = EventBus()
+    seen: list[EventKind] = []
+    bus.subscribe(lambda e: seen.append(e.kind), EventKind.JOB_FIRED)
+    bus.subscribe(lambda e: seen.append(e.kind), [EventKind.JOB_MISSED, EventKind.JOB_FIRED])
+    for kind in (EventKind.JOB_FIRED, EventKind.JOB_MISSED, EventKind.JOB_SKIPPED):
+        bus.emit(Event(kind, T0, "j"))
+    assert seen == [EventKind.JOB_FIRED, EventKind.JOB_FIRED, EventKind.JOB_MISSED]
+    with pytest.raises(ValueError):
+        bus.subscribe(lambda e: None, ["job_fried"])  # type: ignore[list-item]

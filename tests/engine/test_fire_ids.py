@@ -16,9 +16,7 @@ NAMESPACE = uuid.UUID("5b1e2c4e-0d1f-4c55-9a4e-6b6565617478")
 
 @given(
     job_id=st.text(min_size=1, max_size=80),
-    at=st.datetimes(
-        min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
-    ),
+    at=st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)),
 )
 def test_a_fire_task_id_is_the_uuid5_of_the_job_id_and_the_scheduled_microsecond(
     job_id: str, at: datetime
@@ -35,4 +33,3 @@ def test_the_same_fire_always_gets_the_same_id_and_another_fire_another() -> Non
     assert fire_task_id("job", at) == fire_task_id("job", at.astimezone(ZoneInfo("Europe/Paris")))
     assert fire_task_id("job", at) != fire_task_id("job", at + timedelta(microseconds=1))
     assert fire_task_id("job", at) != fire_task_id("job2", at)
-
