@@ -107,7 +107,7 @@ class Engine:
         :raises LeaseLostError: if ``owner`` is set and no longer leads; nothing was claimed
             or written then.
         """
-        due_now = self._tick(now, now)
+        due_now = self._tick(now, now, idle_sleep=not self.lookahead)
         if not self.lookahead or due_now.claimed >= self.batch_size or due_now.dispatch_errors:
             return due_now
         ahead = self._tick(now, now + self.lookahead)
@@ -120,14 +120,14 @@ class Engine:
             dispatch_errors=ahead.dispatch_errors,
         )
 
-    def _tick(self, now: datetime, horizon: datetime) -> TickResult:
+    def _tick(self, now: datetime, horizon: datetime, *, idle_sleep: bool = True) -> TickResult:
         """One claim of the jobs due by ``horizon``, planned as of ``now`` (or their own due
         time, when later), sent and written back."""
         jobs = self.store.acquire_due_jobs(
             horizon, limit=self.batch_size, owner=self.owner, claim_ttl=self.claim_ttl
         )
         if not jobs:
-            return TickResult(sleep=self._sleep_until_next(now))
+            return TickResult(sleep=self._sleep_until_next(now) if idle_sleep else 0.0)
 
         free_slots: int | None = None
         if self.max_concurrent_jobs is not None:
