@@ -14,7 +14,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from beatx.dispatch.base import lease_lost
@@ -247,7 +247,7 @@ class CeleryDispatcher:
         lists: dict[str, list[str]] = {}
         index = 0
         pipe: Any = None
-        sent_at = self.app.now()
+        #: Expiry header values by ``expires`` seconds, from this batch's publish time.
         expiries: dict[float, str] = {}
         try:
             channel = self._get_producer().channel
@@ -261,8 +261,10 @@ class CeleryDispatcher:
                         continue
                     expires = ""
                     if template.expires is not None:
-                        expires = expiries.get(template.expires) or self._expiry(sent_at, template.expires)
-                        expiries[template.expires] = expires
+                        if template.expires not in expiries:
+                            at = self.app.now() + timedelta(seconds=template.expires)
+                            expiries[template.expires] = quote(at.isoformat())
+                        expires = expiries[template.expires]
                     task_id = '"' + fire.task_id + '"'
                     tag = '"' + self._tag_prefix + str(next(self._tags)) + '"'
                     scheduled = '"' + fire.scheduled_at.isoformat() + '"'
@@ -294,10 +296,6 @@ class CeleryDispatcher:
             if pipe is not None:
                 pipe.reset()
         return results
-
-    @staticmethod
-    def _expiry(sent_at: datetime, seconds: float) -> str:
-        return quote((sent_at + timedelta(seconds=seconds)).isoformat())
 
     def _template(self, channel: Any, job: Job) -> MessageTemplate | None:
         """The message template of ``job``'s fires, from the cache when another job with the

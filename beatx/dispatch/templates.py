@@ -13,7 +13,6 @@ Everything here is pure: no broker, no clock.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
 from typing import Any
@@ -103,6 +102,6 @@ def _is_plain(value: Any) -> bool:
         return True
     if isinstance(value, list | tuple):
         return all(_is_plain(item) for item in value)
-    if isinstance(value, Mapping) and type(value) is dict:
+    if type(value) is dict:
         return all(isinstance(key, str) and _is_plain(item) for key, item in value.items())
     return False

@@ -199,7 +199,7 @@ class Engine:
         """
         if not self.lookahead or not fires or fires[-1].scheduled_at <= now:
             outcomes = list(self._dispatch(fires))
-            return outcomes, [self.clock.now() if self.clock is not None else now] * len(fires)
+            return outcomes, [self._sent_at(now)] * len(fires)
         assert self.wait_until is not None
         outcomes = []
         sent_times: list[datetime] = []
@@ -208,21 +208,24 @@ class Engine:
             due = max(fires[start].scheduled_at, now)
             if due > now:
                 self.wait_until(due)
-                if self.clock is not None:
-                    # Whatever came due while this beat was busy goes in the same batch.
-                    due = max(due, self.clock.now())
+                # Whatever came due while this beat was busy goes in the same batch.
+                due = max(due, self._sent_at(due))
             end = start + 1
             while end < len(fires) and fires[end].scheduled_at <= due:
                 end += 1
             group = self._dispatch(fires[start:end])
             outcomes += group
-            sent_times += [self.clock.now() if self.clock is not None else due] * len(group)
+            sent_times += [self._sent_at(due)] * len(group)
             start = end
             if any(isinstance(outcome, LeaseLostError) for outcome in group):
                 outcomes += lease_lost(len(fires) - end)
                 sent_times += [due] * (len(fires) - end)
                 break
         return outcomes, sent_times
+
+    def _sent_at(self, fallback: datetime) -> datetime:
+        """When fires handed over just now were sent: the clock's time, or ``fallback``."""
+        return self.clock.now() if self.clock is not None else fallback
 
     def _dispatch(self, fires: Sequence[Fire]) -> Sequence[BaseException | None]:
         if not fires:

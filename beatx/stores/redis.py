@@ -113,6 +113,13 @@ local function reindex(schedule, claims, job_key, id)
   end
 end
 
+-- Run one command over a long list of arguments, 2,000 at a time (Lua's unpack has a limit).
+local function in_chunks(command, key, items)
+  for i = 1, #items, 2000 do
+    redis.call(command, key, unpack(items, i, math.min(i + 1999, #items)))
+  end
+end
+
 local function notify(changes, channel)
   local n = redis.call('INCR', changes)
   redis.call('PUBLISH', channel, n)
@@ -171,12 +178,8 @@ for n, item in ipairs(cjson.decode(ARGV[5])) do
     changed = true
   end
 end
-for i = 1, #new_ids, 1000 do
-  redis.call('SADD', KEYS[1], unpack(new_ids, i, math.min(i + 999, #new_ids)))
-end
-for i = 1, #due, 2000 do
-  redis.call('ZADD', KEYS[2], unpack(due, i, math.min(i + 1999, #due)))
-end
+in_chunks('SADD', KEYS[1], new_ids)
+in_chunks('ZADD', KEYS[2], due)
 if changed and ARGV[3] == '1' then
   notify(KEYS[4], ARGV[4])
 end
@@ -244,12 +247,8 @@ for n, id in ipairs(ids) do
   out[#out + 1] = redis.call('HMGET', jp .. id, unpack(fields))
   out[#out + 1] = redis.call('ZCOUNT', rp .. id, '(' .. now, '+inf')
 end
-for i = 1, #ids, 1000 do
-  redis.call('ZREM', KEYS[2], unpack(ids, i, math.min(i + 999, #ids)))
-end
-for i = 1, #claims, 2000 do
-  redis.call('ZADD', KEYS[3], unpack(claims, i, math.min(i + 1999, #claims)))
-end
+in_chunks('ZREM', KEYS[2], ids)
+in_chunks('ZADD', KEYS[3], claims)
 return out
 """
 )
@@ -320,15 +319,9 @@ for _, r in ipairs(cjson.decode(ARGV[5])) do
     end
   end
 end
-for i = 1, #released, 1000 do
-  redis.call('ZREM', KEYS[3], unpack(released, i, math.min(i + 999, #released)))
-end
-for i = 1, #due, 2000 do
-  redis.call('ZADD', KEYS[2], unpack(due, i, math.min(i + 1999, #due)))
-end
-for i = 1, #unscheduled, 1000 do
-  redis.call('ZREM', KEYS[2], unpack(unscheduled, i, math.min(i + 999, #unscheduled)))
-end
+in_chunks('ZREM', KEYS[3], released)
+in_chunks('ZADD', KEYS[2], due)
+in_chunks('ZREM', KEYS[2], unscheduled)
 if changed then
   notify(KEYS[4], ARGV[4])
 end

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +14,7 @@ from celery import Celery
 from beatx import IntervalTrigger, Job
 from beatx.dispatch.celery import CeleryDispatcher
 from beatx.jobs import Fire, fire_task_id
+from tests.celery.conftest import queued
 
 AT = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -23,22 +23,6 @@ def make_job(job_id: str = "job-1", **fields: Any) -> Job:
     return Job(
         id=job_id, func=fields.pop("func", "proj.tasks.ping"), trigger=IntervalTrigger(seconds=10), **fields
     )
-
-
-@pytest.fixture
-def broker(redis_url: str) -> Iterator[tuple[Celery, redis.Redis]]:
-    app = Celery("dispatch-test", broker=redis_url, set_as_current=False)
-    app.conf.task_default_queue = "default-q"
-    client = redis.Redis.from_url(redis_url)
-    try:
-        yield app, client
-    finally:
-        client.close()
-
-
-def queued(client: redis.Redis, queue: str) -> list[dict[str, Any]]:
-    # kombu LPUSHes and the consumer BRPOPs: the oldest message is last.
-    return [json.loads(raw) for raw in reversed(client.lrange(queue, 0, -1))]
 
 
 @pytest.mark.redis

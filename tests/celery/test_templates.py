@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,27 +15,13 @@ from beatx import IntervalTrigger, Job
 from beatx.dispatch.celery import CeleryDispatcher
 from beatx.dispatch.templates import MessageTemplate, Slot, plain_key
 from beatx.jobs import Fire
+from tests.celery.conftest import DEFAULT_QUEUE, queued
 
 AT = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
 def make_job(job_id: str, **fields: Any) -> Job:
     return Job(id=job_id, func="proj.tasks.ping", trigger=IntervalTrigger(seconds=10), **fields)
-
-
-@pytest.fixture
-def broker(redis_url: str) -> Iterator[tuple[Celery, redis.Redis]]:
-    app = Celery("templates-test", broker=redis_url, set_as_current=False)
-    app.conf.task_default_queue = "tpl-q"
-    client = redis.Redis.from_url(redis_url)
-    try:
-        yield app, client
-    finally:
-        client.close()
-
-
-def queued(client: redis.Redis, queue: str) -> list[dict[str, Any]]:
-    return [json.loads(raw) for raw in reversed(client.lrange(queue, 0, -1))]
 
 
 def test_plain_keys_tell_json_values_apart_and_refuse_other_objects() -> None:
@@ -76,7 +61,7 @@ def test_jobs_sharing_task_and_arguments_share_one_template_but_not_their_ids(
     assert dispatcher.dispatch(fires) == [None] * 51
     assert len(built) == 2  # one template per distinct message, not one per fire
 
-    messages = queued(client, "tpl-q")
+    messages = queued(client, DEFAULT_QUEUE)
     assert [m["headers"]["beatx_job_id"] for m in messages] == [f.job_id for f in fires]
     assert [m["headers"]["id"] for m in messages] == [f.task_id for f in fires]
     assert all(m["headers"]["root_id"] == m["headers"]["id"] for m in messages)
@@ -97,15 +82,15 @@ def test_template_options_match_send_task_and_other_options_take_the_send_task_p
     job = make_job("limits", kwargs={"k": "v"}, options=options)
     assert CeleryDispatcher(app, pipeline=False).dispatch([Fire(job, AT)]) == [None]
     assert CeleryDispatcher(app).dispatch([Fire(job, AT)]) == [None]
-    by_send_task, by_template = queued(client, "tpl-q")
+    by_send_task, by_template = queued(client, DEFAULT_QUEUE)
     assert by_template["headers"] == by_send_task["headers"]
     assert by_template["headers"]["timelimit"] == [30, 20]
     assert by_template["body"] == by_send_task["body"]
 
-    client.delete("tpl-q")
+    client.delete(DEFAULT_QUEUE)
     later = make_job("later", options={"countdown": 60})
     assert CeleryDispatcher(app).dispatch([Fire(later, AT)]) == [None]
-    (message,) = queued(client, "tpl-q")
+    (message,) = queued(client, DEFAULT_QUEUE)
     assert message["headers"]["eta"] is not None  # send_task turned the countdown into an eta
 
 
@@ -120,7 +105,7 @@ def test_arguments_that_are_not_plain_json_are_built_per_fire_and_still_sent(
     assert dispatcher.dispatch([Fire(job, AT), Fire(job, AT + timedelta(seconds=10))]) == [None, None]
     assert dispatcher._templates == {}
     assert CeleryDispatcher(app, pipeline=False).dispatch([Fire(job, AT)]) == [None]
-    first, second, by_send_task = queued(client, "tpl-q")
+    first, second, by_send_task = queued(client, DEFAULT_QUEUE)
     assert first["body"] == second["body"] == by_send_task["body"]
     assert first["headers"]["id"] != second["headers"]["id"]
     dispatcher.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -15,8 +15,7 @@ from beatx.manager import JobManager
 from beatx.stores.memory import MemoryStore
 from beatx.testing import FakeClock, RecordingDispatcher
 from beatx.triggers import DateTimeTrigger, IntervalTrigger
-
-T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+from tests.engine.conftest import T0
 
 
 def ms(milliseconds: float) -> datetime:
@@ -36,21 +35,6 @@ class TimedDispatcher(RecordingDispatcher):
     ) -> list[BaseException | None]:
         self.calls.append((self.clock.now(), [f.job_id for f in fires]))
         return super().dispatch(fires, guard=guard)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
-def store(clock: FakeClock) -> MemoryStore:
-    return MemoryStore(clock=clock)
-
-
-@pytest.fixture
-def manager(store: MemoryStore, clock: FakeClock) -> JobManager:
-    return JobManager(store, clock=clock)
 
 
 @pytest.fixture
