@@ -10,12 +10,16 @@ it; workers need nothing from beatx to execute it.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+
+from kombu.serialization import dumps as serialize
+from kombu.utils.json import dumps as json_dumps
 
 from beatx.dispatch.base import lease_lost
 from beatx.dispatch.templates import MessageTemplate, Slot, plain_key, quote
@@ -41,7 +45,8 @@ TEMPLATE_OPTIONS = frozenset(
     {"queue", "routing_key", "exchange", "priority", "headers", "expires", "ignore_result"}
     | {"time_limit", "soft_time_limit", "shadow"}
 )
-#: Message templates kept (one per task, arguments and options); the cache starts over when full.
+#: Message templates kept (one per task and options), and encoded arguments kept (one per
+#: distinct arguments); each cache starts over when full.
 TEMPLATE_CACHE_SIZE = 4096
 
 _MISSING = object()
@@ -82,10 +87,11 @@ class CeleryDispatcher:
     On a Redis broker a batch takes a faster path: the same protocol-2 messages that
     ``send_task`` would write are pushed as pipelines of :data:`PIPELINE_CHUNK` messages, one
     round trip each instead of two per message. The lease check then runs before each
-    pipeline. A message is built once per task, arguments and options by
+    pipeline. A message is built once per task and options by
     ``app.amqp.as_task_v2`` and kombu's own channel helpers, with placeholders where the
     per-fire values go (a :class:`~beatx.dispatch.templates.MessageTemplate`), and each fire
-    fills in its task id, job id, scheduled time, delivery tag and expiry. Fires that need
+    fills in its task id, job id, scheduled time, delivery tag, expiry and encoded arguments
+    (kept per distinct arguments). Fires that need
     what only ``send_task`` does (an option outside :data:`TEMPLATE_OPTIONS`, a non-direct
     exchange, compression, receivers of the ``before/after_task_publish`` signals) and every
     other broker take the ``send_task`` path.
@@ -113,7 +119,8 @@ class CeleryDispatcher:
         self._connection: Any = None
         self._producer: Any = None
         self._routes: dict[Any, Any] = {}
-        self._templates: dict[tuple[str, str, str, str], MessageTemplate | None] = {}
+        self._templates: dict[tuple[str, str], MessageTemplate | None] = {}
+        self._arguments_cache: dict[tuple[str, str], tuple[str, str, str]] = {}
         # Delivery tags only need to be unique: a random prefix per dispatcher and a counter.
         self._tag_prefix = f"{uuid.uuid4()}."
         self._tags = itertools.count()
@@ -268,7 +275,10 @@ class CeleryDispatcher:
                     task_id = '"' + fire.task_id + '"'
                     tag = '"' + self._tag_prefix + str(next(self._tags)) + '"'
                     scheduled = '"' + fire.scheduled_at.isoformat() + '"'
-                    payload = template.render((task_id, quote(job.id), scheduled, tag, expires))
+                    body, argsrepr, kwargsrepr = self._arguments(channel, job, template)
+                    payload = template.render(
+                        (task_id, quote(job.id), scheduled, tag, expires, body, argsrepr, kwargsrepr)
+                    )
                     for key in template.lists:
                         lists.setdefault(key, []).append(payload)
                 except Exception as exc:
@@ -299,13 +309,13 @@ class CeleryDispatcher:
 
     def _template(self, channel: Any, job: Job) -> MessageTemplate | None:
         """The message template of ``job``'s fires, from the cache when another job with the
-        same task, arguments and options built it; None for a job the template path does not
-        handle (it takes the ``send_task`` path)."""
+        same task and options built it; None for a job the template path does not handle (it
+        takes the ``send_task`` path)."""
         name = job.func_ref
-        args_key, kwargs_key, options_key = plain_key(job.args), plain_key(job.kwargs), plain_key(job.options)
-        if args_key is None or kwargs_key is None or options_key is None:
+        options_key = plain_key(job.options)
+        if options_key is None:
             return self._build_template(channel, job, name)  # not cacheable: built per fire
-        key = (name, args_key, kwargs_key, options_key)
+        key = (name, options_key)
         template = self._templates.get(key, _MISSING)
         if template is _MISSING:
             if len(self._templates) >= TEMPLATE_CACHE_SIZE:
@@ -313,14 +323,38 @@ class CeleryDispatcher:
             template = self._templates[key] = self._build_template(channel, job, name)
         return template  # type: ignore[return-value]
 
+    def _arguments(self, channel: Any, job: Job, template: MessageTemplate) -> tuple[str, str, str]:
+        """The encoded body and the ``argsrepr``/``kwargsrepr`` headers of ``job``'s message,
+        as JSON literals; cached for plain arguments (jobs often share them)."""
+        args_key, kwargs_key = plain_key(job.args), plain_key(job.kwargs)
+        plain = args_key is not None and kwargs_key is not None
+        if plain:
+            cached = self._arguments_cache.get((args_key, kwargs_key))
+            if cached is not None:
+                return cached
+        body = (list(job.args), dict(job.kwargs), template.embed)
+        if plain and template.serializer == "json":
+            text: Any = json.dumps(body)  # what kombu's encoder writes for plain values, faster
+        else:
+            text = serialize(body, serializer=template.serializer)[2]  # type: ignore[no-untyped-call]
+        encoded = channel.encode_body(text, channel.body_encoding)[0]
+        amqp = self.app.amqp
+        values = (
+            quote(encoded) if isinstance(encoded, str) else json_dumps(encoded),  # type: ignore[no-untyped-call]
+            quote(_short_repr(job.args, amqp.argsrepr_maxsize)),
+            quote(_short_repr(job.kwargs, amqp.kwargsrepr_maxsize)),
+        )
+        if plain:
+            if len(self._arguments_cache) >= TEMPLATE_CACHE_SIZE:
+                self._arguments_cache.clear()
+            self._arguments_cache[(args_key, kwargs_key)] = values
+        return values
+
     def _build_template(self, channel: Any, job: Job, name: str) -> MessageTemplate | None:
         """Build the message with Celery's ``as_task_v2`` and kombu's channel helpers, with
         :class:`Slot` strings for the per-fire values, as ``send_task`` would write it."""
-        from kombu.serialization import dumps as serialize
-        from kombu.utils.json import dumps as json_dumps
-
         options = message_options(job.options)
-        if set(options) - TEMPLATE_OPTIONS or Slot.MARK in repr((name, job.args, job.kwargs, options)):
+        if set(options) - TEMPLATE_OPTIONS or Slot.MARK in repr((name, options)):
             return None
         expires = options.get("expires")
         if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)):
@@ -329,27 +363,25 @@ class CeleryDispatcher:
         if route is None:
             return None
         exchange, routing_key, queues = route
-        amqp = self.app.amqp
-        message = amqp.as_task_v2(
+        serializer = self.app.conf.task_serializer
+        message = self.app.amqp.as_task_v2(
             Slot.TASK_ID,
             name,
-            list(job.args),
-            dict(job.kwargs),
+            [],
+            {},
             ignore_result=options.get("ignore_result"),
             time_limit=options.get("time_limit"),
             soft_time_limit=options.get("soft_time_limit"),
             shadow=options.get("shadow"),
-            # Display-only fields; celery's saferepr costs more than the rest of the message,
-            # a bounded repr says the same for plain job arguments.
-            argsrepr=_short_repr(job.args, amqp.argsrepr_maxsize),
-            kwargsrepr=_short_repr(job.kwargs, amqp.kwargsrepr_maxsize),
+            argsrepr=Slot.ARGSREPR,
+            kwargsrepr=Slot.KWARGSREPR,
         )
         headers = {**message.headers, **(options.get("headers") or {})}
         headers[JOB_ID_HEADER] = Slot.JOB_ID
         headers[SCHEDULED_AT_HEADER] = Slot.SCHEDULED_AT
         if expires is not None:
             headers["expires"] = Slot.EXPIRES
-        content_type, encoding, body = serialize(message.body, serializer=self.app.conf.task_serializer)  # type: ignore[no-untyped-call]
+        content_type, encoding, body = serialize(message.body, serializer=serializer)  # type: ignore[no-untyped-call]
         properties = dict(message.properties)
         properties["delivery_mode"] = 2
         if expires is not None:
@@ -358,11 +390,17 @@ class CeleryDispatcher:
             body, options.get("priority") or 0, content_type, encoding, headers, properties
         )
         channel._inplace_augment_message(envelope, exchange, routing_key)
+        envelope["body"] = Slot.BODY
         envelope["properties"]["delivery_tag"] = Slot.DELIVERY_TAG
         priority = channel._get_message_priority(envelope)
         lists = tuple(channel._q_for_pri(queue, priority) for queue in queues)
-        text = json_dumps(envelope)  # type: ignore[no-untyped-call]
-        return MessageTemplate.from_text(text, lists, None if expires is None else float(expires))
+        return MessageTemplate.from_text(
+            json_dumps(envelope),  # type: ignore[no-untyped-call]
+            lists,
+            expires=None if expires is None else float(expires),
+            serializer=serializer,
+            embed=message.body[2],
+        )
 
     def _flush(
         self,

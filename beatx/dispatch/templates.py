@@ -1,11 +1,12 @@
 """Message templates: a Celery message built once, then filled in per fire.
 
-Most of a task message (task name, arguments, routing, the body) is the same for every fire of
-every job that calls the same task with the same arguments. Building it through Celery and
-kombu costs tens of microseconds, most of a fire's budget in a burst. A
-:class:`MessageTemplate` is the serialised message built once by Celery's own code with
-placeholder strings where the per-fire values go (task id, job id, scheduled time, delivery
-tag, expiry), split at the placeholders; a fire's message is the pieces joined with its values.
+Most of a task message (task name, routing, headers, properties) is the same for every fire of
+every job that calls the same task with the same options. Building it through Celery and kombu
+costs tens of microseconds, most of a fire's budget in a burst. A :class:`MessageTemplate` is
+the serialised message built once by Celery's own code with placeholder strings where the
+per-fire values go (task id, job id, scheduled time, delivery tag, expiry, and the job's
+arguments: the encoded body and its display reprs), split at the placeholders; a fire's message
+is the pieces joined with its values.
 
 Everything here is pure: no broker, no clock.
 """
@@ -28,8 +29,11 @@ class Slot:
     SCHEDULED_AT = "beatx-slot:scheduled-at"
     DELIVERY_TAG = "beatx-slot:delivery-tag"
     EXPIRES = "beatx-slot:expires"
+    BODY = "beatx-slot:body"
+    ARGSREPR = "beatx-slot:argsrepr"
+    KWARGSREPR = "beatx-slot:kwargsrepr"
 
-    ALL = (TASK_ID, JOB_ID, SCHEDULED_AT, DELIVERY_TAG, EXPIRES)
+    ALL = (TASK_ID, JOB_ID, SCHEDULED_AT, DELIVERY_TAG, EXPIRES, BODY, ARGSREPR, KWARGSREPR)
     #: The text that marks any placeholder; a job whose own data holds it gets no template.
     MARK = "beatx-slot:"
 
@@ -37,7 +41,7 @@ class Slot:
 _SLOT_PATTERN = re.compile('"(' + "|".join(re.escape(slot) for slot in Slot.ALL) + ')"')
 
 #: A fire's values in the order of :data:`Slot.ALL`, each already a JSON string literal.
-SlotValues = tuple[str, str, str, str, str]
+SlotValues = tuple[str, str, str, str, str, str, str, str]
 
 
 def quote(text: str) -> str:
@@ -59,14 +63,19 @@ class MessageTemplate:
     lists: tuple[str, ...]
     #: ``expires`` in seconds from the publish time, or None.
     expires: float | None = None
+    #: The serializer of the body (its content type is in the template).
+    serializer: str = "json"
+    #: The third part of the task body (callbacks, errbacks, chain, chord), after the arguments.
+    embed: Any = None
 
     @classmethod
-    def from_text(cls, text: str, lists: tuple[str, ...], expires: float | None = None) -> MessageTemplate:
-        """Split the JSON text of a message built with the :class:`Slot` strings as values."""
+    def from_text(cls, text: str, lists: tuple[str, ...], **fields: Any) -> MessageTemplate:
+        """Split the JSON text of a message built with the :class:`Slot` strings as values;
+        ``fields`` are the other attributes."""
         parts = _SLOT_PATTERN.split(text)
         pieces = tuple(parts[0::2])
         slots = tuple(Slot.ALL.index(name) for name in parts[1::2])
-        return cls(pieces=pieces, slots=slots, lists=lists, expires=expires)
+        return cls(pieces=pieces, slots=slots, lists=lists, **fields)
 
     def render(self, values: SlotValues) -> str:
         """The message of one fire."""

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -479,6 +480,30 @@ def _describe(client: redis.Redis) -> str:
     return f"{scheme}://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
 
 
+@dataclass(frozen=True, slots=True)
+class _ClaimAhead:
+    """A claim sent and not read yet: its connection and the claim's arguments."""
+
+    connection: Any
+    now: datetime
+    limit: int
+    owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class _SentRelease:
+    """A release sent during a burst and not read yet (its arguments, to run it again)."""
+
+    connection: Any
+    what: str
+    keys: list[str]
+    args: list[Any]
+
+
+#: The reply read for a script Redis did not run (its script cache was empty).
+_NOT_RUN = object()
+
+
 class RedisStore:
     """Keeps jobs in Redis, for one or several beats (high availability) and many processes.
 
@@ -504,6 +529,15 @@ class RedisStore:
     Claiming and releasing are one Lua script each, fenced by the lease token when ``owner``
     is given; lease validity is judged against the time passed in (not Redis key expiry).
     All timestamps are stored in UTC and returned as aware UTC datetimes.
+
+    A claim that fills its ``limit`` (a burst) sends the same claim again at once, on a
+    connection of its own, and returns without reading its reply: Redis claims the next batch
+    while the beat sends this one. The next :meth:`acquire_due_jobs` for the same owner and
+    limit, at the same time or later, reads that reply instead of claiming; any other call
+    (and :meth:`close`) gives those jobs back unchanged. While a claim is ahead,
+    :meth:`release_jobs` is sent the same way and its reply (or error) is read by the next
+    :meth:`acquire_due_jobs` or :meth:`close`. A beat that dies holding claimed jobs leaves
+    them claimed until their claim deadline, like the batch it was sending.
 
     The process keeps no copy of the jobs (no in-memory index): its memory does not depend on
     how many jobs are stored. :meth:`get_jobs` reads every job (SSCAN of ``jobs`` and a
@@ -574,6 +608,9 @@ class RedisStore:
         self._lease_give = reg(LUA_RELEASE_LEASE)
         self._notify = reg(LUA_NOTIFY)
         self._wait_lock = threading.Lock()
+        self._claim_ahead_lock = threading.Lock()
+        self._claim_ahead: _ClaimAhead | None = None
+        self._releases_sent: list[_SentRelease] = []
         self._pubsub: PubSub | None = None
         self._seen_changes: int | None = None
 
@@ -836,19 +873,15 @@ class RedisStore:
     def acquire_due_jobs(
         self, now: datetime, *, limit: int, owner: str | None = None, claim_ttl: float = 60.0
     ) -> list[Job]:
-        keys = [self._lease_key, self._schedule_key, self._claims_key]
-        deadline = _ts(now + timedelta(seconds=claim_ttl))
-        args = [
-            owner or "",
-            _ts(now),
-            str(int(limit)),
-            deadline,
-            self._job_prefix,
-            self._running_prefix,
-            *RECORD_FIELDS,
-        ]
-        with self._errors("claim due jobs" if owner is None else f"claim due jobs for beat {owner!r}"):
-            result = self._acquire(keys=keys, args=args)
+        what = "claim due jobs" if owner is None else f"claim due jobs for beat {owner!r}"
+        self._finish_releases()
+        result = self._take_claim_ahead(now, limit, owner or "", what)
+        if result is None:
+            keys, args = self._claim_arguments(now, limit, owner or "", claim_ttl)
+            with self._errors(what):
+                result = self._acquire(keys=keys, args=args)
+        if limit > 0 and len(result) >= 3 * limit:
+            self._send_claim_ahead(now, limit, owner or "", claim_ttl)
         jobs: list[Job] = []
         for i in range(0, len(result), 3):
             job_id = _text(result[i])
@@ -857,6 +890,99 @@ class RedisStore:
             except SerializationError as exc:
                 self._quarantine(job_id, str(exc))
         return jobs
+
+    def _claim_arguments(
+        self, now: datetime, limit: int, owner: str, claim_ttl: float
+    ) -> tuple[list[str], list[str]]:
+        """KEYS and ARGV of :data:`LUA_ACQUIRE`."""
+        keys = [self._lease_key, self._schedule_key, self._claims_key]
+        deadline = _ts(now + timedelta(seconds=claim_ttl))
+        args = [owner, _ts(now), str(int(limit)), deadline, self._job_prefix, self._running_prefix]
+        return keys, args + list(RECORD_FIELDS)
+
+    def _send_claim_ahead(self, now: datetime, limit: int, owner: str, claim_ttl: float) -> None:
+        """Send the next claim of a burst without waiting for its reply (see the class doc)."""
+        keys, args = self._claim_arguments(now, limit, owner, claim_ttl)
+        connection = self._send_script(self._acquire, keys, args)
+        if connection is not None:
+            with self._claim_ahead_lock:
+                self._claim_ahead = _ClaimAhead(connection, now, limit, owner)
+
+    def _send_script(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """Send ``script`` on a connection of its own and return that connection, whose reply
+        :meth:`_read_reply` reads; None when it could not be sent (the caller goes on without)."""
+        pool = self._client.connection_pool
+        try:
+            connection = pool.get_connection()
+            try:
+                connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            except BaseException:
+                pool.release(connection)
+                raise
+        except (redis.RedisError, OSError) as exc:
+            logger.debug("not sent ahead, done the usual way: %r", exc)
+            return None
+        return connection
+
+    def _read_reply(self, connection: Any) -> Any:
+        """The reply of a script sent by :meth:`_send_script`; :data:`_NOT_RUN` when Redis had
+        lost its scripts (after a restart) and ran nothing."""
+        try:
+            return connection.read_response()
+        except redis.exceptions.NoScriptError:
+            return _NOT_RUN
+        finally:
+            self._client.connection_pool.release(connection)
+
+    def _take_claim_ahead(self, now: datetime, limit: int, owner: str, what: str) -> Any:
+        """The reply of the claim sent ahead, when it is the claim asked for now; otherwise
+        its jobs are given back and None is returned."""
+        with self._claim_ahead_lock:
+            ahead, self._claim_ahead = self._claim_ahead, None
+        if ahead is None:
+            return None
+        if not (ahead.limit == limit and ahead.owner == owner and ahead.now <= now):
+            self._give_back(ahead)
+            return None
+        with self._errors(what):
+            reply = self._read_reply(ahead.connection)
+            if reply is _NOT_RUN:
+                return None
+            if owner and ahead.now < now:
+                # The claim was fenced at its own time; this call is fenced at ``now``, as a
+                # claim made now would be. A beat that lost its lease leaves the jobs claimed.
+                lease_owner, expires = self._client.hmget(self._lease_key, ["owner", "expires_at"])
+                if lease_owner is None or _text(lease_owner) != owner or float(expires or 0) <= now.timestamp():
+                    raise LeaseLostError(
+                        f"Redis store at {self._url}: {what}: the beat does not hold the leader lease"
+                    )
+        return reply
+
+    def _give_back(self, ahead: _ClaimAhead) -> None:
+        """Return the jobs of an unused claim ahead to the schedule, unchanged."""
+        try:
+            with self._errors("give back the jobs claimed ahead"):
+                reply = self._read_reply(ahead.connection)
+            if reply is _NOT_RUN or not reply:
+                return
+            releases = []
+            for i in range(0, len(reply), 3):
+                try:
+                    job = self._decode(_text(reply[i]), reply[i + 1], 0)
+                except SerializationError:
+                    continue  # quarantined when claimed again, after its claim deadline
+                releases.append(
+                    JobRelease(
+                        job_id=job.id,
+                        revision=job.revision,
+                        next_run_time=job.next_run_time,
+                        status=job.status,
+                        last_run_time=job.last_run_time,
+                    )
+                )
+            self.release_jobs(releases, owner=ahead.owner or None)
+        except StoreError as exc:
+            logger.warning("jobs claimed ahead stay claimed until their claim deadline: %s", exc)
 
     def _quarantine(self, job_id: str, error: str) -> None:
         """Take a job whose stored record cannot be read out of the schedule, as FAILED with
@@ -901,8 +1027,30 @@ class RedisStore:
             json.dumps(items, separators=(",", ":"), ensure_ascii=False),
         ]
         what = f"release {len(releases)} job(s)" + ("" if owner is None else f" for beat {owner!r}")
+        if self._claim_ahead is not None:
+            # A burst: Redis writes this batch back while the beat sends the next one.
+            connection = self._send_script(self._release, keys, args)
+            if connection is not None:
+                with self._claim_ahead_lock:
+                    self._releases_sent.append(_SentRelease(connection, what, keys, args))
+                return
         with self._errors(what):
             self._release(keys=keys, args=args)
+
+    def _finish_releases(self) -> None:
+        """Read the replies of the releases sent during a burst (raising their errors)."""
+        with self._claim_ahead_lock:
+            sent, self._releases_sent = self._releases_sent, []
+        for index, release in enumerate(sent):
+            try:
+                with self._errors(release.what):
+                    if self._read_reply(release.connection) is _NOT_RUN:
+                        self._release(keys=release.keys, args=release.args)
+            except BaseException:
+                for later in sent[index + 1 :]:
+                    later.connection.disconnect()
+                    self._client.connection_pool.release(later.connection)
+                raise
 
     def due_count(self, now: datetime) -> int:
         with self._errors("count due jobs"):
@@ -1103,6 +1251,14 @@ class RedisStore:
         return True
 
     def close(self) -> None:
+        try:
+            self._finish_releases()
+        except StoreError as exc:
+            logger.error("jobs stay claimed until their claim deadline: %s", exc)
+        with self._claim_ahead_lock:
+            ahead, self._claim_ahead = self._claim_ahead, None
+        if ahead is not None:
+            self._give_back(ahead)
         with self._wait_lock:
             self._drop_pubsub()
         if self._owns_client:

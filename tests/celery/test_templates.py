@@ -37,12 +37,12 @@ def test_plain_keys_tell_json_values_apart_and_refuse_other_objects() -> None:
 def test_a_template_renders_each_value_in_its_place() -> None:
     text = json.dumps({"id": Slot.TASK_ID, "root": Slot.TASK_ID, "job": Slot.JOB_ID, "n": 1})
     template = MessageTemplate.from_text(text, ("q",))
-    rendered = json.loads(template.render(('"t-1"', '"j \\"1\\""', '""', '""', '""')))
+    rendered = json.loads(template.render(('"t-1"', '"j \\"1\\""', '""', '""', '""', '""', '""', '""')))
     assert rendered == {"id": "t-1", "root": "t-1", "job": 'j "1"', "n": 1}
 
 
 @pytest.mark.redis
-def test_jobs_sharing_task_and_arguments_share_one_template_but_not_their_ids(
+def test_jobs_sharing_task_and_options_share_one_template_but_not_their_ids_or_arguments(
     broker: tuple[Celery, redis.Redis], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app, client = broker
@@ -56,20 +56,26 @@ def test_jobs_sharing_task_and_arguments_share_one_template_but_not_their_ids(
     monkeypatch.setattr(app.amqp, "as_task_v2", counting)
     dispatcher = CeleryDispatcher(app)
     jobs = [make_job(f"job-{i}", args=(1, "x")) for i in range(50)]
-    odd = make_job('odd "id" é', args=(2,))
-    fires = [Fire(job, AT) for job in jobs] + [Fire(odd, AT + timedelta(seconds=1))]
-    assert dispatcher.dispatch(fires) == [None] * 51
-    assert len(built) == 2  # one template per distinct message, not one per fire
+    odd = make_job('odd "id" é', args=(2,), kwargs={"name": "café\u2028"})
+    routed = make_job("routed", args=(3,), options={"queue": DEFAULT_QUEUE, "ignore_result": True})
+    fires = [Fire(job, AT) for job in jobs] + [Fire(odd, AT + timedelta(seconds=1)), Fire(routed, AT)]
+    assert dispatcher.dispatch(fires) == [None] * 52
+    assert built == ["proj.tasks.ping"] * 2  # one template per task and options, not per fire
 
     messages = queued(client, DEFAULT_QUEUE)
     assert [m["headers"]["beatx_job_id"] for m in messages] == [f.job_id for f in fires]
     assert [m["headers"]["id"] for m in messages] == [f.task_id for f in fires]
     assert all(m["headers"]["root_id"] == m["headers"]["id"] for m in messages)
     assert all(m["properties"]["correlation_id"] == m["headers"]["id"] for m in messages)
-    assert len({m["properties"]["delivery_tag"] for m in messages}) == 51
-    assert messages[-1]["headers"]["beatx_scheduled_at"] == (AT + timedelta(seconds=1)).isoformat()
-    body = json.loads(base64.b64decode(messages[-1]["body"]))
-    assert body[0] == [2]
+    assert len({m["properties"]["delivery_tag"] for m in messages}) == 52
+    assert messages[-2]["headers"]["beatx_scheduled_at"] == (AT + timedelta(seconds=1)).isoformat()
+    assert [json.loads(base64.b64decode(m["body"]))[:2] for m in messages[-3:]] == [
+        [[1, "x"], {}],
+        [[2], {"name": "café\u2028"}],
+        [[3], {}],
+    ]
+    assert messages[-2]["headers"]["kwargsrepr"] == repr({"name": "café\u2028"})
+    assert messages[-1]["headers"]["argsrepr"] == "[3]"
     dispatcher.close()
 
 
@@ -79,7 +85,7 @@ def test_template_options_match_send_task_and_other_options_take_the_send_task_p
 ) -> None:
     app, client = broker
     options = {"time_limit": 30, "soft_time_limit": 20, "headers": {"x-h": "1"}, "ignore_result": True}
-    job = make_job("limits", kwargs={"k": "v"}, options=options)
+    job = make_job("limits", args=(1, 2.5, None), kwargs={"k": "vé", "n": [True, {"x": 1}]}, options=options)
     assert CeleryDispatcher(app, pipeline=False).dispatch([Fire(job, AT)]) == [None]
     assert CeleryDispatcher(app).dispatch([Fire(job, AT)]) == [None]
     by_send_task, by_template = queued(client, DEFAULT_QUEUE)
@@ -95,7 +101,7 @@ def test_template_options_match_send_task_and_other_options_take_the_send_task_p
 
 
 @pytest.mark.redis
-def test_arguments_that_are_not_plain_json_are_built_per_fire_and_still_sent(
+def test_arguments_that_are_not_plain_json_are_encoded_per_fire_and_still_sent(
     broker: tuple[Celery, redis.Redis],
 ) -> None:
     app, client = broker
@@ -103,7 +109,7 @@ def test_arguments_that_are_not_plain_json_are_built_per_fire_and_still_sent(
     moment = datetime(2026, 1, 1, 9, 30, tzinfo=UTC)
     job = make_job("dated", args=(moment,))
     assert dispatcher.dispatch([Fire(job, AT), Fire(job, AT + timedelta(seconds=10))]) == [None, None]
-    assert dispatcher._templates == {}
+    assert dispatcher._arguments_cache == {}
     assert CeleryDispatcher(app, pipeline=False).dispatch([Fire(job, AT)]) == [None]
     first, second, by_send_task = queued(client, DEFAULT_QUEUE)
     assert first["body"] == second["body"] == by_send_task["body"]
