@@ -109,21 +109,21 @@ class Recorder:
             inner._send = timed_send
         from beatx.dispatch.celery import CeleryDispatcher
 
-        flush = getattr(inner, "_flush", None) if isinstance(inner, CeleryDispatcher) else None
+        confirm = getattr(inner, "_confirm", None) if isinstance(inner, CeleryDispatcher) else None
         self._batch: Sequence[Any] = ()
-        if flush is not None:
-            # CeleryDispatcher's Redis path sends pipelines: a fire is published when its
-            # pipeline's execute returns.
-            def timed_flush(pipe: Any, lists: Any, pending: list[int], guard: Any) -> bool:
-                sent: bool = flush(pipe, lists, pending, guard)
-                if sent and pending and self._batch:
+        if confirm is not None:
+            # CeleryDispatcher's Redis path sends pipelines and reads their replies at the end
+            # of a batch: a fire counts as published when its pipeline's reply is read.
+            def timed_confirm(connection: Any, unconfirmed: list[tuple[int, list[int]]]) -> None:
+                indices = [i for _, pending in unconfirmed for i in pending]
+                confirm(connection, unconfirmed)
+                if indices and self._batch:
                     now = time.time()
                     self.fires += [
-                        (self._batch[i].job.id, self._batch[i].scheduled_at.timestamp(), now) for i in pending
+                        (self._batch[i].job.id, self._batch[i].scheduled_at.timestamp(), now) for i in indices
                     ]
-                return sent
 
-            inner._flush = timed_flush
+            inner._confirm = timed_confirm
 
     def dispatch(self, fires: Sequence[Any], *, guard: Any = None) -> Sequence[BaseException | None]:
         self.calls += 1

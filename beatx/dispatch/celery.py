@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import uuid
+from base64 import b64encode
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -35,8 +36,8 @@ logger = logging.getLogger("beatx.celery")
 JOB_ID_HEADER = "beatx_job_id"
 SCHEDULED_AT_HEADER = "beatx_scheduled_at"
 
-#: Messages per Redis pipeline on the fast path: one round trip each, and the most a beat
-#: frozen while sending can still publish when it wakes.
+#: Messages per Redis pipeline on the fast path (the lease is checked before each), and so
+#: the most a beat frozen while sending can still publish when it wakes.
 PIPELINE_CHUNK = 100
 
 #: Job options the Redis pipeline path writes into a message itself; a job with any other
@@ -85,9 +86,9 @@ class CeleryDispatcher:
     keeps those jobs due and tries again after its retry delay, under the misfire rules.
 
     On a Redis broker a batch takes a faster path: the same protocol-2 messages that
-    ``send_task`` would write are pushed as pipelines of :data:`PIPELINE_CHUNK` messages, one
-    round trip each instead of two per message. The lease check then runs before each
-    pipeline. A message is built once per task and options by
+    ``send_task`` would write are pushed as pipelines of :data:`PIPELINE_CHUNK` messages,
+    sent one after the other and confirmed (their replies read) at the end of the batch,
+    instead of two round trips per message. The lease check then runs before each pipeline. A message is built once per task and options by
     ``app.amqp.as_task_v2`` and kombu's own channel helpers, with placeholders where the
     per-fire values go (a :class:`~beatx.dispatch.templates.MessageTemplate`), and each fire
     fills in its task id, job id, scheduled time, delivery tag, expiry and encoded arguments
@@ -252,13 +253,17 @@ class CeleryDispatcher:
         pending: list[int] = []
         #: Messages of the pending pipeline, by Redis list, in publish order.
         lists: dict[str, list[str]] = {}
+        #: Pipelines sent whose replies are not read yet: (reply count, fire indices).
+        unconfirmed: list[tuple[int, list[int]]] = []
         index = 0
-        pipe: Any = None
+        pool: Any = None
+        connection: Any = None
         #: Expiry header values by ``expires`` seconds, from this batch's publish time.
         expiries: dict[float, str] = {}
         try:
             channel = self._get_producer().channel
-            pipe = channel.client.pipeline(transaction=False)
+            pool = channel.client.connection_pool
+            connection = pool.get_connection()
             for index, fire in enumerate(fires):
                 job = fire.job
                 try:
@@ -289,22 +294,27 @@ class CeleryDispatcher:
                     continue
                 pending.append(index)
                 if len(pending) >= PIPELINE_CHUNK:
-                    if not self._flush(pipe, lists, pending, guard):
+                    if not self._send_pipeline(connection, lists, pending, unconfirmed, guard):
+                        self._confirm(connection, unconfirmed)
                         results[pending[0] :] = lease_lost(len(fires) - pending[0])
                         return results
                     pending = []
-            if not self._flush(pipe, lists, pending, guard):
+            sent = self._send_pipeline(connection, lists, pending, unconfirmed, guard)
+            self._confirm(connection, unconfirmed)
+            if not sent:
                 results[pending[0] :] = lease_lost(len(fires) - pending[0])
         except Exception as exc:
             if not isinstance(exc, self._connection_errors()):
                 raise
-            first = pending[0] if pending else index
+            first = unconfirmed[0][1][0] if unconfirmed else pending[0] if pending else index
             logger.error("broker unavailable, %d fire(s) not sent: %s", len(fires) - first, exc)
+            if connection is not None:
+                connection.disconnect()  # replies may be left unread on it
             self._drop_producer()
             results[first:] = [exc] * (len(fires) - first)
         finally:
-            if pipe is not None:
-                pipe.reset()
+            if connection is not None:
+                pool.release(connection)
         return results
 
     def _template(self, channel: Any, job: Job) -> MessageTemplate | None:
@@ -326,28 +336,33 @@ class CeleryDispatcher:
     def _arguments(self, channel: Any, job: Job, template: MessageTemplate) -> tuple[str, str, str]:
         """The encoded body and the ``argsrepr``/``kwargsrepr`` headers of ``job``'s message,
         as JSON literals; cached for plain arguments (jobs often share them)."""
-        args_key, kwargs_key = plain_key(job.args), plain_key(job.kwargs)
-        plain = args_key is not None and kwargs_key is not None
-        if plain:
-            cached = self._arguments_cache.get((args_key, kwargs_key))
+        args, kwargs = job.args, job.kwargs
+        args_key, kwargs_key = plain_key(args), plain_key(kwargs)
+        key = None if args_key is None or kwargs_key is None else (args_key, kwargs_key)
+        plain = key is not None
+        if key is not None:
+            cached = self._arguments_cache.get(key)
             if cached is not None:
                 return cached
-        body = (list(job.args), dict(job.kwargs), template.embed)
+        body = (list(args), dict(kwargs), template.embed)
         if plain and template.serializer == "json":
             text: Any = json.dumps(body)  # what kombu's encoder writes for plain values, faster
         else:
             text = serialize(body, serializer=template.serializer)[2]  # type: ignore[no-untyped-call]
-        encoded = channel.encode_body(text, channel.body_encoding)[0]
+        if channel.body_encoding == "base64":
+            encoded: Any = b64encode(text.encode() if isinstance(text, str) else text).decode()
+        else:
+            encoded = channel.encode_body(text, channel.body_encoding)[0]
         amqp = self.app.amqp
         values = (
             quote(encoded) if isinstance(encoded, str) else json_dumps(encoded),  # type: ignore[no-untyped-call]
-            quote(_short_repr(job.args, amqp.argsrepr_maxsize)),
-            quote(_short_repr(job.kwargs, amqp.kwargsrepr_maxsize)),
+            quote(_short_repr(args, amqp.argsrepr_maxsize)),
+            quote(_short_repr(kwargs, amqp.kwargsrepr_maxsize)),
         )
-        if plain:
+        if key is not None:
             if len(self._arguments_cache) >= TEMPLATE_CACHE_SIZE:
                 self._arguments_cache.clear()
-            self._arguments_cache[(args_key, kwargs_key)] = values
+            self._arguments_cache[key] = values
         return values
 
     def _build_template(self, channel: Any, job: Job, name: str) -> MessageTemplate | None:
@@ -402,26 +417,35 @@ class CeleryDispatcher:
             embed=message.body[2],
         )
 
-    def _flush(
+    def _send_pipeline(
         self,
-        pipe: Any,
+        connection: Any,
         lists: dict[str, list[str]],
         pending: list[int],
+        unconfirmed: list[tuple[int, list[int]]],
         guard: Callable[[], bool] | None,
     ) -> bool:
-        """Send one pipeline: one multi-value LPUSH per list, which keeps the publish order
-        (consumers pop from the other end). Returns False, sending nothing, when the lease
-        is gone."""
+        """Send one pipeline without waiting for its replies: one multi-value LPUSH per list,
+        which keeps the publish order (consumers pop from the other end). Returns False,
+        sending nothing, when the lease is gone."""
         if not pending:
             return True
         if guard is not None and not guard():
             return False
-        for key, payloads in lists.items():
-            pipe.lpush(key, *payloads)
-        pipe.execute()
+        commands = [("LPUSH", key, *payloads) for key, payloads in lists.items()]
+        connection.send_packed_command(connection.pack_commands(commands))
+        unconfirmed.append((len(commands), list(pending)))
         lists.clear()
-        self.sent += len(pending)
         return True
+
+    def _confirm(self, connection: Any, unconfirmed: list[tuple[int, list[int]]]) -> None:
+        """Read the replies of the pipelines sent, oldest first (an error reply raises)."""
+        while unconfirmed:
+            count, indices = unconfirmed[0]
+            for _ in range(count):
+                connection.read_response()
+            del unconfirmed[0]
+            self.sent += len(indices)
 
     def _send(self, producer: Any, fire: Fire) -> None:
         job = fire.job

@@ -14,7 +14,7 @@ Everything here is pure: no broker, no clock.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
@@ -67,6 +67,15 @@ class MessageTemplate:
     serializer: str = "json"
     #: The third part of the task body (callbacks, errbacks, chain, chord), after the arguments.
     embed: Any = None
+    #: The pieces as one ``str.format`` string, ``{n}`` for the value of ``Slot.ALL[n]``.
+    pattern: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        escaped = [piece.replace("{", "{{").replace("}", "}}") for piece in self.pieces]
+        pattern = escaped[0] + "".join(
+            f"{{{slot}}}{piece}" for slot, piece in zip(self.slots, escaped[1:], strict=True)
+        )
+        object.__setattr__(self, "pattern", pattern)
 
     @classmethod
     def from_text(cls, text: str, lists: tuple[str, ...], **fields: Any) -> MessageTemplate:
@@ -79,12 +88,7 @@ class MessageTemplate:
 
     def render(self, values: SlotValues) -> str:
         """The message of one fire."""
-        pieces = self.pieces
-        out = [pieces[0]]
-        for i, slot in enumerate(self.slots, 1):
-            out.append(values[slot])
-            out.append(pieces[i])
-        return "".join(out)
+        return self.pattern.format(*values)
 
 
 _PLAIN_SCALARS = (str, int, float, bool, type(None))

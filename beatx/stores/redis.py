@@ -535,8 +535,9 @@ class RedisStore:
     while the beat sends this one. The next :meth:`acquire_due_jobs` for the same owner and
     limit, at the same time or later, reads that reply instead of claiming; any other call
     (and :meth:`close`) gives those jobs back unchanged. While a claim is ahead,
-    :meth:`release_jobs` is sent the same way and its reply (or error) is read by the next
-    :meth:`acquire_due_jobs` or :meth:`close`. A beat that dies holding claimed jobs leaves
+    :meth:`release_jobs` is sent the same way; its reply (or error) is read by a later
+    :meth:`acquire_due_jobs` (the latest release may stay in flight while Redis runs it), by
+    the first :meth:`release_jobs` after the burst, or by :meth:`close`. A beat that dies holding claimed jobs leaves
     them claimed until their claim deadline, like the batch it was sending.
 
     The process keeps no copy of the jobs (no in-memory index): its memory does not depend on
@@ -874,7 +875,7 @@ class RedisStore:
         self, now: datetime, *, limit: int, owner: str | None = None, claim_ttl: float = 60.0
     ) -> list[Job]:
         what = "claim due jobs" if owner is None else f"claim due jobs for beat {owner!r}"
-        self._finish_releases()
+        self._finish_releases(all_of_them=False)
         result = self._take_claim_ahead(now, limit, owner or "", what)
         if result is None:
             keys, args = self._claim_arguments(now, limit, owner or "", claim_ttl)
@@ -915,7 +916,7 @@ class RedisStore:
         try:
             connection = pool.get_connection()
             try:
-                connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
             except BaseException:
                 pool.release(connection)
                 raise
@@ -952,7 +953,11 @@ class RedisStore:
                 # The claim was fenced at its own time; this call is fenced at ``now``, as a
                 # claim made now would be. A beat that lost its lease leaves the jobs claimed.
                 lease_owner, expires = self._client.hmget(self._lease_key, ["owner", "expires_at"])
-                if lease_owner is None or _text(lease_owner) != owner or float(expires or 0) <= now.timestamp():
+                if (
+                    lease_owner is None
+                    or _text(lease_owner) != owner
+                    or float(expires or 0) <= now.timestamp()
+                ):
                     raise LeaseLostError(
                         f"Redis store at {self._url}: {what}: the beat does not hold the leader lease"
                     )
@@ -1034,13 +1039,17 @@ class RedisStore:
                 with self._claim_ahead_lock:
                     self._releases_sent.append(_SentRelease(connection, what, keys, args))
                 return
+        self._finish_releases()
         with self._errors(what):
             self._release(keys=keys, args=args)
 
-    def _finish_releases(self) -> None:
-        """Read the replies of the releases sent during a burst (raising their errors)."""
+    def _finish_releases(self, *, all_of_them: bool = True) -> None:
+        """Read the replies of the releases sent during a burst, raising their errors. Unless
+        ``all_of_them``, the latest stays in flight while Redis is still running it."""
         with self._claim_ahead_lock:
             sent, self._releases_sent = self._releases_sent, []
+            if not all_of_them and sent and not sent[-1].connection.can_read(timeout=0):
+                self._releases_sent.append(sent.pop())
         for index, release in enumerate(sent):
             try:
                 with self._errors(release.what):
