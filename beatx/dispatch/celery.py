@@ -339,13 +339,12 @@ class CeleryDispatcher:
         args, kwargs = job.args, job.kwargs
         args_key, kwargs_key = plain_key(args), plain_key(kwargs)
         key = None if args_key is None or kwargs_key is None else (args_key, kwargs_key)
-        plain = key is not None
         if key is not None:
             cached = self._arguments_cache.get(key)
             if cached is not None:
                 return cached
         body = (list(args), dict(kwargs), template.embed)
-        if plain and template.serializer == "json":
+        if key is not None and template.serializer == "json":
             text: Any = json.dumps(body)  # what kombu's encoder writes for plain values, faster
         else:
             text = serialize(body, serializer=template.serializer)[2]  # type: ignore[no-untyped-call]

@@ -632,14 +632,15 @@ class RedisStore:
             yield
         except redis.ResponseError as exc:
             if _LEASE_LOST in str(exc):
-                raise LeaseLostError(
-                    f"Redis store at {self._url}: {what}: the beat does not hold the leader lease"
-                ) from exc
+                raise self._lease_lost(what) from exc
             raise StoreError(f"Redis store at {self._url}: {what} failed: {exc}") from exc
         except (redis.RedisError, OSError) as exc:
             raise StoreError(
                 f"Redis store at {self._url}: {what} failed: {type(exc).__name__}: {exc}"
             ) from exc
+
+    def _lease_lost(self, what: str) -> LeaseLostError:
+        return LeaseLostError(f"Redis store at {self._url}: {what}: the beat does not hold the leader lease")
 
     def _job_key(self, job_id: str) -> str:
         return JOB_KEY.format(prefix=self._prefix, job_id=job_id)
@@ -947,20 +948,14 @@ class RedisStore:
             return None
         with self._errors(what):
             reply = self._read_reply(ahead.connection)
-            if reply is _NOT_RUN:
-                return None
-            if owner and ahead.now < now:
-                # The claim was fenced at its own time; this call is fenced at ``now``, as a
-                # claim made now would be. A beat that lost its lease leaves the jobs claimed.
-                lease_owner, expires = self._client.hmget(self._lease_key, ["owner", "expires_at"])
-                if (
-                    lease_owner is None
-                    or _text(lease_owner) != owner
-                    or float(expires or 0) <= now.timestamp()
-                ):
-                    raise LeaseLostError(
-                        f"Redis store at {self._url}: {what}: the beat does not hold the leader lease"
-                    )
+        if reply is _NOT_RUN:
+            return None
+        if owner and ahead.now < now:
+            # The claim was fenced at its own time; this call is fenced at ``now``, as a claim
+            # made now would be. A beat that lost its lease leaves the jobs claimed.
+            lease = self.get_lease()
+            if lease is None or lease.owner != owner or lease.expires_at <= now:
+                raise self._lease_lost(what)
         return reply
 
     def _give_back(self, ahead: _ClaimAhead) -> None:

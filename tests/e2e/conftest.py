@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,39 @@ class CeleryProcess:
         return proc.returncode
 
 
+def worker_argv(name: str, concurrency: int) -> list[str]:
+    """``celery worker`` arguments of a test worker: threads, no gossip, mingle or heartbeat."""
+    return [
+        "worker",
+        "--pool=threads",
+        f"--concurrency={concurrency}",
+        "--loglevel=INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        f"--hostname={name}-{uuid.uuid4().hex[:6]}@localhost",
+    ]
+
+
+def wait_for(
+    condition: Callable[[], Any],
+    timeout: float,
+    what: str,
+    processes: Sequence[CeleryProcess],
+    step: float = 0.05,
+) -> Any:
+    """The first truthy ``condition()`` within ``timeout`` s; otherwise an AssertionError with
+    the tail of each process's log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(step)
+    logs = "\n".join(f"--- {p.name}\n{p.output()[-3000:]}" for p in processes)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
+
+
 class CeleryCluster:
     """The env of one test (broker, store, queue, record list) and its processes."""
 
@@ -93,21 +126,7 @@ class CeleryCluster:
 
     def worker(self, concurrency: int = 8) -> CeleryProcess:
         name = f"worker-{len(self.processes)}"
-        process = CeleryProcess(
-            name,
-            [
-                "worker",
-                "--pool=threads",
-                f"--concurrency={concurrency}",
-                "--loglevel=INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                f"--hostname={name}-{uuid.uuid4().hex[:6]}@localhost",
-            ],
-            self.env,
-            self.logs / f"{name}.log",
-        )
+        process = CeleryProcess(name, worker_argv(name, concurrency), self.env, self.logs / f"{name}.log")
         self.processes.append(process)
         return process.start("ready.")
 
@@ -132,14 +151,7 @@ class CeleryCluster:
         return [row for row in rows if tag is None or row["tag"] == tag]
 
     def wait_for(self, condition: Callable[[], Any], timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(0.05)
-        logs = "\n".join(f"--- {p.name}\n{p.output()[-3000:]}" for p in self.processes)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
+        return wait_for(condition, timeout, what, self.processes)
 
     def stop_all(self) -> None:
         for process in reversed(self.processes):

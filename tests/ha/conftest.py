@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 import redis
 
 from beatx.stores.redis import RedisStore
-from tests.e2e.conftest import CELERY, ROOT, CeleryProcess, make_cluster
+from tests.e2e.conftest import CELERY, ROOT, CeleryProcess, make_cluster, wait_for, worker_argv
 
 APP = "tests.ha.proj"
 #: Logged by every beat once its store is open (leader or standby).
@@ -118,20 +117,7 @@ class HACluster:
 
     def worker(self, concurrency: int = 16) -> HAProcess:
         name = f"worker-{len(self.processes)}"
-        process = self._process(
-            name,
-            [
-                "worker",
-                "--pool=threads",
-                f"--concurrency={concurrency}",
-                "--loglevel=INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                f"--hostname={name}-{uuid.uuid4().hex[:6]}@localhost",
-            ],
-        )
-        return process.start(WORKER_READY, timeout=30)
+        return self._process(name, worker_argv(name, concurrency)).start(WORKER_READY, timeout=30)
 
     def spawn_beat(self) -> HAProcess:
         self._beats += 1
@@ -181,14 +167,7 @@ class HACluster:
         return next((p for p in self.processes if p.proc is not None and p.proc.pid == pid), None)
 
     def wait_for(self, condition: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(step)
-        logs = "\n".join(f"--- {p.name}\n{p.output()[-3000:]}" for p in self.processes)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
+        return wait_for(condition, timeout, what, self.processes, step)
 
     def drain(self, timeout: float = 20.0, quiet: float = 1.5) -> None:
         """Wait (bounded) until the queue is empty and no record arrived for ``quiet`` s."""
@@ -237,8 +216,3 @@ def origin_pid(origin: str | None) -> int | None:
         return int(origin[3:].partition("@")[0])
     except ValueError:
         return None
-
-
-def parse_time(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

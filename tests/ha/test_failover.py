@@ -36,7 +36,8 @@ from beatx import IntervalTrigger
 from beatx.celery import get_scheduler, import_beat_schedule
 from beatx.manager import JobManager
 from beatx.stores.redis import RedisStore
-from tests.ha.conftest import HACluster, HAProcess, origin_pid, parse_time
+from tests.e2e.conftest import parse_time
+from tests.ha.conftest import HACluster, HAProcess, origin_pid
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 

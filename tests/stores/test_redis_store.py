@@ -291,9 +291,8 @@ def test_a_release_during_a_burst_is_written_back_before_the_next_claim_returns(
     for job in first:
         stored = store.get_job(job.id)
         assert stored is not None and stored.next_run_time == later and stored.total_run_count == 1
-    assert claimed_ids(raw, store) == {j.id for j in second} | {
-        j.id for j in store.acquire_due_jobs(T0, limit=4)
-    }
+    assert store.acquire_due_jobs(T0, limit=4) == []
+    assert claimed_ids(raw, store) == {j.id for j in second}
 
 
 def test_an_error_of_a_release_sent_during_a_burst_is_raised_by_the_next_claim(
