@@ -248,5 +248,7 @@ class Beat:
             time.sleep(min(seconds, self.store_retry_delay))
 
     def close(self) -> None:
-        """Give up the lease (if held). The store is left open for its owner to close."""
+        """Give back the jobs claimed ahead and give up the lease (if held). The store is left
+        open for its owner to close."""
+        self.engine.close()
         self.leadership.release()

@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from beatx.clock import Clock
-from beatx.dispatch.base import Dispatcher, lease_lost
+from beatx.dispatch.base import Dispatcher
 from beatx.engine.rules import FirePlan, plan_fires
-from beatx.errors import LeaseLostError
+from beatx.errors import LeaseLostError, StoreError
 from beatx.events import Event, EventBus, EventKind
 from beatx.jobs import Fire, Job, JobStatus
 from beatx.stores.base import JobRelease, JobStore
@@ -23,6 +23,24 @@ from beatx.stores.base import JobRelease, JobStore
 __all__ = ["Engine", "TickResult"]
 
 logger = logging.getLogger("beatx.engine")
+
+#: While a tick with a lookahead waits for its next fires, it writes back what it has sent and
+#: claims the next window this many jobs at a time, and only while at least ``IDLE_WORK_MIN``
+#: is left before the next fire, so the work never makes a fire late by more than one piece.
+IDLE_PIECE = 16
+IDLE_WORK_MIN = timedelta(milliseconds=1)
+
+Planned = tuple[Job, FirePlan, list[Fire]]
+
+
+@dataclass(slots=True)
+class _NextWindow:
+    """The jobs of the next lookahead window (due by ``horizon``), claimed while the current
+    window waited for its fires; the next tick sends them."""
+
+    horizon: datetime
+    jobs: list[Job] = field(default_factory=list)
+    complete: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +111,7 @@ class Engine:
         self.retry_delay = retry_delay
         self.max_concurrent_jobs = max_concurrent_jobs
         self.events = events or EventBus()
+        self._next_window: _NextWindow | None = None
 
     def tick(self, now: datetime) -> TickResult:
         """Claim the jobs due at ``now``, send their fires and advance them.
@@ -102,15 +121,24 @@ class Engine:
         due, to be tried again after ``retry_delay``.
 
         With a ``lookahead``, what is already due is claimed and sent first; then the jobs due
-        within the lookahead are claimed, planned, and sent as each comes due.
+        within the lookahead are claimed, planned, and sent as each comes due. While the tick
+        waits for them it writes back what it has sent and claims the jobs of the window
+        after this one (:data:`IDLE_PIECE` at a time), which the next tick sends, so a steady
+        stream of fires never waits for a claim. :meth:`close` gives those jobs back.
 
-        :raises LeaseLostError: if ``owner`` is set and no longer leads; nothing was claimed
-            or written then.
+        :raises LeaseLostError: if ``owner`` is set and no longer leads. Nothing more is sent;
+            what this tick sent and had not written back yet stays claimed until the claims
+            expire, and the new leader re-plans those jobs (their fires keep their task ids).
         """
-        due_now = self._tick(now, now, idle_sleep=not self.lookahead)
-        if not self.lookahead or due_now.claimed >= self.batch_size or due_now.dispatch_errors:
-            return due_now
-        ahead = self._tick(now, now + self.lookahead)
+        try:
+            due_now = self._tick(now, now, idle_sleep=not self.lookahead)
+            if not self.lookahead or due_now.claimed >= self.batch_size or due_now.dispatch_errors:
+                return due_now
+            ahead = self._tick(now, now + self.lookahead, ahead=True)
+        except BaseException:
+            # Jobs claimed for the next window stay claimed until their claim deadline.
+            self._next_window = None
+            raise
         return TickResult(
             sleep=ahead.sleep,
             claimed=due_now.claimed + ahead.claimed,
@@ -120,12 +148,25 @@ class Engine:
             dispatch_errors=ahead.dispatch_errors,
         )
 
-    def _tick(self, now: datetime, horizon: datetime, *, idle_sleep: bool = True) -> TickResult:
-        """One claim of the jobs due by ``horizon``, planned as of ``now`` (or their own due
-        time, when later), sent and written back."""
-        jobs = self.store.acquire_due_jobs(
-            horizon, limit=self.batch_size, owner=self.owner, claim_ttl=self.claim_ttl
-        )
+    def close(self) -> None:
+        """Give back, unchanged, the jobs claimed for the next lookahead window (a clean stop)."""
+        window, self._next_window = self._next_window, None
+        if window is None or not window.jobs:
+            return
+        try:
+            self.store.release_jobs([JobRelease.unchanged(job) for job in window.jobs], owner=self.owner)
+        except StoreError as exc:
+            logger.warning(
+                "jobs claimed for the next window stay claimed until their claim deadline: %s", exc
+            )
+
+    def _tick(
+        self, now: datetime, horizon: datetime, *, idle_sleep: bool = True, ahead: bool = False
+    ) -> TickResult:
+        """One claim of the jobs due by ``horizon`` (for the ``ahead`` part of a lookahead
+        tick, with those claimed earlier for this window), planned as of ``now`` (or their own
+        due time, when later), sent in due order and written back."""
+        jobs = self._claim(horizon, self._take_next_window() if ahead else [])
         if not jobs:
             return TickResult(sleep=self._sleep_until_next(now) if idle_sleep else 0.0)
 
@@ -133,9 +174,9 @@ class Engine:
         if self.max_concurrent_jobs is not None:
             free_slots = max(self.max_concurrent_jobs - self.store.running_count(now), 0)
 
-        planned: list[tuple[Job, FirePlan, list[Fire]]] = []
+        totals = {"fired": 0, "missed": 0, "skipped": 0, "errors": 0}
         releases: list[JobRelease] = []
-        fires: list[Fire] = []
+        waiting: list[Planned] = []
         for job in jobs:
             # A job claimed ahead (lookahead) is planned as of its own due time.
             due = job.next_run_time
@@ -147,37 +188,21 @@ class Engine:
                 continue
             if free_slots is not None:
                 free_slots -= len(plan.fire_times)
-            job_fires = [Fire(job, at) for at in plan.fire_times]
-            planned.append((job, plan, job_fires))
-            fires.extend(job_fires)
+            if plan.fire_times:
+                waiting.append((job, plan, [Fire(job, at) for at in plan.fire_times]))
+            else:
+                releases.append(self._settle(job, plan, (), (), now, now, totals))
 
-        outcomes, sent_times = self._dispatch_on_time(fires, now)
-        unsent = sum(1 for outcome in outcomes if isinstance(outcome, LeaseLostError))
-        if unsent:
-            # Nothing is written back: the claims expire and the new leader re-plans these
-            # jobs, sending the same fires with the same task ids.
-            raise LeaseLostError(
-                f"beat {self.owner!r} lost its lease while sending; {unsent} of {len(fires)} fires not sent"
-            )
-        totals = {"fired": 0, "missed": 0, "skipped": 0, "errors": 0}
-        report = logger.isEnabledFor(logging.INFO) or self.events.has_listeners
-        cursor = 0
-        for job, plan, job_fires in planned:
-            count = len(job_fires)
-            results = outcomes[cursor : cursor + count]
-            sent_at = sent_times[cursor] if count else now
-            cursor += count
-            if not report and not plan.missed and not plan.skipped and not any(results):
-                # The common case, without per-fire logging or events.
-                totals["fired"] += count
-                releases.append(self._release(job, plan, job_fires))
-                continue
-            releases.append(self._settle(job, plan, job_fires, results, now, sent_at, totals))
-
+        if waiting:
+            waiting.sort(key=lambda entry: entry[2][0].scheduled_at)
+            next_horizon = horizon + self.lookahead if ahead else None
+            self._send_in_due_order(waiting, now, releases, totals, next_horizon)
+        else:
+            self._check_lease()
         self.store.release_jobs(releases, owner=self.owner)
         if totals["errors"]:
             sleep = self.retry_delay
-        elif len(jobs) >= self.batch_size:
+        elif len(jobs) >= self.batch_size or (self._next_window is not None and self._next_window.jobs):
             sleep = 0.0
         else:
             sleep = self._sleep_until_next(now)
@@ -190,48 +215,106 @@ class Engine:
             dispatch_errors=totals["errors"],
         )
 
-    def _dispatch_on_time(
-        self, fires: Sequence[Fire], now: datetime
-    ) -> tuple[list[BaseException | None], list[datetime]]:
-        """Send ``fires`` (in due order), waiting for the ones claimed ahead to be due.
+    def _claim(self, horizon: datetime, carried: list[Job]) -> list[Job]:
+        """The jobs due by ``horizon``: ``carried`` (claimed earlier) and the rest."""
+        limit = self.batch_size - len(carried)
+        claimed = (
+            self.store.acquire_due_jobs(horizon, limit=limit, owner=self.owner, claim_ttl=self.claim_ttl)
+            if limit > 0
+            else []
+        )
+        if not carried:
+            return claimed
+        # A job claimed again (the claim of the earlier piece expired) is taken as read now.
+        fresh = {job.id for job in claimed}
+        return [job for job in carried if job.id not in fresh] + claimed
 
-        Returns the outcome of each fire and when it was handed over.
-        """
-        if not self.lookahead or not fires or fires[-1].scheduled_at <= now:
-            outcomes = list(self._dispatch(fires))
-            return outcomes, [self._sent_at(now)] * len(fires)
-        assert self.wait_until is not None
-        outcomes = []
-        sent_times: list[datetime] = []
+    def _take_next_window(self) -> list[Job]:
+        window, self._next_window = self._next_window, None
+        return window.jobs if window is not None else []
+
+    def _send_in_due_order(
+        self,
+        waiting: list[Planned],
+        now: datetime,
+        releases: list[JobRelease],
+        totals: dict[str, int],
+        next_horizon: datetime | None,
+    ) -> None:
+        """Send the fires of ``waiting`` (in order of their first fire), each group when it
+        comes due, and add the jobs' write-backs to ``releases``."""
+        report = logger.isEnabledFor(logging.INFO) or self.events.has_listeners
+        total = sum(len(job_fires) for _, _, job_fires in waiting)
         start = 0
-        while start < len(fires):
-            due = max(fires[start].scheduled_at, now)
+        while start < len(waiting):
+            due = max(waiting[start][2][0].scheduled_at, now)
             if due > now:
-                self.wait_until(due)
-                # Whatever came due while this beat was busy goes in the same batch.
+                self._wait_for(due, releases, next_horizon)
+                # Whatever came due while this beat was busy goes in the same group.
                 due = max(due, self._sent_at(due))
             end = start + 1
-            while end < len(fires) and fires[end].scheduled_at <= due:
+            while end < len(waiting) and waiting[end][2][0].scheduled_at <= due:
                 end += 1
-            group = self._dispatch(fires[start:end])
-            outcomes += group
-            sent_times += [self._sent_at(due)] * len(group)
+            group = waiting[start:end]
+            outcomes = self._dispatch([fire for _, _, job_fires in group for fire in job_fires])
+            unsent = sum(1 for outcome in outcomes if isinstance(outcome, LeaseLostError))
+            if unsent:
+                unsent += sum(len(job_fires) for _, _, job_fires in waiting[end:])
+                raise LeaseLostError(
+                    f"beat {self.owner!r} lost its lease while sending; {unsent} of {total} fires not sent"
+                )
+            sent_at = self._sent_at(due)
+            cursor = 0
+            for job, plan, job_fires in group:
+                count = len(job_fires)
+                results = outcomes[cursor : cursor + count]
+                cursor += count
+                if not report and not plan.missed and not plan.skipped and not any(results):
+                    # The common case, without per-fire logging or events.
+                    totals["fired"] += count
+                    releases.append(self._release(job, plan, job_fires))
+                else:
+                    releases.append(self._settle(job, plan, job_fires, results, now, sent_at, totals))
             start = end
-            if any(isinstance(outcome, LeaseLostError) for outcome in group):
-                outcomes += lease_lost(len(fires) - end)
-                sent_times += [due] * (len(fires) - end)
+
+    def _wait_for(self, due: datetime, releases: list[JobRelease], next_horizon: datetime | None) -> None:
+        """Wait until ``due``, first doing the idle work that fits before it: writing back
+        what was sent, then claiming the window that ends at ``next_horizon``."""
+        assert self.wait_until is not None
+        while self.clock is not None and due - self.clock.now() >= IDLE_WORK_MIN:
+            if len(releases) >= IDLE_PIECE:
+                self.store.release_jobs(releases, owner=self.owner)
+                releases.clear()
+            elif not self._claim_next_window(next_horizon):
                 break
-        return outcomes, sent_times
+        self.wait_until(due)
+
+    def _claim_next_window(self, horizon: datetime | None) -> bool:
+        """Claim one piece of the next lookahead window; False when nothing is left to claim."""
+        if horizon is None:
+            return False
+        if self._next_window is None:
+            self._next_window = _NextWindow(horizon)
+        window = self._next_window
+        if window.complete:
+            return False
+        limit = min(IDLE_PIECE, self.batch_size - len(window.jobs))
+        jobs = self.store.acquire_due_jobs(
+            window.horizon, limit=limit, owner=self.owner, claim_ttl=self.claim_ttl
+        )
+        window.jobs += jobs
+        window.complete = len(jobs) < limit or len(window.jobs) >= self.batch_size
+        return True
 
     def _sent_at(self, fallback: datetime) -> datetime:
         """When fires handed over just now were sent: the clock's time, or ``fallback``."""
         return self.clock.now() if self.clock is not None else fallback
 
+    def _check_lease(self) -> None:
+        if self.guard is not None and not self.guard():
+            raise LeaseLostError(f"beat {self.owner!r} lost its lease during the tick")
+
     def _dispatch(self, fires: Sequence[Fire]) -> Sequence[BaseException | None]:
-        if not fires:
-            if self.guard is not None and not self.guard():
-                raise LeaseLostError(f"beat {self.owner!r} lost its lease during the tick")
-            return []
         try:
             outcomes = self.dispatcher.dispatch(fires, guard=self.guard)
         except Exception as exc:

@@ -58,6 +58,17 @@ class JobRelease:
     #: ``last_error``; ``status`` is then FAILED and ``next_run_time`` None.
     error: str | None = None
 
+    @classmethod
+    def unchanged(cls, job: Job) -> JobRelease:
+        """The write-back of a claimed job that was not run: it stays as it was."""
+        return cls(
+            job_id=job.id,
+            revision=job.revision,
+            next_run_time=job.next_run_time,
+            status=job.status,
+            last_run_time=job.last_run_time,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LeaseInfo:

@@ -530,7 +530,7 @@ class RedisStore:
     is given; lease validity is judged against the time passed in (not Redis key expiry).
     All timestamps are stored in UTC and returned as aware UTC datetimes.
 
-    A claim that fills its ``limit`` (a burst) sends the same claim again at once, on a
+    A claim that fills a ``limit`` of at least ``claim_ahead_from`` (a burst) sends the same claim again at once, on a
     connection of its own, and returns without reading its reply: Redis claims the next batch
     while the beat sends this one. The next :meth:`acquire_due_jobs` for the same owner and
     limit, at the same time or later, reads that reply instead of claiming; any other call
@@ -558,6 +558,9 @@ class RedisStore:
         closed by :meth:`close`); either ``decode_responses`` setting works.
     :param socket_timeout: seconds to wait for a connection or a reply before raising
         :class:`StoreError`.
+    :param claim_ahead_from: the smallest ``limit`` of a claim that is claimed ahead when it
+        comes back full. Smaller claims (a beat claiming its next lookahead window a few jobs
+        at a time) are not: the claim after them usually differs, and would give them back.
     """
 
     def __init__(
@@ -568,7 +571,9 @@ class RedisStore:
         clock: Clock | None = None,
         client: redis.Redis | None = None,
         socket_timeout: float = 5.0,
+        claim_ahead_from: int = 100,
     ) -> None:
+        self._claim_ahead_from = claim_ahead_from
         self._url = _redact(url) if client is None else _describe(client)
         self._prefix = key_prefix
         self._clock = clock or SystemClock()
@@ -882,7 +887,7 @@ class RedisStore:
             keys, args = self._claim_arguments(now, limit, owner or "", claim_ttl)
             with self._errors(what):
                 result = self._acquire(keys=keys, args=args)
-        if limit > 0 and len(result) >= 3 * limit:
+        if limit >= max(self._claim_ahead_from, 1) and len(result) >= 3 * limit:
             self._send_claim_ahead(now, limit, owner or "", claim_ttl)
         jobs: list[Job] = []
         for i in range(0, len(result), 3):
@@ -971,15 +976,7 @@ class RedisStore:
                     job = self._decode(_text(reply[i]), reply[i + 1], 0)
                 except SerializationError:
                     continue  # quarantined when claimed again, after its claim deadline
-                releases.append(
-                    JobRelease(
-                        job_id=job.id,
-                        revision=job.revision,
-                        next_run_time=job.next_run_time,
-                        status=job.status,
-                        last_run_time=job.last_run_time,
-                    )
-                )
+                releases.append(JobRelease.unchanged(job))
             self.release_jobs(releases, owner=ahead.owner or None)
         except StoreError as exc:
             logger.warning("jobs claimed ahead stay claimed until their claim deadline: %s", exc)

@@ -7,11 +7,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from beatx.engine.engine import Engine
+from beatx.engine.engine import IDLE_PIECE, IDLE_WORK_MIN, Engine
 from beatx.errors import LeaseLostError
 from beatx.events import EventBus, EventKind
-from beatx.jobs import Fire
+from beatx.jobs import Fire, Job
 from beatx.manager import JobManager
+from beatx.stores.base import JobRelease
 from beatx.stores.memory import MemoryStore
 from beatx.testing import FakeClock, RecordingDispatcher
 from beatx.triggers import DateTimeTrigger, IntervalTrigger
@@ -155,3 +156,100 @@ def test_a_lookahead_needs_a_way_to_wait() -> None:
         Engine(MemoryStore(), RecordingDispatcher(), lookahead=0.05)
     with pytest.raises(ValueError, match="lookahead"):
         Engine(MemoryStore(), RecordingDispatcher(), lookahead=-1, wait_until=lambda when: None)
+
+
+class RecordingStore(MemoryStore):
+    """A memory store that notes each claim's horizon and each write-back's size."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock=clock)
+        self.claims: list[tuple[datetime, int, int]] = []  # horizon, limit, jobs claimed
+        self.release_sizes: list[int] = []
+
+    def acquire_due_jobs(
+        self, now: datetime, *, limit: int, owner: str | None = None, claim_ttl: float = 60.0
+    ) -> list[Job]:
+        jobs = super().acquire_due_jobs(now, limit=limit, owner=owner, claim_ttl=claim_ttl)
+        self.claims.append((now, limit, len(jobs)))
+        return jobs
+
+    def release_jobs(self, releases: Sequence[JobRelease], *, owner: str | None = None) -> None:
+        self.release_sizes.append(len(releases))
+        super().release_jobs(releases, owner=owner)
+
+
+@pytest.fixture
+def recording_store(clock: FakeClock) -> RecordingStore:
+    return RecordingStore(clock)
+
+
+def test_the_next_window_is_claimed_while_waiting_and_sent_by_the_next_tick(
+    recording_store: RecordingStore, dispatcher: TimedDispatcher, clock: FakeClock
+) -> None:
+    manager = JobManager(recording_store, clock=clock)
+    for at in (10, 30, 70, 90):
+        manager.add_job("t.job", DateTimeTrigger(ms(at)), id=f"at-{at}")
+    engine, _ = engine_with_lookahead(recording_store, dispatcher, clock)
+    first = engine.tick(clock.now())
+    assert first.fired == 2 and first.sleep == 0.0
+    # Claimed while the tick waited for its first fire: the window after this one.
+    assert (ms(100), IDLE_PIECE, 2) in recording_store.claims
+    assert recording_store.acquire_due_jobs(ms(100), limit=10) == []
+    recording_store.claims.clear()
+    second = engine.tick(clock.now())
+    assert second.fired == 2
+    assert dispatcher.calls[2:] == [(ms(70), ["at-70"]), (ms(90), ["at-90"])]
+    assert all(claimed == 0 for _, _, claimed in recording_store.claims)
+
+
+def test_a_tick_writes_back_what_it_sent_in_pieces_while_it_waits(
+    recording_store: RecordingStore, dispatcher: TimedDispatcher, clock: FakeClock
+) -> None:
+    manager = JobManager(recording_store, clock=clock)
+    count = IDLE_PIECE + 4
+    for n in range(count):
+        manager.add_job("t.job", DateTimeTrigger(ms(2 * n + 1)), id=f"job-{n:02d}")
+    engine, _ = engine_with_lookahead(recording_store, dispatcher, clock)
+    assert engine.tick(clock.now()).fired == count
+    assert recording_store.release_sizes[-2:] == [IDLE_PIECE, 4]
+    assert all(job.total_run_count == 1 for job in recording_store.get_jobs())
+
+
+def test_no_idle_work_is_done_when_the_next_fire_is_too_close(
+    recording_store: RecordingStore, dispatcher: TimedDispatcher, clock: FakeClock
+) -> None:
+    manager = JobManager(recording_store, clock=clock)
+    manager.add_job("t.job", DateTimeTrigger(T0 + IDLE_WORK_MIN / 2), id="close")
+    manager.add_job("t.job", DateTimeTrigger(ms(70)), id="next-window")
+    engine, _ = engine_with_lookahead(recording_store, dispatcher, clock)
+    assert engine.tick(clock.now()).fired == 1
+    assert [horizon for horizon, _, _ in recording_store.claims] == [T0, ms(50)]
+
+
+def test_closing_the_engine_gives_the_next_window_back_unchanged(
+    store: MemoryStore, manager: JobManager, dispatcher: TimedDispatcher, clock: FakeClock
+) -> None:
+    manager.add_job("t.job", DateTimeTrigger(ms(10)), id="now")
+    manager.add_job("t.job", DateTimeTrigger(ms(70)), id="next")
+    engine, _ = engine_with_lookahead(store, dispatcher, clock)
+    engine.tick(clock.now())
+    assert store.acquire_due_jobs(ms(100), limit=10) == []
+    engine.close()
+    (given_back,) = store.acquire_due_jobs(ms(100), limit=10)
+    assert given_back.id == "next" and given_back.next_run_time == ms(70)
+    assert given_back.total_run_count == 0
+
+
+def test_a_lost_lease_drops_the_next_window_without_writing_it(
+    recording_store: RecordingStore, dispatcher: TimedDispatcher, clock: FakeClock
+) -> None:
+    manager = JobManager(recording_store, clock=clock)
+    manager.add_job("t.job", DateTimeTrigger(ms(10)), id="now")
+    manager.add_job("t.job", DateTimeTrigger(ms(70)), id="next")
+    engine, _ = engine_with_lookahead(recording_store, dispatcher, clock, guard=lambda: False)
+    with pytest.raises(LeaseLostError):
+        engine.tick(clock.now())
+    engine.close()
+    assert recording_store.release_sizes == []
+    # Still claimed: the new leader re-plans it once the claim expires.
+    assert recording_store.acquire_due_jobs(ms(100), limit=10) == []

@@ -33,7 +33,8 @@ class TestRedisStoreContract(StoreContract):
 
 @pytest.fixture
 def store(redis_url: str, key_prefix: str, clock: FakeClock) -> Iterator[RedisStore]:
-    store = RedisStore(redis_url, key_prefix=key_prefix, clock=clock)
+    # Small claims here stand for a burst's full batches: every full claim is claimed ahead.
+    store = RedisStore(redis_url, key_prefix=key_prefix, clock=clock, claim_ahead_from=1)
     yield store
     store.close()
 
@@ -263,11 +264,25 @@ def test_a_full_claim_claims_the_next_batch_ahead_and_the_next_call_returns_it(
     assert claimed_ids(raw, store) == {f"job-{n}" for n in range(25)}
 
 
+def test_a_full_claim_smaller_than_claim_ahead_from_is_not_claimed_ahead(
+    redis_url: str, key_prefix: str, clock: FakeClock, store: RedisStore, raw: redis.Redis
+) -> None:
+    store.add_jobs([make_job(f"job-{n}", at=T0 - timedelta(seconds=n)) for n in range(6)])
+    beat = RedisStore(redis_url, key_prefix=key_prefix, clock=clock, claim_ahead_from=4)
+    try:
+        assert len(beat.acquire_due_jobs(T0, limit=3)) == 3
+        assert len(claimed_ids(raw, store)) == 3
+        assert len(beat.acquire_due_jobs(T0, limit=2)) == 2
+        assert len(claimed_ids(raw, store)) == 5
+    finally:
+        beat.close()
+
+
 def test_closing_the_store_gives_back_the_jobs_claimed_ahead(
     redis_url: str, key_prefix: str, clock: FakeClock, store: RedisStore, raw: redis.Redis
 ) -> None:
     store.add_jobs([make_job(f"job-{n}", at=T0 - timedelta(seconds=n)) for n in range(6)])
-    beat = RedisStore(redis_url, key_prefix=key_prefix, clock=clock)
+    beat = RedisStore(redis_url, key_prefix=key_prefix, clock=clock, claim_ahead_from=1)
     assert beat.acquire_lease("beat-1", now=T0, ttl=30)
     assert len(beat.acquire_due_jobs(T0, limit=3, owner="beat-1")) == 3
     assert len(claimed_ids(raw, store)) == 6
