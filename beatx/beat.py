@@ -11,6 +11,7 @@ nothing back: its claims expire and the new leader re-plans them with the same t
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -128,6 +129,12 @@ class Beat:
     plans them and builds their messages, then sleeps in :meth:`run_once` until they are due
     and sends them: a group of fires due together leaves on time instead of after the work
     of the whole group. Keep it 0 where :meth:`run_once` must not block (an event loop).
+
+    With ``freeze_gc``, the objects that exist when the beat is built (Celery, the app, Django:
+    they live as long as the process) are moved out of the cyclic garbage collector's reach
+    (:func:`gc.freeze`), so its full passes no longer walk them: unfrozen, such a pass stalls a
+    tick for tens of milliseconds and a burst spends a tenth of its time in it. For a process
+    that runs one beat (``celery beat -S beatx`` sets it); tests building many beats leave it off.
     """
 
     def __init__(
@@ -144,7 +151,10 @@ class Beat:
         max_sleep: float = 60.0,
         status_interval: float = 1.0,
         lookahead: float = 0.0,
+        freeze_gc: bool = False,
     ) -> None:
+        if freeze_gc:
+            gc.freeze()
         self.store = store
         self.clock = clock or SystemClock()
         self.events = events or EventBus()

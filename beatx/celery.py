@@ -559,6 +559,7 @@ class BeatxScheduler(Scheduler):  # type: ignore[misc]
                 max_concurrent_jobs=settings.max_concurrent_jobs,
                 max_sleep=float(min(self.max_interval or 60.0, 60.0)),
                 lookahead=float(settings.lookahead),
+                freeze_gc=True,
             )
             if settings.metrics_port is not None:
                 self._serve_metrics(settings.metrics_port)

@@ -168,7 +168,7 @@ def scale(n: int, repeat: int = 300) -> dict[str, Any]:
     dispatcher = _dispatcher()  # the Celery app, built before the clock starts (as for the peers)
     started = time.perf_counter()
     store = _store()
-    beat = Beat(store, dispatcher, lookahead=LOOKAHEAD)
+    beat = Beat(store, dispatcher, lookahead=LOOKAHEAD, freeze_gc=True)
     beat.run_once()
     startup = time.perf_counter() - started
     count = store.count_jobs()
@@ -207,7 +207,7 @@ def burst(n_due: int, n_total: int, dispatcher: str = "celery", time_cap: float 
     inner = _dispatcher(dispatcher)
     # Start the beat just before the burst second, on a clock shifted to it.
     clock = ShiftedClock(BURST_AT - datetime.now(UTC) - timedelta(seconds=0.5))
-    beat = Beat(store, inner, clock=clock, lookahead=LOOKAHEAD)
+    beat = Beat(store, inner, clock=clock, lookahead=LOOKAHEAD, freeze_gc=True)
     beat.run_once()  # lease taken, nothing due yet
     while clock.now() < BURST_AT:
         time.sleep(0.001)
@@ -282,7 +282,7 @@ def lateness(
     store.add_jobs(jobs)
     recorder = Recorder(_dispatcher(dispatcher))
     warm_up(recorder.inner)
-    beat = Beat(store, recorder, lookahead=LOOKAHEAD)
+    beat = Beat(store, recorder, lookahead=LOOKAHEAD, freeze_gc=True)
     window_start = base.timestamp()
     margin = window_start - time.time()
     window_end = window_start + duration
@@ -314,7 +314,7 @@ def edit(n: int, lead: float = 0.2, timeout: float = 10.0) -> dict[str, Any]:
     store.add_jobs(_jobs(0, n, first=datetime.now(UTC) + timedelta(hours=1), spread=0.001, every=3600))
     recorder = Recorder(_dispatcher())
     warm_up(recorder.inner)
-    beat = Beat(store, recorder, lookahead=LOOKAHEAD)
+    beat = Beat(store, recorder, lookahead=LOOKAHEAD, freeze_gc=True)
     ticks: list[tuple[float, int]] = []
     beat.events.subscribe(lambda e: ticks.append((e.data["duration"], e.data["due"])), kinds={EventKind.TICK})
 

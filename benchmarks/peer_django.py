@@ -230,7 +230,7 @@ def beatx_edit(n: int, lead: float = 0.2, timeout: float = 10.0) -> dict[str, An
     store = DjangoStore()
     recorder = Recorder(CeleryDispatcher(_app()))
     warm_up(recorder.inner)
-    beat = Beat(store, recorder, lookahead=LOOKAHEAD)
+    beat = Beat(store, recorder, lookahead=LOOKAHEAD, freeze_gc=True)
 
     def run_forever() -> None:
         while True:
