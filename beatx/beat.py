@@ -132,8 +132,8 @@ class Beat:
 
     With ``freeze_gc``, the objects that exist when the beat is built (Celery, the app, Django:
     they live as long as the process) are moved out of the cyclic garbage collector's reach
-    (:func:`gc.freeze`), so its full passes no longer walk them: unfrozen, such a pass stalls a
-    tick for tens of milliseconds and a burst spends a tenth of its time in it. For a process
+    (:func:`gc.freeze`), so its full passes no longer walk them: unfrozen, such a pass holds a
+    tick back for tens of milliseconds and slows a burst. For a process
     that runs one beat (``celery beat -S beatx`` sets it); tests building many beats leave it off.
     """
 

@@ -530,9 +530,9 @@ class RedisStore:
     is given; lease validity is judged against the time passed in (not Redis key expiry).
     All timestamps are stored in UTC and returned as aware UTC datetimes.
 
-    A claim that fills a ``limit`` of at least ``claim_ahead_from`` (a burst) sends the same claim again at once, on a
-    connection of its own, and returns without reading its reply: Redis claims the next batch
-    while the beat sends this one. The next :meth:`acquire_due_jobs` for the same owner and
+    A claim that fills a ``limit`` of at least ``claim_ahead_from`` (a burst) sends the same
+    claim again at once, on a connection of its own, and returns without reading its reply:
+    Redis claims the next batch while the beat sends this one. The next :meth:`acquire_due_jobs` for the same owner and
     limit, at the same time or later, reads that reply instead of claiming; any other call
     (and :meth:`close`) gives those jobs back unchanged. While a claim is ahead,
     :meth:`release_jobs` is sent the same way; its reply (or error) is read by a later
