@@ -77,16 +77,27 @@ DEDUPE_MIN_TTL = 24 * 3600
 # -- settings -----------------------------------------------------------------------------------
 
 
-def _number(key: str, value: Any, *, allow_none: bool = False, integer: bool = False) -> Any:
+def _number(
+    key: str, value: Any, *, allow_none: bool = False, integer: bool = False, up_to: float | None = None
+) -> Any:
+    """``value`` if it is a number > 0 (with ``up_to``: from 0 to ``up_to``)."""
     if value is None and allow_none:
         return None
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
         or (integer and not isinstance(value, int))
-        or value <= 0
     ):
-        what = "a positive integer" if integer else "a number of seconds > 0"
+        in_range = False
+    else:
+        in_range = 0 <= value <= up_to if up_to is not None else value > 0
+    if not in_range:
+        if integer:
+            what = "a positive integer"
+        elif up_to is not None:
+            what = f"a number of seconds from 0 to {up_to:g}"
+        else:
+            what = "a number of seconds > 0"
         raise ConfigurationError(f"{key}: expected {what}{' or None' if allow_none else ''}, got {value!r}")
     return value
 
@@ -162,14 +173,7 @@ class BeatxSettings:
         _number("beatx_max_concurrent_jobs", self.max_concurrent_jobs, allow_none=True, integer=True)
         _number("beatx_lease_timeout", self.lease_timeout)
         _number("beatx_run_timeout", self.run_timeout)
-        if (
-            isinstance(self.lookahead, bool)
-            or not isinstance(self.lookahead, int | float)
-            or not 0 <= self.lookahead <= 1
-        ):
-            raise ConfigurationError(
-                f"beatx_lookahead: expected a number of seconds from 0 to 1, got {self.lookahead!r}"
-            )
+        _number("beatx_lookahead", self.lookahead, up_to=1)
         if not isinstance(self.dedupe, bool):
             raise ConfigurationError(f"beatx_dedupe: expected True or False, got {self.dedupe!r}")
         if self.metrics_port is not None and (

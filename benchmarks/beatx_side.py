@@ -9,7 +9,7 @@ import random
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.common import (
     LOOKAHEAD,
@@ -24,6 +24,9 @@ from benchmarks.common import (
     store_url,
     summarize_fires,
 )
+
+if TYPE_CHECKING:
+    from beatx.beat import Beat
 
 PREFIX = "beatx-bench:"
 #: A fixed far-future instant the burst jobs are due at (driven by a shifted clock).
@@ -76,6 +79,14 @@ def _dispatcher(kind: str = "celery") -> Any:
 
     # "send_task": the dispatcher without its Redis pipeline path, one send_task per fire.
     return CeleryDispatcher(app, pipeline=kind != "send_task")
+
+
+def bench_beat(store: Any, dispatcher: Any, clock: Any = None) -> Beat:
+    """A beat as ``celery beat -S beatx`` builds it: its default lookahead, and the start-up
+    objects frozen out of the garbage collector."""
+    from beatx.beat import Beat
+
+    return Beat(store, dispatcher, clock=clock, lookahead=LOOKAHEAD, freeze_gc=True)
 
 
 def warm_up(dispatcher: Any) -> None:
@@ -162,13 +173,12 @@ def scale(n: int, repeat: int = 300) -> dict[str, Any]:
     import beatx.beat
     import beatx.dispatch.celery
     import beatx.stores.redis  # noqa: F401
-    from beatx.beat import Beat
 
     rss_base = rss_mb()
     dispatcher = _dispatcher()  # the Celery app, built before the clock starts (as for the peers)
     started = time.perf_counter()
     store = _store()
-    beat = Beat(store, dispatcher, lookahead=LOOKAHEAD, freeze_gc=True)
+    beat = bench_beat(store, dispatcher)
     beat.run_once()
     startup = time.perf_counter() - started
     count = store.count_jobs()
@@ -196,7 +206,6 @@ def scale(n: int, repeat: int = 300) -> dict[str, Any]:
 def burst(n_due: int, n_total: int, dispatcher: str = "celery", time_cap: float = 120.0) -> dict[str, Any]:
     """``n_due`` jobs due in the same second (of ``n_total``): time until the last message is in
     the broker, through the real Beat loop (claim, plan, publish, release)."""
-    from beatx.beat import Beat
 
     store = _store()
     store.add_jobs(_jobs(0, n_due, first=BURST_AT, spread=0, every=3600))
@@ -207,7 +216,7 @@ def burst(n_due: int, n_total: int, dispatcher: str = "celery", time_cap: float 
     inner = _dispatcher(dispatcher)
     # Start the beat just before the burst second, on a clock shifted to it.
     clock = ShiftedClock(BURST_AT - datetime.now(UTC) - timedelta(seconds=0.5))
-    beat = Beat(store, inner, clock=clock, lookahead=LOOKAHEAD, freeze_gc=True)
+    beat = bench_beat(store, inner, clock)
     beat.run_once()  # lease taken, nothing due yet
     while clock.now() < BURST_AT:
         time.sleep(0.001)
@@ -261,7 +270,6 @@ def lateness(
 ) -> dict[str, Any]:
     """A real beat for ``duration`` seconds with ``n`` interval jobs every ``every`` seconds
     (random phases, or all in the same phase): lateness = publish time - scheduled time."""
-    from beatx.beat import Beat
     from beatx.jobs import Job
     from beatx.triggers import IntervalTrigger
 
@@ -282,7 +290,7 @@ def lateness(
     store.add_jobs(jobs)
     recorder = Recorder(_dispatcher(dispatcher))
     warm_up(recorder.inner)
-    beat = Beat(store, recorder, lookahead=LOOKAHEAD, freeze_gc=True)
+    beat = bench_beat(store, recorder)
     window_start = base.timestamp()
     margin = window_start - time.time()
     window_end = window_start + duration
@@ -306,7 +314,6 @@ def lateness(
 def edit(n: int, lead: float = 0.2, timeout: float = 10.0) -> dict[str, Any]:
     """A running beat idles on ``n`` far jobs; another process edits one to be due ``lead``
     seconds later (``update_job``): when is it published, and what did the beat re-read?"""
-    from beatx.beat import Beat
     from beatx.events import EventKind
     from benchmarks.peers import edit_harness
 
@@ -314,7 +321,7 @@ def edit(n: int, lead: float = 0.2, timeout: float = 10.0) -> dict[str, Any]:
     store.add_jobs(_jobs(0, n, first=datetime.now(UTC) + timedelta(hours=1), spread=0.001, every=3600))
     recorder = Recorder(_dispatcher())
     warm_up(recorder.inner)
-    beat = Beat(store, recorder, lookahead=LOOKAHEAD, freeze_gc=True)
+    beat = bench_beat(store, recorder)
     ticks: list[tuple[float, int]] = []
     beat.events.subscribe(lambda e: ticks.append((e.data["duration"], e.data["due"])), kinds={EventKind.TICK})
 

@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from benchmarks.common import LOOKAHEAD, TASK, hwm_mb, median_time, rss_mb
+from benchmarks.common import TASK, hwm_mb, median_time, rss_mb
 from benchmarks.peers import (
     drive_burst,
     edit_harness,
@@ -221,16 +221,15 @@ def beatx_load(n: int) -> dict[str, Any]:
 def beatx_edit(n: int, lead: float = 0.2, timeout: float = 10.0) -> dict[str, Any]:
     """beatx's Beat on the Django store: the same edit as :func:`edit`."""
     setup()
-    from beatx.beat import Beat
     from beatx.dispatch.celery import CeleryDispatcher
-    from benchmarks.beatx_side import Recorder, warm_up
+    from benchmarks.beatx_side import Recorder, bench_beat, warm_up
     from django_beatx.store import DjangoStore
 
     beatx_load(n)
     store = DjangoStore()
     recorder = Recorder(CeleryDispatcher(_app()))
     warm_up(recorder.inner)
-    beat = Beat(store, recorder, lookahead=LOOKAHEAD, freeze_gc=True)
+    beat = bench_beat(store, recorder)
 
     def run_forever() -> None:
         while True:

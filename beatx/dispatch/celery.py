@@ -86,16 +86,16 @@ class CeleryDispatcher:
     keeps those jobs due and tries again after its retry delay, under the misfire rules.
 
     On a Redis broker a batch takes a faster path: the same protocol-2 messages that
-    ``send_task`` would write are pushed as pipelines of :data:`PIPELINE_CHUNK` messages,
-    sent one after the other and confirmed (their replies read) at the end of the batch,
-    instead of two round trips per message. The lease check then runs before each pipeline. A message is built once per task and options by
-    ``app.amqp.as_task_v2`` and kombu's own channel helpers, with placeholders where the
-    per-fire values go (a :class:`~beatx.dispatch.templates.MessageTemplate`), and each fire
-    fills in its task id, job id, scheduled time, delivery tag, expiry and encoded arguments
-    (kept per distinct arguments). Fires that need
-    what only ``send_task`` does (an option outside :data:`TEMPLATE_OPTIONS`, a non-direct
-    exchange, compression, receivers of the ``before/after_task_publish`` signals) and every
-    other broker take the ``send_task`` path.
+    ``send_task`` would write are pushed as pipelines of :data:`PIPELINE_CHUNK` messages, sent
+    one after the other and confirmed (their replies read) at the end of the batch, instead of
+    two round trips per message. The lease check then runs before each pipeline. A message is
+    built once per task and options by ``app.amqp.as_task_v2`` and kombu's own channel helpers,
+    with placeholders where the per-fire values go (a
+    :class:`~beatx.dispatch.templates.MessageTemplate`), and each fire fills in its task id,
+    job id, scheduled time, delivery tag, expiry and encoded arguments (kept per distinct
+    arguments). Fires that need what only ``send_task`` does (an option outside
+    :data:`TEMPLATE_OPTIONS`, a non-direct exchange, compression, receivers of the
+    ``before/after_task_publish`` signals) and every other broker take the ``send_task`` path.
 
     :param app: the Celery app whose broker, routes and serializer settings are used.
     :param retry_policy: kombu's publish retry policy for one message (see

@@ -5,8 +5,8 @@ every job that calls the same task with the same options. Building it through Ce
 costs tens of microseconds, most of a fire's budget in a burst. A :class:`MessageTemplate` is
 the serialised message built once by Celery's own code with placeholder strings where the
 per-fire values go (task id, job id, scheduled time, delivery tag, expiry, and the job's
-arguments: the encoded body and its display reprs), split at the placeholders; a fire's message
-is the pieces joined with its values.
+arguments: the encoded body and its display reprs), turned into a ``str.format`` pattern; a
+fire's message is that pattern filled with its values.
 
 Everything here is pure: no broker, no clock.
 """
@@ -14,7 +14,7 @@ Everything here is pure: no broker, no clock.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
@@ -51,14 +51,10 @@ def quote(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class MessageTemplate:
-    """A serialised message split at its placeholders.
+    """A serialised message as one ``str.format`` pattern: ``{n}`` where the value of
+    ``Slot.ALL[n]`` goes, the message's own braces doubled."""
 
-    ``pieces`` has one more entry than ``slots``; ``slots[i]`` is the index (in
-    :data:`Slot.ALL`) of the value between ``pieces[i]`` and ``pieces[i + 1]``.
-    """
-
-    pieces: tuple[str, ...]
-    slots: tuple[int, ...]
+    pattern: str
     #: The Redis lists the message is pushed to (one per bound queue).
     lists: tuple[str, ...]
     #: ``expires`` in seconds from the publish time, or None.
@@ -67,24 +63,17 @@ class MessageTemplate:
     serializer: str = "json"
     #: The third part of the task body (callbacks, errbacks, chain, chord), after the arguments.
     embed: Any = None
-    #: The pieces as one ``str.format`` string, ``{n}`` for the value of ``Slot.ALL[n]``.
-    pattern: str = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        escaped = [piece.replace("{", "{{").replace("}", "}}") for piece in self.pieces]
-        pattern = escaped[0] + "".join(
-            f"{{{slot}}}{piece}" for slot, piece in zip(self.slots, escaped[1:], strict=True)
-        )
-        object.__setattr__(self, "pattern", pattern)
 
     @classmethod
     def from_text(cls, text: str, lists: tuple[str, ...], **fields: Any) -> MessageTemplate:
         """Split the JSON text of a message built with the :class:`Slot` strings as values;
         ``fields`` are the other attributes."""
         parts = _SLOT_PATTERN.split(text)
-        pieces = tuple(parts[0::2])
-        slots = tuple(Slot.ALL.index(name) for name in parts[1::2])
-        return cls(pieces=pieces, slots=slots, lists=lists, **fields)
+        pieces = [piece.replace("{", "{{").replace("}", "}}") for piece in parts[0::2]]
+        pattern = pieces[0] + "".join(
+            f"{{{Slot.ALL.index(name)}}}{piece}" for name, piece in zip(parts[1::2], pieces[1:], strict=True)
+        )
+        return cls(pattern, lists, **fields)
 
     def render(self, values: SlotValues) -> str:
         """The message of one fire."""

@@ -131,7 +131,7 @@ class Engine:
             expire, and the new leader re-plans those jobs (their fires keep their task ids).
         """
         try:
-            due_now = self._tick(now, now, idle_sleep=not self.lookahead)
+            due_now = self._tick(now, now)
             if not self.lookahead or due_now.claimed >= self.batch_size or due_now.dispatch_errors:
                 return due_now
             ahead = self._tick(now, now + self.lookahead, ahead=True)
@@ -160,15 +160,16 @@ class Engine:
                 "jobs claimed for the next window stay claimed until their claim deadline: %s", exc
             )
 
-    def _tick(
-        self, now: datetime, horizon: datetime, *, idle_sleep: bool = True, ahead: bool = False
-    ) -> TickResult:
+    def _tick(self, now: datetime, horizon: datetime, *, ahead: bool = False) -> TickResult:
         """One claim of the jobs due by ``horizon`` (for the ``ahead`` part of a lookahead
         tick, with those claimed earlier for this window), planned as of ``now`` (or their own
         due time, when later), sent in due order and written back."""
+        # The due-now part of a lookahead tick sleeps as its ahead part says: it reads no
+        # next run time of its own (unless it stops the tick: a full batch, an error).
+        reads_next_run = ahead or not self.lookahead
         jobs = self._claim(horizon, self._take_next_window() if ahead else [])
         if not jobs:
-            return TickResult(sleep=self._sleep_until_next(now) if idle_sleep else 0.0)
+            return TickResult(sleep=self._sleep_until_next(now) if reads_next_run else 0.0)
 
         free_slots: int | None = None
         if self.max_concurrent_jobs is not None:
@@ -202,7 +203,11 @@ class Engine:
         self.store.release_jobs(releases, owner=self.owner)
         if totals["errors"]:
             sleep = self.retry_delay
-        elif len(jobs) >= self.batch_size or (self._next_window is not None and self._next_window.jobs):
+        elif (
+            len(jobs) >= self.batch_size
+            or not reads_next_run
+            or (self._next_window is not None and self._next_window.jobs)
+        ):
             sleep = 0.0
         else:
             sleep = self._sleep_until_next(now)

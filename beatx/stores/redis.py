@@ -532,13 +532,14 @@ class RedisStore:
 
     A claim that fills a ``limit`` of at least ``claim_ahead_from`` (a burst) sends the same
     claim again at once, on a connection of its own, and returns without reading its reply:
-    Redis claims the next batch while the beat sends this one. The next :meth:`acquire_due_jobs` for the same owner and
-    limit, at the same time or later, reads that reply instead of claiming; any other call
-    (and :meth:`close`) gives those jobs back unchanged. While a claim is ahead,
-    :meth:`release_jobs` is sent the same way; its reply (or error) is read by a later
-    :meth:`acquire_due_jobs` (the latest release may stay in flight while Redis runs it), by
-    the first :meth:`release_jobs` after the burst, or by :meth:`close`. A beat that dies holding claimed jobs leaves
-    them claimed until their claim deadline, like the batch it was sending.
+    Redis claims the next batch while the beat sends this one. The next
+    :meth:`acquire_due_jobs` for the same owner and limit, at the same time or later, reads
+    that reply instead of claiming; any other call (and :meth:`close`) gives those jobs back
+    unchanged. While a claim is ahead, :meth:`release_jobs` is sent the same way; its reply (or
+    error) is read by a later :meth:`acquire_due_jobs` (the latest release may stay in flight
+    while Redis runs it), by the first :meth:`release_jobs` after the burst, or by
+    :meth:`close`. A beat that dies holding claimed jobs leaves them claimed until their claim
+    deadline, like the batch it was sending.
 
     The process keeps no copy of the jobs (no in-memory index): its memory does not depend on
     how many jobs are stored. :meth:`get_jobs` reads every job (SSCAN of ``jobs`` and a
@@ -573,6 +574,8 @@ class RedisStore:
         socket_timeout: float = 5.0,
         claim_ahead_from: int = 100,
     ) -> None:
+        if claim_ahead_from < 1:
+            raise ValueError(f"claim_ahead_from must be at least 1, got {claim_ahead_from!r}")
         self._claim_ahead_from = claim_ahead_from
         self._url = _redact(url) if client is None else _describe(client)
         self._prefix = key_prefix
@@ -887,7 +890,7 @@ class RedisStore:
             keys, args = self._claim_arguments(now, limit, owner or "", claim_ttl)
             with self._errors(what):
                 result = self._acquire(keys=keys, args=args)
-        if limit >= max(self._claim_ahead_from, 1) and len(result) >= 3 * limit:
+        if limit >= self._claim_ahead_from and len(result) >= 3 * limit:
             self._send_claim_ahead(now, limit, owner or "", claim_ttl)
         jobs: list[Job] = []
         for i in range(0, len(result), 3):

@@ -1,4 +1,4 @@
-"""Message templates: built once per task/arguments/options, filled in per fire."""
+"""Message templates: built once per task and options, filled in per fire."""
 
 from __future__ import annotations
 

@@ -165,6 +165,7 @@ class RecordingStore(MemoryStore):
         super().__init__(clock=clock)
         self.claims: list[tuple[datetime, int, int]] = []  # horizon, limit, jobs claimed
         self.release_sizes: list[int] = []
+        self.next_run_reads = 0
 
     def acquire_due_jobs(
         self, now: datetime, *, limit: int, owner: str | None = None, claim_ttl: float = 60.0
@@ -176,6 +177,10 @@ class RecordingStore(MemoryStore):
     def release_jobs(self, releases: Sequence[JobRelease], *, owner: str | None = None) -> None:
         self.release_sizes.append(len(releases))
         super().release_jobs(releases, owner=owner)
+
+    def next_run_time(self) -> datetime | None:
+        self.next_run_reads += 1
+        return super().next_run_time()
 
 
 @pytest.fixture
@@ -253,3 +258,18 @@ def test_a_lost_lease_drops_the_next_window_without_writing_it(
     assert recording_store.release_sizes == []
     # Still claimed: the new leader re-plans it once the claim expires.
     assert recording_store.acquire_due_jobs(ms(100), limit=10) == []
+
+
+def test_a_tick_reads_the_next_run_time_once_though_it_claims_twice(
+    recording_store: RecordingStore, dispatcher: TimedDispatcher, clock: FakeClock
+) -> None:
+    manager = JobManager(recording_store, clock=clock)
+    manager.add_job("t.job", DateTimeTrigger(ms(10)), id="late")
+    manager.add_job("t.job", DateTimeTrigger(ms(40)), id="ahead")
+    manager.add_job("t.job", DateTimeTrigger(ms(500)), id="far")
+    clock.set(ms(15))
+    engine, _ = engine_with_lookahead(recording_store, dispatcher, clock)
+    result = engine.tick(clock.now())
+    assert result.fired == 2 and len(recording_store.claims) >= 2
+    assert recording_store.next_run_reads == 1
+    assert result.sleep == pytest.approx(0.5 - 0.05 - 0.015)

@@ -278,6 +278,11 @@ def test_a_full_claim_smaller_than_claim_ahead_from_is_not_claimed_ahead(
         beat.close()
 
 
+def test_claim_ahead_from_below_one_is_refused(redis_url: str) -> None:
+    with pytest.raises(ValueError, match="claim_ahead_from"):
+        RedisStore(redis_url, claim_ahead_from=0)
+
+
 def test_closing_the_store_gives_back_the_jobs_claimed_ahead(
     redis_url: str, key_prefix: str, clock: FakeClock, store: RedisStore, raw: redis.Redis
 ) -> None:
