@@ -65,11 +65,15 @@ def shot(driver: Any, name: str) -> None:
 
 
 def test_create_fix_preview_and_pause_a_cron_job(browser: Any, live_server: Any, admin_user: Any) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     def wait_for(condition: Any, what: str) -> None:
-        WebDriverWait(browser, 10).until(lambda driver: condition(), message=f"waiting for {what}")
+        # An element read while the page reloads goes stale: read it again on the next poll.
+        WebDriverWait(browser, 10, ignored_exceptions=[StaleElementReferenceException]).until(
+            lambda driver: condition(), message=f"waiting for {what}"
+        )
 
     def text_of(selector: str) -> str:
         elements = browser.find_elements(By.CSS_SELECTOR, selector)
