@@ -62,9 +62,12 @@ DEFAULT_RETRY_POLICY: dict[str, Any] = {
 }
 
 
-def _short_repr(value: Any, limit: int) -> str:
+def _args_repr(args: tuple[Any, ...]) -> str:
     # Celery shows args as the list it sends, and no args as "()".
-    text = repr(list(value)) if isinstance(value, tuple) and value else repr(value)
+    return repr(list(args)) if args else "()"
+
+
+def _shortened(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
 
 
@@ -355,8 +358,9 @@ class CeleryDispatcher:
         amqp = self.app.amqp
         values = (
             quote(encoded) if isinstance(encoded, str) else json_dumps(encoded),  # type: ignore[no-untyped-call]
-            quote(_short_repr(args, amqp.argsrepr_maxsize)),
-            quote(_short_repr(kwargs, amqp.kwargsrepr_maxsize)),
+            quote(_shortened(_args_repr(args), amqp.argsrepr_maxsize)),
+            # A plain dict's cache key is its repr.
+            quote(_shortened(kwargs_key or repr(kwargs), amqp.kwargsrepr_maxsize)),
         )
         if key is not None:
             if len(self._arguments_cache) >= TEMPLATE_CACHE_SIZE:

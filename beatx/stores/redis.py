@@ -620,6 +620,8 @@ class RedisStore:
         self._claim_ahead_lock = threading.Lock()
         self._claim_ahead: _ClaimAhead | None = None
         self._releases_sent: list[_SentRelease] = []
+        #: The lease this store last took or renewed: its owner and the expiry it wrote.
+        self._lease_taken: tuple[str, datetime] | None = None
         self._pubsub: PubSub | None = None
         self._seen_changes: int | None = None
 
@@ -958,13 +960,20 @@ class RedisStore:
             reply = self._read_reply(ahead.connection)
         if reply is _NOT_RUN:
             return None
-        if owner and ahead.now < now:
+        if owner and ahead.now < now and not self._holds_lease(owner, now):
             # The claim was fenced at its own time; this call is fenced at ``now``, as a claim
             # made now would be. A beat that lost its lease leaves the jobs claimed.
             lease = self.get_lease()
             if lease is None or lease.owner != owner or lease.expires_at <= now:
                 raise self._lease_lost(what)
         return reply
+
+    def _holds_lease(self, owner: str, now: datetime) -> bool:
+        """Whether ``owner`` holds the lease at ``now`` by the lease this store last took:
+        another beat takes a lease only once it has expired, so no read is needed (a read
+        would wait behind the scripts of the burst that Redis is running)."""
+        taken = self._lease_taken
+        return taken is not None and taken[0] == owner and now < taken[1]
 
     def _give_back(self, ahead: _ClaimAhead) -> None:
         """Return the jobs of an unused claim ahead to the schedule, unchanged."""
@@ -1001,18 +1010,22 @@ class RedisStore:
         if not releases and owner is None:
             return
         keys = [self._lease_key, self._schedule_key, self._claims_key, self._changes_key]
+        # The jobs of a burst mostly share their times: each instant is written out once.
+        stamps: dict[datetime | None, tuple[str, str]] = {None: ("", "")}
         items = []
         for r in releases:
-            nrt = r.next_run_time
-            last = r.last_run_time
+            nrt, last = r.next_run_time, r.last_run_time
+            if nrt not in stamps:
+                stamps[nrt] = (_utc(nrt).isoformat(), _ts(nrt))  # type: ignore[arg-type]
+            if last not in stamps:
+                stamps[last] = (_utc(last).isoformat(), _ts(last))  # type: ignore[arg-type]
             items.append(
                 [
                     r.job_id,
                     str(r.revision),
-                    "" if nrt is None else _utc(nrt).isoformat(),
-                    "" if nrt is None else _ts(nrt),
+                    *stamps[nrt],
                     r.status.value,
-                    "" if last is None else _utc(last).isoformat(),
+                    stamps[last][0],
                     len(r.fired),
                     int(r.missed),
                     int(r.skipped),
@@ -1106,11 +1119,17 @@ class RedisStore:
     # -- leadership ----------------------------------------------------------------------------
 
     def acquire_lease(self, owner: str, *, now: datetime, ttl: float) -> bool:
-        args = [owner, _ts(now), _ts(now + timedelta(seconds=ttl))]
+        expires = now + timedelta(seconds=ttl)
+        args = [owner, _ts(now), _ts(expires)]
+        self._lease_taken = None
         with self._errors(f"acquire the lease for {owner!r}"):
-            return bool(self._lease_take(keys=[self._lease_key], args=args))
+            held = bool(self._lease_take(keys=[self._lease_key], args=args))
+        if held:
+            self._lease_taken = (owner, expires)
+        return held
 
     def release_lease(self, owner: str) -> None:
+        self._lease_taken = None
         with self._errors(f"release the lease of {owner!r}"):
             self._lease_give(keys=[self._lease_key], args=[owner])
 

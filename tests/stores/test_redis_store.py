@@ -354,6 +354,29 @@ def test_a_claim_ahead_is_not_handed_to_a_beat_that_lost_its_lease_since(
     assert len(other.acquire_due_jobs(T0 + timedelta(seconds=61), limit=10, owner="beat-2")) == 6
 
 
+def test_a_claim_ahead_taken_within_the_lease_this_store_took_reads_no_lease(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.add_jobs([make_job(f"job-{n}", at=T0 - timedelta(seconds=n)) for n in range(6)])
+    assert store.acquire_lease("beat-1", now=T0, ttl=10)
+    assert len(store.acquire_due_jobs(T0, limit=3, owner="beat-1")) == 3
+
+    def no_read() -> None:
+        raise AssertionError("the lease was read, waiting behind the burst's scripts")
+
+    monkeypatch.setattr(store, "get_lease", no_read)
+    assert len(store.acquire_due_jobs(T0 + timedelta(seconds=9), limit=3, owner="beat-1")) == 3
+
+
+def test_a_claim_ahead_after_the_lease_was_given_up_raises_lease_lost(store: RedisStore) -> None:
+    store.add_jobs([make_job(f"job-{n}", at=T0 - timedelta(seconds=n)) for n in range(6)])
+    assert store.acquire_lease("beat-1", now=T0, ttl=10)
+    assert len(store.acquire_due_jobs(T0, limit=3, owner="beat-1")) == 3
+    store.release_lease("beat-1")
+    with pytest.raises(LeaseLostError, match="lease"):
+        store.acquire_due_jobs(T0 + timedelta(seconds=1), limit=3, owner="beat-1")
+
+
 def test_add_jobs_refuses_an_existing_id_unless_replacing(store: RedisStore) -> None:
     store.add_job(make_job("b", name="old"))
     with pytest.raises(ConflictingIdError, match="'b'"):
