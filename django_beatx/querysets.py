@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 
 from beatx.jobs import JobStatus
 
@@ -40,3 +41,12 @@ class JobRunQuerySet(_Base):
     def in_flight(self, now: datetime) -> JobRunQuerySet:
         """Runs a worker started and has not finished, whose in-flight record has not expired."""
         return self.filter(outcome="running", expires_at__gt=now)
+
+    def ended_before(self, cutoff: datetime, now: datetime) -> JobRunQuerySet:
+        """Runs whose last known moment (finished, else started, else sent) is before
+        ``cutoff``, except runs still in flight at ``now``."""
+        return (
+            self.alias(last_seen=Coalesce("finished_at", "started_at", "dispatched_at"))
+            .filter(last_seen__lt=cutoff)
+            .exclude(outcome="running", expires_at__gt=now)
+        )

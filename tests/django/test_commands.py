@@ -149,3 +149,49 @@ def test_status_reports_leader_tick_backlog_and_counts() -> None:
 def test_status_without_a_beat() -> None:
     out, _ = run("beatx_status")
     assert "no beat is running" in out and "never" in out
+
+
+def test_prune_runs_deletes_runs_ended_before_the_cutoff_and_keeps_runs_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django_beatx.management.commands import beatx_prune_runs
+    from django_beatx.models import JobRun
+
+    monkeypatch.setattr(beatx_prune_runs, "CHUNK", 2)  # several chunks
+    manager = conf.get_manager()
+    manager.add_job("reports.send_digest", IntervalTrigger(minutes=5), id="a")
+    now = datetime.now(UTC)
+    old, recent = now - timedelta(days=40), now - timedelta(days=3)
+    for n in range(5):  # sent, finished long ago
+        JobRun.objects.create(
+            job_id="a", task_id=f"old-{n}", dispatched_at=old, finished_at=old, outcome="succeeded"
+        )
+    JobRun.objects.create(job_id="a", task_id="sent-long-ago", dispatched_at=old)
+    JobRun.objects.create(job_id="a", task_id="finished-lately", dispatched_at=old, finished_at=recent)
+    JobRun.objects.create(
+        job_id="a",
+        task_id="in-flight",
+        started_at=old,
+        outcome="running",
+        expires_at=now + timedelta(hours=1),
+    )
+    JobRun.objects.create(
+        job_id="a",
+        task_id="worker-died",
+        started_at=old,
+        outcome="running",
+        expires_at=old + timedelta(hours=1),
+    )
+
+    out, _ = run("beatx_prune_runs", "--days", "30", "--dry-run")
+    assert out.startswith("[dry run] 7 run(s) ended before")
+    assert JobRun.objects.count() == 9
+
+    out, _ = run("beatx_prune_runs", "--days", "30")
+    assert out.startswith("7 run(s) ended before")
+    assert set(JobRun.objects.values_list("task_id", flat=True)) == {"finished-lately", "in-flight"}
+
+
+def test_prune_runs_refuses_a_negative_age() -> None:
+    with pytest.raises(CommandError, match="--days"):
+        run("beatx_prune_runs", "--days", "-1")
