@@ -168,20 +168,14 @@ def test_prune_runs_deletes_runs_ended_before_the_cutoff_and_keeps_runs_in_fligh
         )
     JobRun.objects.create(job_id="a", task_id="sent-long-ago", dispatched_at=old)
     JobRun.objects.create(job_id="a", task_id="finished-lately", dispatched_at=old, finished_at=recent)
-    JobRun.objects.create(
-        job_id="a",
-        task_id="in-flight",
-        started_at=old,
-        outcome="running",
-        expires_at=now + timedelta(hours=1),
-    )
-    JobRun.objects.create(
-        job_id="a",
-        task_id="worker-died",
-        started_at=old,
-        outcome="running",
-        expires_at=old + timedelta(hours=1),
-    )
+    for task_id, counts_until in (("in-flight", now), ("worker-died", old)):
+        JobRun.objects.create(
+            job_id="a",
+            task_id=task_id,
+            started_at=old,
+            outcome="running",
+            expires_at=counts_until + timedelta(hours=1),
+        )
 
     out, _ = run("beatx_prune_runs", "--days", "30", "--dry-run")
     assert out.startswith("[dry run] 7 run(s) ended before")
