@@ -22,8 +22,7 @@ import logging
 import os
 import signal
 import sys
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import Enum
@@ -687,11 +686,11 @@ def status_command(ctx: click.Context, as_json: bool) -> None:
     """Show the leader, last tick, backlog, totals and jobs per status."""
     manager = _target(ctx).manager()
     health = manager.health()
-    counts = Counter(job.status.value for job in manager.get_jobs())
+    counts = _count_by_status(manager.store)
     now = manager.clock.now()
     report = health.as_dict()
     report["lease_valid"] = health.lease_expires_at is not None and health.lease_expires_at > now
-    report["jobs"] = {status.value: counts.get(status.value, 0) for status in JobStatus}
+    report["jobs"] = counts
     report["jobs_total"] = sum(counts.values())
     if as_json:
         _echo_json(report)
@@ -795,9 +794,7 @@ async def _serve(
     if metrics_port is not None:
         from beatx.metrics import BeatxMetrics
 
-        metrics = BeatxMetrics(
-            scheduler.events, jobs_by_status=lambda: _count_by_status(scheduler.store.get_jobs())
-        )
+        metrics = BeatxMetrics(scheduler.events, jobs_by_status=lambda: _count_by_status(scheduler.store))
         try:
             port = metrics.start_http_server(metrics_port, metrics_addr)
         except OSError as exc:
@@ -841,9 +838,8 @@ def _describe_store(store: JobStore, url: str) -> str:
     return url if isinstance(store, MemoryStore) else repr(store)
 
 
-def _count_by_status(found: Iterable[Job]) -> dict[str, int]:
-    counts = Counter(job.status.value for job in found)
-    return {status.value: counts.get(status.value, 0) for status in JobStatus}
+def _count_by_status(store: JobStore) -> dict[str, int]:
+    return {status.value: n for status, n in store.count_jobs_by_status().items()}
 
 
 # -- entry point -------------------------------------------------------------------------------

@@ -234,6 +234,15 @@ class DjangoStore:
             running = self._runs().in_flight(self._clock.now()).filter(job_id=job_id).count()
         return job_from_row(row, running=running)
 
+    def count_jobs_by_status(self) -> dict[JobStatus, int]:
+        counts = dict.fromkeys(JobStatus, 0)
+        by_value = {status.value: status for status in JobStatus}
+        with self._errors():
+            for value, n in self._jobs().values_list("status").annotate(n=Count("pk")).order_by():
+                if value in by_value:
+                    counts[by_value[value]] += n
+        return counts
+
     def get_jobs(self, status: JobStatus | None = None) -> list[Job]:
         now = self._clock.now()
         with self._errors():

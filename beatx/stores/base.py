@@ -132,6 +132,14 @@ class JobStore(Protocol):
         """
         ...
 
+    def count_jobs_by_status(self) -> dict[JobStatus, int]:
+        """How many jobs have each status: every :class:`JobStatus`, 0 when none.
+
+        Reads the statuses only, never the definitions (``beatx status``, the ``beatx_jobs``
+        gauge); the beat never calls it.
+        """
+        ...
+
     # -- the beat ------------------------------------------------------------------------------
 
     def next_run_time(self) -> datetime | None:

@@ -128,6 +128,13 @@ class MemoryStore:
         jobs.sort(key=lambda j: (j.next_run_time.timestamp() if j.next_run_time else far, j.id))
         return jobs
 
+    def count_jobs_by_status(self) -> dict[JobStatus, int]:
+        counts = dict.fromkeys(JobStatus, 0)
+        with self._cond:
+            for job in self._jobs.values():
+                counts[job.status] += 1
+        return counts
+
     # -- the beat ------------------------------------------------------------------------------
 
     def next_run_time(self) -> datetime | None:

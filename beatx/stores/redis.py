@@ -406,6 +406,25 @@ return 0
 #: Bump the change counter and publish it. KEYS: changes. ARGV: channel.
 LUA_NOTIFY = LUA_HELPERS + "notify(KEYS[1], ARGV[1])\nreturn 0\n"
 
+#: One step of counting jobs per status, in Redis: an SSCAN of ``jobs`` and each job's status.
+#: KEYS: jobs. ARGV: job prefix, cursor, count. Returns the next cursor, then status, n, ...
+LUA_COUNT_STATUSES = """
+local scan = redis.call('SSCAN', KEYS[1], ARGV[2], 'COUNT', ARGV[3])
+local counts = {}
+for _, id in ipairs(scan[2]) do
+  local status = redis.call('HGET', ARGV[1] .. id, 'status')
+  if status then
+    counts[status] = (counts[status] or 0) + 1
+  end
+end
+local out = {scan[1]}
+for status, n in pairs(counts) do
+  out[#out + 1] = status
+  out[#out + 1] = n
+end
+return out
+"""
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 
@@ -616,6 +635,7 @@ class RedisStore:
         self._lease_take = reg(LUA_ACQUIRE_LEASE)
         self._lease_give = reg(LUA_RELEASE_LEASE)
         self._notify = reg(LUA_NOTIFY)
+        self._count_statuses = reg(LUA_COUNT_STATUSES)
         self._wait_lock = threading.Lock()
         self._claim_ahead_lock = threading.Lock()
         self._claim_ahead: _ClaimAhead | None = None
@@ -839,17 +859,42 @@ class RedisStore:
         jobs: list[Job] = []
         wanted = None if status is None else JobStatus(status).value
         with self._errors("list jobs"):
-            ids: list[str] = []
-            for job_id in self._client.sscan_iter(self._jobs_key, count=batch_size):
-                ids.append(_text(job_id))
-                if len(ids) >= batch_size:
-                    jobs += self._read_batch(ids, now, wanted)
-                    ids = []
-            if ids:
+            for ids in self._id_batches(batch_size):
                 jobs += self._read_batch(ids, now, wanted)
         far = float("inf")
         jobs.sort(key=lambda j: (j.next_run_time.timestamp() if j.next_run_time else far, j.id))
         return jobs
+
+    def count_jobs_by_status(self, *, batch_size: int = 1000) -> dict[JobStatus, int]:
+        """Counted in Redis by one script call per ``batch_size`` jobs (an SSCAN step and
+        each job's status), so only the counts cross the network. A status beatx does not
+        know is not counted."""
+        counts = dict.fromkeys(JobStatus, 0)
+        by_value = {status.value: status for status in JobStatus}
+        cursor = "0"
+        with self._errors("count jobs by status"):
+            while True:
+                reply = self._count_statuses(
+                    keys=[self._jobs_key], args=[self._job_prefix, cursor, batch_size]
+                )
+                cursor = _text(reply[0])
+                for i in range(1, len(reply), 2):
+                    status = by_value.get(_text(reply[i]))
+                    if status is not None:
+                        counts[status] += int(reply[i + 1])
+                if cursor == "0":
+                    return counts
+
+    def _id_batches(self, batch_size: int) -> Iterator[list[str]]:
+        """Every job id (SSCAN of ``jobs``), ``batch_size`` at a time."""
+        ids: list[str] = []
+        for job_id in self._client.sscan_iter(self._jobs_key, count=batch_size):
+            ids.append(_text(job_id))
+            if len(ids) >= batch_size:
+                yield ids
+                ids = []
+        if ids:
+            yield ids
 
     def _read_batch(self, ids: list[str], now: str, wanted: str | None) -> list[Job]:
         pipe = self._client.pipeline(transaction=False)

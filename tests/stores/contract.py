@@ -116,6 +116,21 @@ class StoreContract:
         assert [j.id for j in store.get_jobs()] == ["early", "paused", "late"]
         assert [j.id for j in store.get_jobs(JobStatus.PAUSED)] == ["paused"]
 
+    def test_jobs_are_counted_by_status_without_the_removed_ones(self, store: JobStore) -> None:
+        for job_id in ("a", "b", "gone"):
+            store.add_job(make_job(job_id))
+        store.add_job(make_job("paused", status=JobStatus.PAUSED))
+        store.add_job(make_job("done", status=JobStatus.COMPLETED, next_run_time=None))
+        store.remove_job("gone")
+        counts = store.count_jobs_by_status()
+        assert counts == {
+            JobStatus.ACTIVE: 2,
+            JobStatus.PAUSED: 1,
+            JobStatus.COMPLETED: 1,
+            JobStatus.FAILED: 0,
+            JobStatus.CANCELLED: 0,
+        }
+
     def test_only_due_schedulable_jobs_are_acquired_earliest_first(self, store: JobStore) -> None:
         store.add_job(make_job("future", at=T0 + timedelta(seconds=1)))
         store.add_job(make_job("second", at=T0 - timedelta(seconds=1)))

@@ -655,3 +655,12 @@ def test_a_corrupt_record_is_set_aside_as_failed_without_blocking_its_batch(
     assert "corrupt" in str(raw.hget(f"{store._prefix}job:a", "last_error"))
     later = store.acquire_due_jobs(T0 + timedelta(minutes=5), limit=10)
     assert [j.id for j in later] == ["b"]
+
+
+def test_jobs_are_counted_by_status_in_batches_and_an_unknown_status_is_not_counted(
+    store: RedisStore, raw: redis.Redis
+) -> None:
+    store.add_jobs([make_job(f"job-{n}") for n in range(5)])
+    raw.hset(f"{store._prefix}job:job-4", "status", "bogus")
+    counts = store.count_jobs_by_status(batch_size=2)
+    assert counts[JobStatus.ACTIVE] == 4 and sum(counts.values()) == 4

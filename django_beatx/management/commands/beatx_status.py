@@ -7,11 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
-from django.db.models import Count
 
 from beatx.jobs import JobStatus
 from django_beatx import conf
-from django_beatx.models import Job
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -28,9 +26,11 @@ class Command(BaseCommand):
         manager = conf.get_manager()
         health = manager.health()
         now = datetime.now(UTC)
-        counts = {status.value: 0 for status in JobStatus if status is not JobStatus.CANCELLED}
-        rows = Job.objects.using(conf.setting("DATABASE")).values_list("status").annotate(n=Count("pk"))
-        counts.update(dict(rows))
+        counts = {
+            status.value: n
+            for status, n in manager.store.count_jobs_by_status().items()
+            if status is not JobStatus.CANCELLED  # never stored
+        }
         next_run = manager.store.next_run_time()
         report: dict[str, Any] = {
             "leader": health.leader,
