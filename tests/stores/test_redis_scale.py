@@ -38,7 +38,7 @@ def jobs(start: int, stop: int) -> Iterator[Job]:
         )
 
 
-def median_seconds(call: Callable[[], object], repeat: int = 500) -> float:
+def median_seconds(call: Callable[[], object], repeat: int = 100) -> float:
     for _ in range(20):  # warm up (script cache, connection)
         call()
     times = []
@@ -62,18 +62,30 @@ def measure(store: RedisStore) -> dict[str, float]:
     }
 
 
+def measure_side_by_side(small: RedisStore, large: RedisStore, rounds: int = 5) -> list[dict[str, float]]:
+    """The best median of each call over ``rounds`` alternating rounds on both stores, so a
+    slow spell of the machine or of Redis (rehashing its tables after the load) weighs on
+    both sizes alike instead of on one."""
+    best: list[dict[str, float]] = [{}, {}]
+    for _ in range(rounds):
+        for figures, store in zip(best, (small, large), strict=True):
+            for name, seconds in measure(store).items():
+                figures[name] = min(seconds, figures.get(name, seconds))
+    return best
+
+
 def test_the_beat_path_stays_flat_from_1k_to_1m_jobs(redis_url: str, key_prefix: str) -> None:
+    small_store = RedisStore(redis_url, key_prefix=f"{key_prefix}small:")
     store = RedisStore(redis_url, key_prefix=key_prefix)
     try:
-        store.add_jobs(jobs(0, SMALL))
-        assert store.count_jobs() == SMALL
-        small = measure(store)
+        small_store.add_jobs(jobs(0, SMALL))
+        assert small_store.count_jobs() == SMALL
 
         started = time.perf_counter()
-        store.add_jobs(jobs(SMALL, LARGE), batch_size=1000)
+        store.add_jobs(jobs(0, LARGE), batch_size=1000)
         load = time.perf_counter() - started
         assert store.count_jobs() == LARGE
-        large = measure(store)
+        small, large = measure_side_by_side(small_store, store)
 
         assert store.next_run_time() == NOW + timedelta(hours=1)
         assert store.acquire_due_jobs(NOW, limit=100) == []
@@ -87,10 +99,8 @@ def test_the_beat_path_stays_flat_from_1k_to_1m_jobs(redis_url: str, key_prefix:
         gc.collect()
         growth = rss_bytes() - before
 
-        print(f"\nRedisStore scale ({SMALL:,} -> {LARGE:,} jobs, medians):")
-        print(
-            f"  bulk load of {LARGE - SMALL:,} jobs with add_jobs: {load:.1f} s ({(LARGE - SMALL) / load:,.0f} jobs/s)"
-        )
+        print(f"\nRedisStore scale ({SMALL:,} -> {LARGE:,} jobs, best medians of alternating rounds):")
+        print(f"  bulk load of {LARGE:,} jobs with add_jobs: {load:.1f} s ({LARGE / load:,.0f} jobs/s)")
         for name in small:
             ratio = large[name] / small[name]
             print(
@@ -103,6 +113,7 @@ def test_the_beat_path_stays_flat_from_1k_to_1m_jobs(redis_url: str, key_prefix:
                 f"{name} grew from {small[name]:.6f} s to {large[name]:.6f} s"
             )
         assert growth < 5 * 1024 * 1024
-        assert load < 90, f"loading {LARGE - SMALL:,} jobs took {load:.1f} s"
+        assert load < 90, f"loading {LARGE:,} jobs took {load:.1f} s"
     finally:
+        small_store.close()
         store.close()
