@@ -37,7 +37,12 @@ def make_owner_token() -> str:
 
 
 class Leadership:
-    """Takes, renews and gives up the leader lease of one beat."""
+    """Takes, renews and gives up the leader lease of one beat.
+
+    Each term of leadership has its own token, ``{base}:{term}``: a beat that lost the lease
+    (frozen past it, cut off from the store) and takes it again later leads under a new
+    token, so nothing claimed or planned in an earlier term can be written back in this one.
+    """
 
     def __init__(
         self,
@@ -51,7 +56,10 @@ class Leadership:
         if lease_timeout <= 0:
             raise ValueError(f"lease_timeout must be > 0 seconds, got {lease_timeout!r}")
         self.store = store
-        self.owner = owner or make_owner_token()
+        self.base_owner = owner or make_owner_token()
+        self.term = 1
+        #: The lease token of the current (or next) term.
+        self.owner = f"{self.base_owner}:{self.term}"
         self.lease_timeout = lease_timeout
         #: How often a standby retries, and how much of the lease a leader gives up as margin.
         self.poll_interval = min(1.0, lease_timeout / 10)
@@ -75,6 +83,8 @@ class Leadership:
         # The stored expiry is one poll short of the timeout, so a standby polling every
         # poll_interval takes over within lease_timeout of the last renewal.
         stored_ttl = self.lease_timeout - self.poll_interval
+        if not self.is_leader and self.leader_since is not None:
+            self.lost()  # the lease ran out on this beat's clock: that term is over
         try:
             held = self.store.acquire_lease(self.owner, now=self.clock.now(), ttl=stored_ttl)
         except StoreError as exc:
@@ -94,12 +104,18 @@ class Leadership:
         return held
 
     def lost(self) -> None:
-        """Forget leadership (the lease expired or another beat holds it)."""
+        """Forget leadership (the lease expired or another beat holds it); a later term gets
+        a new token."""
         self._valid_until = float("-inf")
         if self.leader_since is not None:
             self.leader_since = None
             logger.warning("leader lease lost owner=%s", self.owner)
             self._emit(EventKind.LEADER_LOST)
+            self._next_term()
+
+    def _next_term(self) -> None:
+        self.term += 1
+        self.owner = f"{self.base_owner}:{self.term}"
 
     def release(self) -> None:
         """Give the lease up so a standby takes over at once (on a clean shutdown)."""
@@ -113,6 +129,7 @@ class Leadership:
         self.leader_since = None
         self._valid_until = float("-inf")
         self._emit(EventKind.LEADER_LOST)
+        self._next_term()
 
     def _emit(self, kind: EventKind) -> None:
         if self.events.has_listeners:
@@ -177,9 +194,18 @@ class Beat:
             clock=self.clock,
             lookahead=lookahead,
             wait_until=self._wait_until,
+            # Fires that fell due while leadership moved (a dead leader's lease runs out,
+            # then its claims) are each sent, not coalesced as after an outage.
+            catch_up_window=lease_timeout + self.leadership.renew_interval,
         )
         self.status_interval = status_interval
         self.store_retry_delay = 1.0
+        #: Back-off after a tick whose fires the broker refused: doubles per failing tick up
+        #: to ``max_retry_delay``; changes announced meanwhile do not shorten it.
+        self.retry_delay = 1.0
+        self.max_retry_delay = max(1.0, min(8.0, self.leadership.renew_interval))
+        self._failing_ticks = 0
+        self._backoff_until = float("-inf")
         self.last_tick_at: datetime | None = None
         self.totals = {"fired": 0, "missed": 0, "skipped": 0}
         self._status_written_at = float("-inf")
@@ -191,12 +217,20 @@ class Beat:
     def run_once(self) -> float:
         """Lead if possible and tick. Returns the seconds to wait before the next call."""
         if not self.leadership.ensure():
+            self.engine.discard()
             return self.leadership.poll_interval
+        if self.engine.owner != self.leadership.owner:
+            # A new term: nothing planned in an earlier one is sent or written back.
+            self.engine.discard()
+            self.engine.owner = self.leadership.owner
         started = self.clock.monotonic()
+        if started < self._backoff_until:
+            return self._backoff_until - started
         now = self.clock.now()
         try:
             result = self.engine.tick(now)
         except LeaseLostError:
+            self.engine.discard()
             self.leadership.lost()
             return self.leadership.poll_interval
         except StoreError as exc:
@@ -204,6 +238,15 @@ class Beat:
             return self.store_retry_delay
         elapsed = self.clock.monotonic() - started
         self._after_tick(now, result, elapsed)
+        if result.dispatch_errors:
+            self._failing_ticks += 1
+            delay = float(min(self.retry_delay * 2.0 ** (self._failing_ticks - 1), self.max_retry_delay))
+            self._backoff_until = self.clock.monotonic() + delay
+            logger.warning(
+                "broker unavailable: %d fire(s) kept due, retrying in %.1fs", result.dispatch_errors, delay
+            )
+            return delay
+        self._failing_ticks = 0
         until_renewal = self.leadership.renew_interval - (
             self.clock.monotonic() - self.leadership._renewed_at
         )
@@ -250,6 +293,9 @@ class Beat:
     def wait(self, seconds: float) -> None:
         """Sleep up to ``seconds``, waking early when the store announces a change."""
         if seconds <= 0:
+            return
+        if self.clock.monotonic() < self._backoff_until:
+            time.sleep(seconds)  # a back-off is not cut short by change notifications
             return
         try:
             self.store.wait_for_change(seconds)

@@ -8,9 +8,13 @@ Every error derives from :class:`BeatxError`, so ``except beatx.BeatxError`` cat
     ├── InvalidJobError               (also ValueError)  bad job fields (max_instances < 1, ...)
     ├── ConflictingIdError            (also KeyError)    a job with this id already exists
     ├── JobLookupError                (also LookupError) no job with this id
+    ├── RevisionConflictError                            a job changed since it was read
     ├── SerializationError            (also ValueError)  stored state beatx cannot read
-    └── StoreError                                       the store is unreachable or failed
-        └── LeaseLostError                               this process no longer leads
+    ├── StoreError                                       the store is unreachable or failed
+    │   └── LeaseLostError                               this process no longer leads
+    └── DispatchError                                    a fire could not be sent
+        ├── TransientDispatchError                       broker down or slow: retried
+        └── PermanentDispatchError                       the fire can never be sent: job FAILED
 """
 
 from __future__ import annotations
@@ -19,12 +23,16 @@ __all__ = [
     "BeatxError",
     "ConfigurationError",
     "ConflictingIdError",
+    "DispatchError",
     "InvalidJobError",
     "InvalidTriggerError",
     "JobLookupError",
     "LeaseLostError",
+    "PermanentDispatchError",
+    "RevisionConflictError",
     "SerializationError",
     "StoreError",
+    "TransientDispatchError",
 ]
 
 
@@ -74,3 +82,29 @@ class StoreError(BeatxError):
 
 class LeaseLostError(StoreError):
     """This process tried to act as leader but another process holds the lease."""
+
+
+class RevisionConflictError(BeatxError):
+    """A job was changed by someone else since it was read (``expected_revision`` differs)."""
+
+    def __init__(self, job_id: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"job {job_id!r} is at revision {actual}, not {expected}: it changed since it was read"
+        )
+        self.job_id = job_id
+        self.expected = expected
+        self.actual = actual
+
+
+class DispatchError(BeatxError):
+    """A fire could not be handed to whatever runs it."""
+
+
+class TransientDispatchError(DispatchError):
+    """The broker (or the loop) is unavailable or too slow now; the fire is tried again later,
+    under the misfire rules."""
+
+
+class PermanentDispatchError(DispatchError):
+    """The fire can never be sent as it is (its arguments or options cannot be encoded, an
+    unknown option): the job becomes FAILED with the error and is not retried until edited."""

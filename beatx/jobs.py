@@ -161,8 +161,13 @@ class Job:
     last_duration: float | None = None
     #: Runs in flight, as counted by the store when the job was read.
     running: int = 0
-    #: Bumped by the store on every change to the definition (edit, pause, resume).
+    #: Bumped by the store on every management write (edit, pause, resume, replace); the
+    #: beat's write-backs and the workers' run records leave it alone.
     revision: int = 0
+    #: The token of the claim under which a beat holds this job (set by
+    #: ``JobStore.acquire_due_jobs``, never stored with the definition): only a write-back
+    #: that names it advances the job's schedule.
+    claim: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:

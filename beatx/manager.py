@@ -16,7 +16,13 @@ from typing import Any
 
 from beatx.clock import Clock, SystemClock
 from beatx.dispatch.base import Dispatcher
-from beatx.errors import ConfigurationError, ConflictingIdError, InvalidJobError, JobLookupError
+from beatx.errors import (
+    ConfigurationError,
+    ConflictingIdError,
+    InvalidJobError,
+    JobLookupError,
+    RevisionConflictError,
+)
 from beatx.events import Event, EventBus, EventKind
 from beatx.jobs import STATE_FIELDS, Fire, Job, JobDefaults, JobFunc, JobStatus, func_ref
 from beatx.stores.base import JobStore
@@ -26,6 +32,8 @@ from beatx.triggers.base import get_timezone
 __all__ = ["DEFAULT", "JobManager", "SchedulerHealth"]
 
 _ONE_MICROSECOND = timedelta(microseconds=1)
+#: How often a management write that raced another write is retried from a fresh read.
+CAS_ATTEMPTS = 20
 
 
 class _Default(enum.Enum):
@@ -211,6 +219,12 @@ class JobManager:
                 self._emit(EventKind.JOB_ADDED, job.id)
                 self._changed()
                 return job
+        return self._compare_and_set(id, lambda current: self._ensured(job, current), None) or job
+
+    def _ensured(self, wanted: Job, existing: Job) -> tuple[Job, bool] | None:
+        """``wanted`` as a write over ``existing`` (None: nothing to change), and whether it
+        reschedules (only a changed trigger does)."""
+        job = wanted.copy()
         anchor = getattr(existing.trigger, "start_date", None) or self.clock.now()
         same_trigger = job.trigger.resolve(now=anchor, timezone=self.timezone) == existing.trigger
         definition = ("name", "args", "kwargs", "options", "max_instances", "misfire_grace_time", "coalesce")
@@ -219,17 +233,55 @@ class JobManager:
             and job.func_ref == existing.func_ref
             and all(getattr(job, f) == getattr(existing, f) for f in definition)
         ):
-            return existing
+            return None
         for state in STATE_FIELDS:
             setattr(job, state, getattr(existing, state))
         if same_trigger:
             job.trigger, job.next_run_time = existing.trigger, existing.next_run_time
-        else:
-            self.schedule(job, now=self.clock.now())
-            if job.next_run_time is None and job.status.schedulable:
-                job.status = JobStatus.COMPLETED
-        self._update(job)
-        return job
+            return job, False
+        self.schedule(job, now=self.clock.now())
+        if job.next_run_time is None and job.status.schedulable:
+            job.status = JobStatus.COMPLETED
+        return job, True
+
+    def _compare_and_set(
+        self,
+        job_id: str,
+        change: Callable[[Job], tuple[Job, bool] | None],
+        expected_revision: int | None,
+    ) -> Job | None:
+        """Read the job, let ``change`` build the write (the new job and whether it
+        reschedules, or None for no write), and store it only if nobody wrote the job since
+        it was read; retried from a fresh read when someone did, unless the caller named the
+        ``expected_revision`` (then :class:`RevisionConflictError` is raised). Returns the job
+        as stored (or as read, when nothing was written).
+
+        :raises JobLookupError: if there is no such job.
+        """
+        conflict: RevisionConflictError | None = None
+        for _ in range(CAS_ATTEMPTS):
+            current = self.store.get_job(job_id)
+            if current is None:
+                raise JobLookupError(job_id)
+            read = current.revision
+            if expected_revision is not None and read != expected_revision:
+                raise RevisionConflictError(job_id, expected_revision, read)
+            write = change(current)
+            if write is None:
+                return current
+            job, reschedule = write
+            try:
+                self.store.update_job(job, expected_revision=read, reschedule=reschedule)
+            except RevisionConflictError as exc:
+                if expected_revision is not None:
+                    raise
+                conflict = exc
+                continue
+            self._emit(EventKind.JOB_CHANGED, job.id)
+            self._changed()
+            return job
+        assert conflict is not None
+        raise conflict
 
     def _schedule_new(self, job: Job) -> None:
         self.schedule(job, now=self.clock.now())
@@ -275,42 +327,62 @@ class JobManager:
     def pause_job(self, job_id: str) -> bool:
         """Stop a job from firing until resumed. Returns False if there is no such job or it
         has finished (COMPLETED)."""
-        job = self.store.get_job(job_id)
-        if job is None or job.status in (JobStatus.COMPLETED, JobStatus.CANCELLED):
-            return False
-        if job.status is not JobStatus.PAUSED:
+
+        def pause(job: Job) -> tuple[Job, bool] | None:
+            if job.status in (JobStatus.PAUSED, JobStatus.COMPLETED, JobStatus.CANCELLED):
+                return None
             job.status = JobStatus.PAUSED
-            self._update(job)
-        return True
+            return job, True
+
+        try:
+            job = self._compare_and_set(job_id, pause, None)
+        except JobLookupError:
+            return False
+        return job is not None and job.status is JobStatus.PAUSED
 
     def resume_job(self, job_id: str) -> bool:
         """Let a paused job fire again, from now on: its next run is its first fire time at or
         after now, so the paused period is not caught up. A one-shot whose time passed while
-        paused ends COMPLETED, counted as missed. Returns False if there is no such job or it
-        is not paused."""
-        job = self.store.get_job(job_id)
-        if job is None or job.status is not JobStatus.PAUSED:
-            return False
-        now = self.clock.now()
-        job.next_run_time = job.trigger.next_fire_time(now - _ONE_MICROSECOND)
-        if job.next_run_time is None:
-            job.status = JobStatus.COMPLETED
-            job.misfire_count += 1
-        else:
-            job.status = JobStatus.ACTIVE
-        self._update(job)
-        return True
+        paused ends COMPLETED. Returns False if there is no such job or it is not paused."""
+        resumed = False
 
-    def modify_job(self, job_id: str, **changes: Any) -> Job:
+        def resume(job: Job) -> tuple[Job, bool] | None:
+            nonlocal resumed
+            resumed = False
+            if job.status is not JobStatus.PAUSED:
+                return None
+            self._reschedule_from_now(job)
+            resumed = True
+            return job, True
+
+        try:
+            self._compare_and_set(job_id, resume, None)
+        except JobLookupError:
+            return False
+        return resumed
+
+    def _reschedule_from_now(self, job: Job) -> None:
+        """Next run: the first fire time at or after now (never one the job already ran)."""
+        now = self.clock.now()
+        after = now - _ONE_MICROSECOND
+        if job.last_run_time is not None and job.last_run_time > after:
+            after = job.last_run_time
+        job.next_run_time = job.trigger.next_fire_time(after)
+        job.status = JobStatus.ACTIVE if job.next_run_time is not None else JobStatus.COMPLETED
+
+    def modify_job(self, job_id: str, *, expected_revision: int | None = None, **changes: Any) -> Job:
         """Change fields of a job (``trigger``, ``args``, ``kwargs``, ``name``, ``options``,
         ``max_instances``, ``misfire_grace_time``, ``coalesce``). A new trigger reschedules
-        the job from now.
+        the job from now; so does any edit of a job that stopped as FAILED with no next run
+        (a fire that could never be sent, a trigger that raised). Run state (counters, last
+        run) is never written, so an edit cannot undo what a running beat wrote.
 
+        :param expected_revision: the ``revision`` the caller read; the edit is applied only
+            if the job is still at it (optimistic concurrency). Without it, an edit that
+            races another write is retried from a fresh read.
         :raises JobLookupError: if there is no such job.
+        :raises RevisionConflictError: if ``expected_revision`` is given and the job moved on.
         """
-        job = self.store.get_job(job_id)
-        if job is None:
-            raise JobLookupError(job_id)
         allowed = {
             "trigger",
             "args",
@@ -324,28 +396,37 @@ class JobManager:
         unknown = sorted(set(changes) - allowed)
         if unknown:
             raise InvalidJobError(f"modify_job: cannot change {', '.join(unknown)}")
-        values = {field: getattr(job, field) for field in allowed} | changes
-        updated = Job(
-            id=job.id,
-            func=job.func,
-            status=job.status,
-            last_run_time=job.last_run_time,
-            next_run_time=job.next_run_time,
-            total_run_count=job.total_run_count,
-            misfire_count=job.misfire_count,
-            skip_count=job.skip_count,
-            last_error=job.last_error,
-            last_finished_at=job.last_finished_at,
-            last_duration=job.last_duration,
-            revision=job.revision,
-            **values,
-        )
-        if "trigger" in changes:
-            self.schedule(updated, now=self.clock.now())
-            if updated.next_run_time is None and updated.status.schedulable:
-                updated.status = JobStatus.COMPLETED
-        self._update(updated)
-        return updated
+
+        def modify(job: Job) -> tuple[Job, bool]:
+            values = {field: getattr(job, field) for field in allowed} | changes
+            updated = Job(
+                id=job.id,
+                func=job.func,
+                status=job.status,
+                last_run_time=job.last_run_time,
+                next_run_time=job.next_run_time,
+                total_run_count=job.total_run_count,
+                misfire_count=job.misfire_count,
+                skip_count=job.skip_count,
+                last_error=job.last_error,
+                last_finished_at=job.last_finished_at,
+                last_duration=job.last_duration,
+                revision=job.revision,
+                **values,
+            )
+            if "trigger" in changes:
+                self.schedule(updated, now=self.clock.now())
+                if updated.next_run_time is None and updated.status.schedulable:
+                    updated.status = JobStatus.COMPLETED
+                return updated, True
+            if updated.status is JobStatus.FAILED and updated.next_run_time is None:
+                self._reschedule_from_now(updated)
+                return updated, True
+            return updated, False
+
+        job = self._compare_and_set(job_id, modify, expected_revision)
+        assert job is not None
+        return job
 
     def remove_job(self, job_id: str) -> bool:
         """Remove a job. Returns whether it existed. A job object returned earlier by
@@ -377,11 +458,6 @@ class JobManager:
         if error is not None:
             raise error
         return fire.task_id
-
-    def _update(self, job: Job) -> None:
-        self.store.update_job(job)
-        self._emit(EventKind.JOB_CHANGED, job.id)
-        self._changed()
 
     def _emit(self, kind: EventKind, job_id: str) -> None:
         if self.events.has_listeners:

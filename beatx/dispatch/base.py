@@ -5,10 +5,28 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from beatx.errors import LeaseLostError
+from beatx.errors import LeaseLostError, PermanentDispatchError, TransientDispatchError
 from beatx.jobs import Fire
 
-__all__ = ["Dispatcher", "lease_lost"]
+__all__ = ["Dispatcher", "is_transient", "lease_lost"]
+
+#: Exception class names (anywhere in an error's MRO) that mean "the broker or the network is
+#: unavailable or slow now": kombu's and py-amqp's connection errors, redis-py's connection,
+#: timeout and error replies (OOM, READONLY, LOADING during a failover), and the OS's.
+_TRANSIENT_NAMES = frozenset(
+    {
+        "OperationalError",
+        "ConnectionError",
+        "TimeoutError",
+        "RecoverableConnectionError",
+        "ChannelError",
+        "ConnectionForced",
+        "ResponseError",
+        "BusyLoadingError",
+        "ReadOnlyError",
+        "OutOfMemoryError",
+    }
+)
 
 
 @runtime_checkable
@@ -37,3 +55,22 @@ def lease_lost(remaining: int) -> list[BaseException | None]:
     """The results of fires left unsent because the guard said the lease is gone."""
     error = LeaseLostError("this beat lost its leader lease; the fire was not sent")
     return [error] * remaining
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a dispatch error is worth retrying (the broker or network is down or slow),
+    as opposed to a fire that can never be sent as it is (an encoding, type or value error,
+    an unknown option): the engine retries the first kind with backoff and marks the job of
+    the second kind FAILED.
+
+    :class:`TransientDispatchError` and :class:`PermanentDispatchError` say it explicitly;
+    otherwise an :class:`OSError` or any exception with a connection, timeout or error-reply
+    class of kombu, py-amqp or redis-py in its MRO is transient, and everything else permanent.
+    """
+    if isinstance(error, TransientDispatchError | LeaseLostError):
+        return True
+    if isinstance(error, PermanentDispatchError):
+        return False
+    if isinstance(error, OSError):
+        return True
+    return any(cls.__name__ in _TRANSIENT_NAMES for cls in type(error).__mro__)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from beatx.clock import Clock
-from beatx.dispatch.base import Dispatcher
+from beatx.dispatch.base import Dispatcher, is_transient
 from beatx.engine.rules import FirePlan, plan_fires
 from beatx.errors import LeaseLostError, StoreError
 from beatx.events import Event, EventBus, EventKind
@@ -39,6 +39,8 @@ class _NextWindow:
     window waited for its fires; the next tick sends them."""
 
     horizon: datetime
+    #: The lease token the window was claimed under; a window of another term is dropped.
+    owner: str | None
     jobs: list[Job] = field(default_factory=list)
     complete: bool = False
 
@@ -77,6 +79,9 @@ class Engine:
         then calls ``wait_until(scheduled time)`` before sending fires that are not due yet.
         0 (the default): only what is due at ``now``.
     :param wait_until: blocks until the given time; required with a ``lookahead``.
+    :param catch_up_window: seconds back from ``now`` within which every fire runs on its own,
+        whatever ``coalesce`` says (see :func:`~beatx.engine.rules.plan_fires`); a beat sets it
+        to its lease timeout plus a claim's lifetime, so a failover is not taken for an outage.
     """
 
     def __init__(
@@ -95,6 +100,7 @@ class Engine:
         clock: Clock | None = None,
         lookahead: float = 0.0,
         wait_until: Callable[[datetime], None] | None = None,
+        catch_up_window: float = 0.0,
     ) -> None:
         if lookahead < 0 or (lookahead > 0 and wait_until is None):
             raise ValueError("lookahead must be >= 0 seconds, and a lookahead needs wait_until")
@@ -111,7 +117,11 @@ class Engine:
         self.retry_delay = retry_delay
         self.max_concurrent_jobs = max_concurrent_jobs
         self.events = events or EventBus()
+        self.catch_up_window = timedelta(seconds=catch_up_window)
         self._next_window: _NextWindow | None = None
+        #: Write-backs that failed with a store error (not a lost lease): the fires went out,
+        #: so they are written back before anything new is claimed, never sent again.
+        self._unreleased: list[JobRelease] = []
 
     def tick(self, now: datetime) -> TickResult:
         """Claim the jobs due at ``now``, send their fires and advance them.
@@ -129,14 +139,21 @@ class Engine:
         :raises LeaseLostError: if ``owner`` is set and no longer leads. Nothing more is sent;
             what this tick sent and had not written back yet stays claimed until the claims
             expire, and the new leader re-plans those jobs (their fires keep their task ids).
+        :raises StoreError: if the store fails. A write-back that failed is kept and retried
+            first by the next tick, before any claim: its fires are not sent again.
         """
+        self._retry_unreleased()
         try:
             due_now = self._tick(now, now)
             if not self.lookahead or due_now.claimed >= self.batch_size or due_now.dispatch_errors:
                 return due_now
             ahead = self._tick(now, now + self.lookahead, ahead=True)
+        except LeaseLostError:
+            self.discard()
+            raise
         except BaseException:
-            # Jobs claimed for the next window stay claimed until their claim deadline.
+            # Jobs claimed for the next window stay claimed until their claim deadline; a
+            # write-back that failed stays kept for the next tick.
             self._next_window = None
             raise
         return TickResult(
@@ -148,10 +165,38 @@ class Engine:
             dispatch_errors=ahead.dispatch_errors,
         )
 
+    def discard(self) -> None:
+        """Forget every claim this engine holds in memory (the next lookahead window and
+        write-backs it could not make) without writing anything: called when leadership is
+        lost, so a beat that leads again later never sends a window planned in an earlier
+        term. Those claims expire in the store and the leader re-plans them."""
+        self._next_window = None
+        self._unreleased = []
+
+    def _retry_unreleased(self) -> None:
+        if not self._unreleased:
+            return
+        pending, self._unreleased = self._unreleased, []
+        self._release_or_keep(pending)
+        logger.info("write-back of %d job(s) retried and done", len(pending))
+
+    def _release_or_keep(self, releases: list[JobRelease]) -> None:
+        """Write ``releases`` back; on a store error keep them for the next tick (the lease
+        lost: drop them, the claims expire) and raise."""
+        if not releases and self.owner is None:
+            return
+        try:
+            self.store.release_jobs(releases, owner=self.owner)
+        except LeaseLostError:
+            raise
+        except StoreError:
+            self._unreleased = list(releases)
+            raise
+
     def close(self) -> None:
         """Give back, unchanged, the jobs claimed for the next lookahead window (a clean stop)."""
         window, self._next_window = self._next_window, None
-        if window is None or not window.jobs:
+        if window is None or not window.jobs or window.owner != self.owner:
             return
         try:
             self.store.release_jobs([JobRelease.unchanged(job) for job in window.jobs], owner=self.owner)
@@ -183,7 +228,7 @@ class Engine:
             due = job.next_run_time
             at = due if due is not None and due > now else now
             try:
-                plan = plan_fires(job, at, free_slots=free_slots)
+                plan = plan_fires(job, at, free_slots=free_slots, catch_up_window=self.catch_up_window)
             except Exception as exc:
                 releases.append(self._broken_job(job, now, exc))
                 continue
@@ -200,7 +245,7 @@ class Engine:
             self._send_in_due_order(waiting, now, releases, totals, next_horizon)
         else:
             self._check_lease()
-        self.store.release_jobs(releases, owner=self.owner)
+        self._release_or_keep(releases)
         if totals["errors"]:
             sleep = self.retry_delay
         elif (
@@ -236,7 +281,9 @@ class Engine:
 
     def _take_next_window(self) -> list[Job]:
         window, self._next_window = self._next_window, None
-        return window.jobs if window is not None else []
+        if window is None or window.owner != self.owner:
+            return []
+        return window.jobs
 
     def _send_in_due_order(
         self,
@@ -288,8 +335,9 @@ class Engine:
         assert self.wait_until is not None
         while self.clock is not None and due - self.clock.now() >= IDLE_WORK_MIN:
             if len(releases) >= IDLE_PIECE:
-                self.store.release_jobs(releases, owner=self.owner)
+                done = list(releases)
                 releases.clear()
+                self._release_or_keep(done)
             elif not self._claim_next_window(next_horizon):
                 break
         self.wait_until(due)
@@ -299,7 +347,7 @@ class Engine:
         if horizon is None:
             return False
         if self._next_window is None:
-            self._next_window = _NextWindow(horizon)
+            self._next_window = _NextWindow(horizon, self.owner)
         window = self._next_window
         if window.complete:
             return False
@@ -342,17 +390,26 @@ class Engine:
     ) -> JobRelease:
         sent: list[Fire] = []
         failed_at: datetime | None = None
+        poison: str | None = None
         log_fires = logger.isEnabledFor(logging.INFO)
         for fire, error in zip(job_fires, results, strict=True):
             if error is not None:
-                failed_at = fire.scheduled_at
-                totals["errors"] += 1
-                logger.error(
-                    "fire not dispatched job=%s scheduled_at=%s error=%r",
-                    job.id,
-                    fire.scheduled_at.isoformat(),
-                    error,
-                )
+                if is_transient(error):
+                    # The broker is down or slow (the dispatcher logged it once for the
+                    # batch): the job stays due at this fire, retried after a back-off.
+                    failed_at = fire.scheduled_at
+                    totals["errors"] += 1
+                    logger.debug(
+                        "fire not sent job=%s scheduled_at=%s error=%r", job.id, fire.scheduled_at, error
+                    )
+                else:
+                    poison = "".join(traceback.format_exception_only(error)).strip()
+                    logger.error(
+                        "fire can never be sent, job marked failed until edited job=%s scheduled_at=%s error=%s",
+                        job.id,
+                        fire.scheduled_at.isoformat(),
+                        poison,
+                    )
                 self._emit(EventKind.JOB_FAILED, now, job.id, fire.scheduled_at, error=repr(error))
                 break
             sent.append(fire)
@@ -395,7 +452,8 @@ class Engine:
                 count=plan.skipped,
             )
         totals["fired"] += len(sent)
-
+        if poison is not None:
+            return self._broken_job(job, now, poison, sent=sent, plan=plan)
         return self._release(job, plan, sent, failed_at)
 
     @staticmethod
@@ -409,7 +467,7 @@ class Engine:
             next_run_time, status = failed_at, job.status
         return JobRelease(
             job_id=job.id,
-            revision=job.revision,
+            claim=job.claim,
             next_run_time=next_run_time,
             status=status,
             last_run_time=sent[-1].scheduled_at if sent else job.last_run_time,
@@ -419,16 +477,31 @@ class Engine:
             task_ids=tuple(fire.task_id for fire in sent),
         )
 
-    def _broken_job(self, job: Job, now: datetime, exc: Exception) -> JobRelease:
-        error = "".join(traceback.format_exception_only(exc)).strip()
-        logger.error("job cannot be planned and stops firing job=%s error=%s", job.id, error)
-        self._emit(EventKind.JOB_FAILED, now, job.id, job.next_run_time, error=error)
+    def _broken_job(
+        self,
+        job: Job,
+        now: datetime,
+        error: str | Exception,
+        *,
+        sent: Sequence[Fire] = (),
+        plan: FirePlan | None = None,
+    ) -> JobRelease:
+        """The write-back of a job that cannot go on (its trigger raised, or one of its fires
+        can never be sent): FAILED with the error and no next run, until someone edits it."""
+        if isinstance(error, Exception):
+            error = "".join(traceback.format_exception_only(error)).strip()
+            logger.error("job cannot be planned and stops firing job=%s error=%s", job.id, error)
+            self._emit(EventKind.JOB_FAILED, now, job.id, job.next_run_time, error=error)
         return JobRelease(
             job_id=job.id,
-            revision=job.revision,
+            claim=job.claim,
             next_run_time=None,
             status=JobStatus.FAILED,
-            last_run_time=job.last_run_time,
+            last_run_time=sent[-1].scheduled_at if sent else job.last_run_time,
+            fired=tuple(fire.scheduled_at for fire in sent),
+            missed=plan.missed if plan is not None else 0,
+            skipped=plan.skipped if plan is not None else 0,
+            task_ids=tuple(fire.task_id for fire in sent),
             error=error,
         )
 

@@ -32,7 +32,7 @@ class FirePlan:
     fire_times: tuple[datetime, ...] = ()
     #: Fires later than the misfire grace time, not run.
     missed: int = 0
-    #: Fires merged into a later one by coalescing.
+    #: Fires merged into a later one by coalescing (counted up to :data:`MAX_FIRES_PER_PLAN`).
     coalesced: int = 0
     #: Fires not run because ``max_instances`` (or the global cap) runs were in flight.
     skipped: int = 0
@@ -64,15 +64,26 @@ def latest_fire_time(trigger: Trigger, start: datetime, now: datetime) -> dateti
         return candidate
 
 
-def plan_fires(job: Job, now: datetime, *, free_slots: int | None = None) -> FirePlan:
+def plan_fires(
+    job: Job,
+    now: datetime,
+    *,
+    free_slots: int | None = None,
+    catch_up_window: timedelta = timedelta(0),
+) -> FirePlan:
     """Decide what a due job does at ``now``.
 
     1. Fires scheduled before ``now - misfire_grace_time`` are missed (counted, not run).
-    2. With ``coalesce``, the remaining late fires collapse into one run at the latest of
-       them; without it, each runs (at most :data:`MAX_FIRES_PER_PLAN` per plan).
-    3. Only ``max_instances - job.running`` fires (and at most ``free_slots``, the room left
-       under ``max_concurrent_jobs``) are sent; the rest are skipped and counted.
-    4. The job's next run time is the first fire time after the last one considered; a
+    2. Fires scheduled within ``catch_up_window`` of ``now`` each run, with their own time,
+       whatever ``coalesce`` says: they fell due while leadership moved or a tick ran late,
+       which is not an outage (the beat passes the lease timeout plus a claim's lifetime).
+    3. With ``coalesce``, the older late fires (a real outage) collapse into one run at the
+       latest of them, or into the first recent fire when there is one; without it, each
+       runs (at most :data:`MAX_FIRES_PER_PLAN` per plan).
+    4. ``max_instances`` counts runs in flight: when ``job.running`` reached it, every fire
+       is skipped (counted); otherwise every fire of the plan is sent. At most
+       ``free_slots`` (the room left under ``max_concurrent_jobs``) are sent.
+    5. The job's next run time is the first fire time after the last one considered; a
        trigger with none left makes the job COMPLETED.
 
     ``job.next_run_time`` must be set; a job not yet due gets an empty plan.
@@ -96,40 +107,34 @@ def plan_fires(job: Job, now: datetime, *, free_slots: int | None = None) -> Fir
     eligible: list[datetime] = []
     coalesced = 0
     next_run: datetime | None
+    recent_from = now - catch_up_window
     if candidate is None or candidate > now:
         next_run = candidate
-    elif job.coalesce:
-        latest: datetime | None = candidate
-        while len(eligible) < MAX_FIRES_PER_PLAN and latest is not None and latest <= now:
-            eligible.append(latest)
-            latest = trigger.next_fire_time(latest)
-        if latest is not None and latest <= now:
-            latest_time = latest_fire_time(trigger, latest, now)
-            coalesced = len(eligible)
-            eligible = [latest_time]
-            next_run = trigger.next_fire_time(latest_time)
+    elif job.coalesce and candidate < recent_from:
+        # An outage: its fires collapse into one, then the recent ones each run.
+        recent = trigger.next_fire_time(recent_from - _TICK)
+        if recent is not None and recent <= now:
+            coalesced = _count_fires(trigger, candidate, recent)
+            eligible, next_run = _fires_until(trigger, recent, now)
         else:
-            coalesced = len(eligible) - 1
-            eligible = eligible[-1:]
-            next_run = latest
+            latest = latest_fire_time(trigger, candidate, now)
+            coalesced = _count_fires(trigger, candidate, latest)
+            eligible, next_run = [latest], trigger.next_fire_time(latest)
     else:
-        following: datetime | None = candidate
-        while len(eligible) < MAX_FIRES_PER_PLAN and following is not None and following <= now:
-            eligible.append(following)
-            following = trigger.next_fire_time(following)
-        next_run = following
+        eligible, next_run = _fires_until(trigger, candidate, now)
 
-    room = max(job.max_instances - job.running, 0)
-    if free_slots is not None:
-        room = min(room, max(free_slots, 0))
-    fire_times = tuple(eligible[:room])
-    skipped_times = tuple(eligible[room:])
+    skipped_times: tuple[datetime, ...] = ()
+    if job.running >= job.max_instances:
+        skipped_times, eligible = tuple(eligible), []
+    if free_slots is not None and len(eligible) > max(free_slots, 0):
+        skipped_times += tuple(eligible[max(free_slots, 0) :])
+        eligible = eligible[: max(free_slots, 0)]
 
     status = job.status
     if next_run is None and status.schedulable:
         status = JobStatus.COMPLETED
     return FirePlan(
-        fire_times=fire_times,
+        fire_times=tuple(eligible),
         missed=missed,
         coalesced=coalesced,
         skipped=len(skipped_times),
@@ -137,3 +142,24 @@ def plan_fires(job: Job, now: datetime, *, free_slots: int | None = None) -> Fir
         next_run_time=next_run,
         status=status,
     )
+
+
+def _fires_until(trigger: Trigger, first: datetime, now: datetime) -> tuple[list[datetime], datetime | None]:
+    """The fire times from ``first`` to ``now`` (at most :data:`MAX_FIRES_PER_PLAN`), and the
+    fire time after the last of them."""
+    fires: list[datetime] = []
+    following: datetime | None = first
+    while len(fires) < MAX_FIRES_PER_PLAN and following is not None and following <= now:
+        fires.append(following)
+        following = trigger.next_fire_time(following)
+    return fires, following
+
+
+def _count_fires(trigger: Trigger, first: datetime, until: datetime) -> int:
+    """How many fire times lie in ``[first, until)``, counted up to :data:`MAX_FIRES_PER_PLAN`."""
+    count = 0
+    current: datetime | None = first
+    while current is not None and current < until and count < MAX_FIRES_PER_PLAN:
+        count += 1
+        current = trigger.next_fire_time(current)
+    return count

@@ -11,6 +11,22 @@ One tick of the engine is::
     ... plan fires, dispatch them ...
     store.release_jobs(releases, owner=token)                     # advance and unclaim
 
+Two kinds of writers touch a job, and they touch disjoint fields:
+
+- **management writes** (:meth:`JobStore.add_job`, :meth:`JobStore.update_job`: the API, the
+  admin, the CLI, YAML and ``beat_schedule`` imports) write the definition, and the schedule
+  (status and next run time) only when they mean to (``reschedule=True``: a pause, a resume,
+  a new trigger). Each bumps ``revision``; ``expected_revision`` makes it a compare-and-set.
+- **run-state writes** (the beat's :meth:`JobStore.release_jobs`, the workers'
+  :meth:`JobStore.run_started` / :meth:`JobStore.run_finished`) advance counters, last run,
+  errors and, for the beat, the next run time. They never touch the definition.
+
+Every claim has a token (``Job.claim``). A write-back advances the job's schedule only if the
+job is still held under that token: a management write that reschedules the job drops its
+claim (so the write-back cannot undo a pause or a new trigger: it then records only what was
+sent), and a claim that expired and was taken again by another beat is not written back at
+all (the other beat re-plans those fires, with the same task ids).
+
 A claimed job is invisible to other claims until it is released or its claim expires
 (``claim_ttl``), so two beats never plan the same fire, and a beat that dies between the two
 calls leaves the job to be claimed again with the state it had, which re-plans the same fires
@@ -22,6 +38,7 @@ contract suite against every implementation.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,20 +46,25 @@ from typing import Protocol, runtime_checkable
 
 from beatx.jobs import Job, JobStatus
 
-__all__ = ["BeatStatus", "JobRelease", "JobStore", "LeaseInfo", "status_after_run"]
+__all__ = ["BeatStatus", "JobRelease", "JobStore", "LeaseInfo", "new_claim_token", "status_after_run"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobRelease:
     """What the engine writes back for one claimed job.
 
-    ``revision`` is the revision the engine planned from. If the job's definition changed
-    while it was claimed (an edit, a pause), the store keeps the new definition, its status
-    and its next run time, and applies only the counters and ``last_run_time``.
+    ``claim`` is the token of the claim the engine planned under (``Job.claim``). If the job
+    is still held under it, everything is applied and the claim ends. If a management write
+    rescheduled the job meanwhile (dropping the claim), only what happened is recorded (the
+    counters, ``last_run_time``, ``error``); its status and next run time stay as that write
+    set them. If another claim holds the job now, nothing is written.
+
+    ``status`` is written only when the plan ends the job (COMPLETED) or breaks it (FAILED
+    with ``error``); otherwise the stored status stays (a worker may have changed it).
     """
 
     job_id: str
-    revision: int
+    claim: str | None
     next_run_time: datetime | None
     status: JobStatus
     last_run_time: datetime | None
@@ -63,7 +85,7 @@ class JobRelease:
         """The write-back of a claimed job that was not run: it stays as it was."""
         return cls(
             job_id=job.id,
-            revision=job.revision,
+            claim=job.claim,
             next_run_time=job.next_run_time,
             status=job.status,
             last_run_time=job.last_run_time,
@@ -108,12 +130,18 @@ class JobStore(Protocol):
         """
         ...
 
-    def update_job(self, job: Job) -> None:
-        """Replace the stored definition and state of an existing job.
+    def update_job(self, job: Job, *, expected_revision: int | None = None, reschedule: bool = False) -> None:
+        """Write the definition of an existing job (name, func, trigger, args, kwargs,
+        options, policy); with ``reschedule`` also its ``status`` and ``next_run_time``, and
+        any claim on it ends (a beat's write-back of that claim then records only what it
+        sent). Counters, last run, errors and run records are never written here.
 
         Bumps ``job.revision`` and wakes a waiting beat.
 
+        :param expected_revision: when given, the write happens only if the stored revision
+            is this one (compare-and-set), atomically.
         :raises JobLookupError: if no job with this id exists.
+        :raises RevisionConflictError: if ``expected_revision`` is given and differs.
         """
         ...
 
@@ -153,8 +181,9 @@ class JobStore(Protocol):
     ) -> list[Job]:
         """Claim up to ``limit`` schedulable jobs whose ``next_run_time`` is at or before ``now``.
 
-        Jobs come earliest first, each with ``running`` counted. A claim expires after
-        ``claim_ttl`` seconds; an expired claim makes the job claimable again.
+        Jobs come earliest first, each with ``running`` counted and ``claim`` set to the
+        token of this claim (unique per call). A claim expires after ``claim_ttl`` seconds;
+        an expired claim makes the job claimable again, under a new token.
 
         :param owner: the claiming beat's lease token. When given, the claim succeeds only if
             ``owner`` holds the leader lease, checked in the same atomic step.
@@ -166,9 +195,11 @@ class JobStore(Protocol):
         ...
 
     def release_jobs(self, releases: Sequence[JobRelease], *, owner: str | None = None) -> None:
-        """Write back claimed jobs and end their claims (see :class:`JobRelease`).
+        """Write back claimed jobs and end their claims (see :class:`JobRelease` for what is
+        applied when the claim was dropped or taken over meanwhile).
 
-        A release for a job that was removed meanwhile is ignored.
+        A release for a job that was removed meanwhile is ignored. The whole call is one
+        atomic step: either every release is applied or none is.
 
         :raises LeaseLostError: if ``owner`` is given and no longer holds the lease; nothing
             is written then, and the claims expire by themselves.
@@ -176,7 +207,8 @@ class JobStore(Protocol):
         ...
 
     def due_count(self, now: datetime) -> int:
-        """How many schedulable jobs are due at ``now`` (the backlog)."""
+        """How many schedulable jobs are due at ``now`` (the backlog), claimed ones included:
+        a job claimed by a beat that froze or died is overdue until its fires are sent."""
         ...
 
     # -- run state: written by whatever executes the run ---------------------------------------
@@ -262,3 +294,9 @@ def status_after_run(status: JobStatus, next_run_time: datetime | None, error: s
     if status == JobStatus.FAILED:
         return JobStatus.ACTIVE if next_run_time is not None else JobStatus.COMPLETED
     return status
+
+
+def new_claim_token(owner: str | None) -> str:
+    """A token for one claim: the claiming beat's lease token and a random part, so two
+    claims of one job (by one beat or two) never share a token."""
+    return f"{owner or '-'}/{uuid.uuid4().hex[:12]}"

@@ -9,11 +9,22 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from beatx.clock import Clock, SystemClock
-from beatx.errors import ConflictingIdError, JobLookupError, LeaseLostError
+from beatx.errors import ConflictingIdError, JobLookupError, LeaseLostError, RevisionConflictError
 from beatx.jobs import Job, JobStatus
-from beatx.stores.base import BeatStatus, JobRelease, LeaseInfo, status_after_run
+from beatx.stores.base import BeatStatus, JobRelease, LeaseInfo, new_claim_token, status_after_run
 
 __all__ = ["MemoryStore"]
+
+#: What the beat and the workers write; a management write keeps the stored values.
+RUN_STATE_FIELDS = (
+    "last_run_time",
+    "total_run_count",
+    "misfire_count",
+    "skip_count",
+    "last_error",
+    "last_finished_at",
+    "last_duration",
+)
 
 
 class MemoryStore:
@@ -31,7 +42,11 @@ class MemoryStore:
         self._heap: list[tuple[float, str, int]] = []
         self._entry: dict[str, int] = {}
         self._next_entry = 0
-        self._claims: dict[str, float] = {}
+        #: Claimed job id -> (claim deadline, claim token).
+        self._claims: dict[str, tuple[float, str]] = {}
+        #: Job id -> token of the last claim written back, so a write-back retried after an
+        #: error that hid its success is not applied twice.
+        self._released: dict[str, str] = {}
         self._running: dict[str, dict[str, float]] = {}
         self._lease: LeaseInfo | None = None
         self._status: BeatStatus | None = None
@@ -95,14 +110,25 @@ class MemoryStore:
             self._index(job)
             self._notify()
 
-    def update_job(self, job: Job) -> None:
+    def update_job(self, job: Job, *, expected_revision: int | None = None, reschedule: bool = False) -> None:
         with self._cond:
             old = self._jobs.get(job.id)
             if old is None:
                 raise JobLookupError(job.id)
-            job.revision = old.revision + 1
-            self._jobs[job.id] = job.copy()
-            self._index(job)
+            if expected_revision is not None and old.revision != expected_revision:
+                raise RevisionConflictError(job.id, expected_revision, old.revision)
+            stored = job.copy()
+            # Run state stays as the beat and the workers wrote it.
+            for name in RUN_STATE_FIELDS:
+                setattr(stored, name, getattr(old, name))
+            if reschedule:
+                self._claims.pop(job.id, None)
+            else:
+                stored.status, stored.next_run_time = old.status, old.next_run_time
+            stored.revision = job.revision = old.revision + 1
+            stored.running, stored.claim = 0, None
+            self._jobs[job.id] = stored
+            self._index(stored)
             self._notify()
 
     def remove_job(self, job_id: str) -> bool:
@@ -111,6 +137,7 @@ class MemoryStore:
                 return False
             self._entry.pop(job_id, None)
             self._claims.pop(job_id, None)
+            self._released.pop(job_id, None)
             self._running.pop(job_id, None)
             self._notify()
             return True
@@ -142,7 +169,7 @@ class MemoryStore:
             top = self._peek()
             earliest = None if top is None else self._jobs[top[1]].next_run_time
             if self._claims:
-                expires = datetime.fromtimestamp(min(self._claims.values()), UTC)
+                expires = datetime.fromtimestamp(min(d for d, _ in self._claims.values()), UTC)
                 earliest = expires if earliest is None else min(earliest, expires)
             return earliest
 
@@ -152,9 +179,10 @@ class MemoryStore:
         with self._cond:
             self._check_owner(owner, now)
             now_ts = now.timestamp()
-            for job_id in [j for j, deadline in self._claims.items() if deadline <= now_ts]:
+            for job_id in [j for j, (deadline, _) in self._claims.items() if deadline <= now_ts]:
                 del self._claims[job_id]
                 self._index(self._jobs[job_id])
+            token = new_claim_token(owner)
             claimed: list[Job] = []
             while len(claimed) < limit:
                 top = self._peek()
@@ -163,8 +191,10 @@ class MemoryStore:
                 heapq.heappop(self._heap)
                 job_id = top[1]
                 del self._entry[job_id]
-                self._claims[job_id] = now_ts + claim_ttl
-                claimed.append(self._out(self._jobs[job_id], now_ts))
+                self._claims[job_id] = (now_ts + claim_ttl, token)
+                job = self._out(self._jobs[job_id], now_ts)
+                job.claim = token
+                claimed.append(job)
             return claimed
 
     def release_jobs(self, releases: Sequence[JobRelease], *, owner: str | None = None) -> None:
@@ -174,18 +204,30 @@ class MemoryStore:
                 job = self._jobs.get(release.job_id)
                 if job is None:
                     continue
-                self._claims.pop(job.id, None)
+                claim = self._claims.get(job.id)
+                if claim is not None and claim[1] != release.claim:
+                    continue  # another claim holds the job now: it re-plans these fires
+                if release.claim is not None:
+                    if self._released.get(job.id) == release.claim:
+                        continue  # applied already (a retried write-back)
+                    self._released[job.id] = release.claim
                 job.total_run_count += len(release.fired)
                 job.misfire_count += release.missed
                 job.skip_count += release.skipped
-                if release.last_run_time is not None:
+                if release.last_run_time is not None and (
+                    job.last_run_time is None or release.last_run_time > job.last_run_time
+                ):
                     job.last_run_time = release.last_run_time
                 if release.error is not None:
                     job.last_error = release.error
-                if job.revision == release.revision:
+                if claim is not None:  # still ours: the schedule advances
+                    del self._claims[job.id]
                     job.next_run_time = release.next_run_time
-                    job.status = release.status
-                self._index(job)
+                    if release.status is JobStatus.COMPLETED or (
+                        release.status is JobStatus.FAILED and release.error is not None
+                    ):
+                        job.status = release.status
+                    self._index(job)
 
     def due_count(self, now: datetime) -> int:
         with self._cond:
@@ -201,6 +243,12 @@ class MemoryStore:
                 if self._entry.get(job_id) == entry:
                     count += 1
                 stack += (2 * index + 1, 2 * index + 2)
+            # Claimed jobs are due too until their write-back (a frozen leader's, say).
+            for job_id in self._claims:
+                job = self._jobs[job_id]
+                nrt = job.next_run_time
+                if job.status.schedulable and nrt is not None and nrt.timestamp() <= now_ts:
+                    count += 1
             return count
 
     # -- run state -----------------------------------------------------------------------------

@@ -23,9 +23,16 @@ import redis
 from redis.client import PubSub
 
 from beatx.clock import Clock, SystemClock
-from beatx.errors import ConflictingIdError, JobLookupError, LeaseLostError, SerializationError, StoreError
+from beatx.errors import (
+    ConflictingIdError,
+    JobLookupError,
+    LeaseLostError,
+    RevisionConflictError,
+    SerializationError,
+    StoreError,
+)
 from beatx.jobs import Job, JobStatus, job_from_dict, job_to_dict
-from beatx.stores.base import BeatStatus, JobRelease, LeaseInfo
+from beatx.stores.base import BeatStatus, JobRelease, LeaseInfo, new_claim_token
 
 __all__ = ["RedisStore"]
 
@@ -121,6 +128,12 @@ local function in_chunks(command, key, items)
   end
 end
 
+-- End a job's claim (its token and its entry in the claims set).
+local function unclaim(claims, job_key, id)
+  redis.call('ZREM', claims, id)
+  redis.call('HDEL', job_key, 'claim')
+end
+
 local function notify(changes, channel)
   local n = redis.call('INCR', changes)
   redis.call('PUBLISH', channel, n)
@@ -139,10 +152,11 @@ end
 
 #: Add, replace or update jobs.
 #: KEYS: jobs, schedule, claims, changes.
-#: ARGV: job prefix, mode ('add' | 'replace' | 'update'), notify ('1' | '0'), channel, and a
-#: JSON list with per job ``[id, [field, value, ...], status, next run epoch or '']``.
-#: Returns per job its new revision, -1 for a conflicting id (add), -2 for a missing job
-#: (update). A job that did not exist has no claim, so new jobs are indexed in bulk.
+#: ARGV: job prefix, mode ('add' | 'replace'), notify ('1' | '0'), channel, and a JSON list
+#: with per job ``[id, [field, value, ...], status, next run epoch or '']``.
+#: Returns per job its new revision, or -1 for a conflicting id (add). A replaced job loses
+#: its claim (the record is written anew); a job that did not exist has none, so new jobs
+#: are indexed in bulk.
 LUA_PUT = (
     LUA_HELPERS
     + """
@@ -154,16 +168,12 @@ for n, item in ipairs(cjson.decode(ARGV[5])) do
   local exists = redis.call('EXISTS', key) == 1
   if exists and mode == 'add' then
     out[n] = -1
-  elseif not exists and mode == 'update' then
-    out[n] = -2
   else
     local rev = 1
     if exists then
       rev = (tonumber(redis.call('HGET', key, 'revision')) or 0) + 1
       redis.call('DEL', key)
-      if mode == 'replace' then
-        redis.call('ZREM', KEYS[3], id)
-      end
+      redis.call('ZREM', KEYS[3], id)
     end
     redis.call('HSET', key, 'revision', rev, unpack(fields))
     if exists then
@@ -185,6 +195,40 @@ if changed and ARGV[3] == '1' then
   notify(KEYS[4], ARGV[4])
 end
 return out
+"""
+)
+
+#: A management write of one job's definition. KEYS: schedule, claims, changes.
+#: ARGV: job key, id, expected revision ('' for any), def JSON, reschedule ('1' | '0'),
+#: status, next run time ISO or '', next run epoch or '', channel.
+#: Returns the new revision; -2 for a missing job, -3 for another revision (the stored one
+#: follows as a second value). Counters and run records are never touched; with reschedule
+#: the status and next run time are written and any claim ends.
+LUA_UPDATE = (
+    LUA_HELPERS
+    + """
+local key, id = ARGV[1], ARGV[2]
+local stored = redis.call('HGET', key, 'revision')
+if not stored then
+  return {-2, 0}
+end
+if ARGV[3] ~= '' and stored ~= ARGV[3] then
+  return {-3, tonumber(stored)}
+end
+local rev = tonumber(stored) + 1
+redis.call('HSET', key, 'revision', rev, 'def', ARGV[4])
+if ARGV[5] == '1' then
+  unclaim(KEYS[2], key, id)
+  redis.call('HSET', key, 'status', ARGV[6])
+  if ARGV[7] == '' then
+    redis.call('HDEL', key, 'next_run_time', 'next_run_ts')
+  else
+    redis.call('HSET', key, 'next_run_time', ARGV[7], 'next_run_ts', ARGV[8])
+  end
+  reindex(KEYS[1], KEYS[2], key, id)
+end
+notify(KEYS[3], ARGV[9])
+return {rev, 0}
 """
 )
 
@@ -222,28 +266,31 @@ return redis.call('HGET', ARGV[1] .. top[1], 'next_run_time')
 """
 
 #: Claim due jobs. KEYS: lease, schedule, claims.
-#: ARGV: owner ('' for none), now, limit, claim deadline, job prefix, running prefix, then the
-#: hash fields to return (:data:`RECORD_FIELDS`).
-#: Returns id, the fields' values, running count for each claimed job, earliest first.
+#: ARGV: owner ('' for none), now, limit, claim deadline, job prefix, running prefix, claim
+#: token, then the hash fields to return (:data:`RECORD_FIELDS`).
+#: Returns id, the fields' values, running count for each claimed job, earliest first; each
+#: claimed job's hash holds the token in its ``claim`` field until its write-back.
 LUA_ACQUIRE = (
     LUA_HELPERS
     + """
 local owner, now, limit, deadline, jp, rp = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
 check_owner(KEYS[1], owner, now)
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)) do
-  redis.call('ZREM', KEYS[3], id)
+  unclaim(KEYS[3], jp .. id, id)
   reindex(KEYS[2], KEYS[3], jp .. id, id)
 end
 local out = {}
 if limit <= 0 then
   return out
 end
+local token = ARGV[7]
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
 local claims = {}
-local fields = {unpack(ARGV, 7)}
+local fields = {unpack(ARGV, 8)}
 for n, id in ipairs(ids) do
   claims[2 * n - 1] = deadline
   claims[2 * n] = id
+  redis.call('HSET', jp .. id, 'claim', token)
   out[#out + 1] = id
   out[#out + 1] = redis.call('HMGET', jp .. id, unpack(fields))
   out[#out + 1] = redis.call('ZCOUNT', rp .. id, '(' .. now, '+inf')
@@ -256,45 +303,65 @@ return out
 
 #: Write back claimed jobs and end their claims. KEYS: lease, schedule, claims, changes.
 #: ARGV: owner ('' for none), now, job prefix, channel, then a JSON list with per release
-#: ``[id, revision, next run time ISO or '', next run epoch or '', status, last run time ISO or
-#: '', fired, missed, skipped, error or null]``. A job whose revision moved while it was
-#: claimed keeps its own status and next run time.
+#: ``[id, claim token, next run time ISO or '', next run epoch or '', status, last run time
+#: ISO or '', last run epoch or '', fired, missed, skipped, error or null]``.
+#: Per job (see :class:`~beatx.stores.base.JobRelease`): held under the token -> everything
+#: applied and the claim ends; no claim (a reschedule dropped it) -> only the counters, last
+#: run and error; another claim, or the token already written back (``released_claim``: a
+#: retry after an error that hid the success) -> nothing. Every item is checked before the
+#: first write, so a bad one fails the call with nothing written.
 LUA_RELEASE = (
     LUA_HELPERS
     + """
 check_owner(KEYS[1], ARGV[1], ARGV[2])
 local jp = ARGV[3]
+local items = cjson.decode(ARGV[5])
+for _, r in ipairs(items) do
+  if type(r[1]) ~= 'string' or type(r[2]) ~= 'string' or type(r[3]) ~= 'string'
+      or (r[4] ~= '' and not tonumber(r[4])) or type(r[5]) ~= 'string' or type(r[6]) ~= 'string'
+      or (r[7] ~= '' and not tonumber(r[7])) or type(r[8]) ~= 'number' or type(r[9]) ~= 'number'
+      or type(r[10]) ~= 'number' or (r[11] ~= cjson.null and type(r[11]) ~= 'string') then
+    error({err = 'BEATX_BAD_RELEASE malformed write-back item for job ' .. tostring(r[1])})
+  end
+end
 local changed = false
 local released, due, unscheduled = {}, {}, {}
-for _, r in ipairs(cjson.decode(ARGV[5])) do
+for _, r in ipairs(items) do
   local id = r[1]
   local key = jp .. id
-  released[#released + 1] = id
-  local current = redis.call('HMGET', key, 'revision', 'status', 'next_run_ts')
-  if current[1] then
-    local status, next_ts = current[2], current[3]
-    if r[7] ~= 0 then
-      redis.call('HINCRBY', key, 'total_run_count', r[7])
+  local current = redis.call('HMGET', key, 'revision', 'claim', 'status', 'next_run_ts', 'last_run_ts',
+    'released_claim')
+  local ours = current[2] == r[2]
+  local again = r[2] ~= '' and current[6] == r[2]
+  if current[1] and (ours or not current[2]) and not again then
+    if r[2] ~= '' then
+      redis.call('HSET', key, 'released_claim', r[2])
     end
     if r[8] ~= 0 then
-      redis.call('HINCRBY', key, 'misfire_count', r[8])
+      redis.call('HINCRBY', key, 'total_run_count', r[8])
     end
     if r[9] ~= 0 then
-      redis.call('HINCRBY', key, 'skip_count', r[9])
+      redis.call('HINCRBY', key, 'misfire_count', r[9])
+    end
+    if r[10] ~= 0 then
+      redis.call('HINCRBY', key, 'skip_count', r[10])
     end
     local set = {}
-    if r[6] ~= '' then
+    if r[6] ~= '' and (not current[5] or tonumber(r[7]) > tonumber(current[5])) then
       set[#set + 1] = 'last_run_time'
       set[#set + 1] = r[6]
+      set[#set + 1] = 'last_run_ts'
+      set[#set + 1] = r[7]
     end
-    if r[10] ~= cjson.null then
+    if r[11] ~= cjson.null then
       set[#set + 1] = 'last_error'
-      set[#set + 1] = r[10]
+      set[#set + 1] = r[11]
     end
-    if current[1] == r[2] then
+    if ours then
+      local status, next_ts = current[3], false
+      released[#released + 1] = id
       if r[3] == '' then
         redis.call('HDEL', key, 'next_run_time', 'next_run_ts')
-        next_ts = false
       else
         set[#set + 1] = 'next_run_time'
         set[#set + 1] = r[3]
@@ -302,31 +369,50 @@ for _, r in ipairs(cjson.decode(ARGV[5])) do
         set[#set + 1] = r[4]
         next_ts = r[4]
       end
-      if status ~= r[5] then
+      if status ~= r[5] and (r[5] == 'completed' or (r[5] == 'failed' and r[11] ~= cjson.null)) then
         status = r[5]
         set[#set + 1] = 'status'
         set[#set + 1] = status
         changed = true
       end
+      if next_ts and schedulable(status) then
+        due[#due + 1] = next_ts
+        due[#due + 1] = id
+      else
+        unscheduled[#unscheduled + 1] = id
+      end
     end
     if #set > 0 then
       redis.call('HSET', key, unpack(set))
     end
-    if next_ts and schedulable(status) then
-      due[#due + 1] = next_ts
-      due[#due + 1] = id
-    else
-      unscheduled[#unscheduled + 1] = id
-    end
   end
 end
 in_chunks('ZREM', KEYS[3], released)
+for _, id in ipairs(released) do
+  redis.call('HDEL', jp .. id, 'claim')
+end
 in_chunks('ZADD', KEYS[2], due)
 in_chunks('ZREM', KEYS[2], unscheduled)
 if changed then
   notify(KEYS[4], ARGV[4])
 end
 return 0
+"""
+)
+
+#: The backlog: unclaimed jobs due at ``now`` plus claimed jobs whose next run is at or before
+#: it (a frozen or dead leader's). KEYS: schedule, claims. ARGV: now, job prefix.
+LUA_DUE_COUNT = (
+    LUA_HELPERS
+    + """
+local n = redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[1])
+for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local st = redis.call('HMGET', ARGV[2] .. id, 'next_run_ts', 'status')
+  if st[1] and schedulable(st[2]) and tonumber(st[1]) <= tonumber(ARGV[1]) then
+    n = n + 1
+  end
+end
+return n
 """
 )
 
@@ -507,6 +593,7 @@ class _ClaimAhead:
     now: datetime
     limit: int
     owner: str
+    token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -626,6 +713,8 @@ class RedisStore:
         self._running_prefix = RUNNING_KEY.format(prefix=p, job_id="")
         reg = client.register_script
         self._put = reg(LUA_PUT)
+        self._update = reg(LUA_UPDATE)
+        self._due_count = reg(LUA_DUE_COUNT)
         self._remove = reg(LUA_REMOVE)
         self._next = reg(LUA_NEXT_RUN_TIME)
         self._acquire = reg(LUA_ACQUIRE)
@@ -704,6 +793,8 @@ class RedisStore:
         for name in ("last_run_time", "last_finished_at", "last_error"):
             if data[name] is not None:
                 fields += (name, data[name])
+        if job.last_run_time is not None:
+            fields += ("last_run_ts", _ts(job.last_run_time))
         if job.last_duration is not None:
             fields += ("last_duration", repr(float(job.last_duration)))
         return [job.id, fields, data["status"], next_ts]
@@ -823,10 +914,30 @@ class RedisStore:
         with self._errors("change notification"):
             self._notify(keys=[self._changes_key], args=[self._channel])
 
-    def update_job(self, job: Job) -> None:
-        (revision,) = self._put_jobs([job], "update")
+    def update_job(self, job: Job, *, expected_revision: int | None = None, reschedule: bool = False) -> None:
+        data = job_to_dict(job)
+        definition = json.dumps(
+            {key: data[key] for key in DEFINITION_KEYS}, separators=(",", ":"), ensure_ascii=False
+        )
+        nrt = job.next_run_time
+        args = [
+            self._job_key(job.id),
+            job.id,
+            "" if expected_revision is None else str(int(expected_revision)),
+            definition,
+            "1" if reschedule else "0",
+            job.status.value,
+            "" if nrt is None else _utc(nrt).isoformat(),
+            "" if nrt is None else _ts(nrt),
+            self._channel,
+        ]
+        keys = [self._schedule_key, self._claims_key, self._changes_key]
+        with self._errors(f"update job {job.id!r}"):
+            revision, stored = (int(v) for v in self._update(keys=keys, args=args))
         if revision == -2:
             raise JobLookupError(job.id)
+        if revision == -3:
+            raise RevisionConflictError(job.id, int(expected_revision or 0), stored)
         job.revision = revision
 
     def remove_job(self, job_id: str) -> bool:
@@ -932,38 +1043,53 @@ class RedisStore:
     ) -> list[Job]:
         what = "claim due jobs" if owner is None else f"claim due jobs for beat {owner!r}"
         self._finish_releases(all_of_them=False)
-        result = self._take_claim_ahead(now, limit, owner or "", what)
-        if result is None:
-            keys, args = self._claim_arguments(now, limit, owner or "", claim_ttl)
+        taken = self._take_claim_ahead(now, limit, owner or "", what)
+        if taken is not None:
+            result, token = taken
+        else:
+            token = new_claim_token(owner)
+            keys, args = self._claim_arguments(now, limit, owner or "", claim_ttl, token)
             with self._errors(what):
                 result = self._acquire(keys=keys, args=args)
         if limit >= self._claim_ahead_from and len(result) >= 3 * limit:
             self._send_claim_ahead(now, limit, owner or "", claim_ttl)
         jobs: list[Job] = []
+        broken: list[tuple[str, str]] = []
         for i in range(0, len(result), 3):
             job_id = _text(result[i])
             try:
-                jobs.append(self._decode(job_id, result[i + 1], int(result[i + 2])))
+                job = self._decode(job_id, result[i + 1], int(result[i + 2]))
             except SerializationError as exc:
-                self._quarantine(job_id, str(exc))
+                broken.append((job_id, str(exc)))
+                continue
+            job.claim = token
+            jobs.append(job)
+        for job_id, error in broken:
+            try:
+                self._quarantine(job_id, error)
+            except StoreError as exc:
+                # The good jobs of this claim are returned all the same; this one stays
+                # claimed and is quarantined when claimed again, after its claim deadline.
+                logger.error("job %r could not be marked failed: %s", job_id, exc)
         return jobs
 
     def _claim_arguments(
-        self, now: datetime, limit: int, owner: str, claim_ttl: float
+        self, now: datetime, limit: int, owner: str, claim_ttl: float, token: str
     ) -> tuple[list[str], list[str]]:
         """KEYS and ARGV of :data:`LUA_ACQUIRE`."""
         keys = [self._lease_key, self._schedule_key, self._claims_key]
         deadline = _ts(now + timedelta(seconds=claim_ttl))
-        args = [owner, _ts(now), str(int(limit)), deadline, self._job_prefix, self._running_prefix]
+        args = [owner, _ts(now), str(int(limit)), deadline, self._job_prefix, self._running_prefix, token]
         return keys, args + list(RECORD_FIELDS)
 
     def _send_claim_ahead(self, now: datetime, limit: int, owner: str, claim_ttl: float) -> None:
         """Send the next claim of a burst without waiting for its reply (see the class doc)."""
-        keys, args = self._claim_arguments(now, limit, owner, claim_ttl)
+        token = new_claim_token(owner or None)
+        keys, args = self._claim_arguments(now, limit, owner, claim_ttl, token)
         connection = self._send_script(self._acquire, keys, args)
         if connection is not None:
             with self._claim_ahead_lock:
-                self._claim_ahead = _ClaimAhead(connection, now, limit, owner)
+                self._claim_ahead = _ClaimAhead(connection, now, limit, owner, token)
 
     def _send_script(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         """Send ``script`` on a connection of its own and return that connection, whose reply
@@ -991,9 +1117,9 @@ class RedisStore:
         finally:
             self._client.connection_pool.release(connection)
 
-    def _take_claim_ahead(self, now: datetime, limit: int, owner: str, what: str) -> Any:
-        """The reply of the claim sent ahead, when it is the claim asked for now; otherwise
-        its jobs are given back and None is returned."""
+    def _take_claim_ahead(self, now: datetime, limit: int, owner: str, what: str) -> tuple[Any, str] | None:
+        """The reply of the claim sent ahead and its token, when it is the claim asked for
+        now; otherwise its jobs are given back and None is returned."""
         with self._claim_ahead_lock:
             ahead, self._claim_ahead = self._claim_ahead, None
         if ahead is None:
@@ -1011,7 +1137,7 @@ class RedisStore:
             lease = self.get_lease()
             if lease is None or lease.owner != owner or lease.expires_at <= now:
                 raise self._lease_lost(what)
-        return reply
+        return reply, ahead.token
 
     def _holds_lease(self, owner: str, now: datetime) -> bool:
         """Whether ``owner`` holds the lease at ``now`` by the lease this store last took:
@@ -1033,6 +1159,7 @@ class RedisStore:
                     job = self._decode(_text(reply[i]), reply[i + 1], 0)
                 except SerializationError:
                     continue  # quarantined when claimed again, after its claim deadline
+                job.claim = ahead.token
                 releases.append(JobRelease.unchanged(job))
             self.release_jobs(releases, owner=ahead.owner or None)
         except StoreError as exc:
@@ -1067,10 +1194,10 @@ class RedisStore:
             items.append(
                 [
                     r.job_id,
-                    str(r.revision),
+                    r.claim or "",
                     *stamps[nrt],
                     r.status.value,
-                    stamps[last][0],
+                    *stamps[last],
                     len(r.fired),
                     int(r.missed),
                     int(r.skipped),
@@ -1116,7 +1243,11 @@ class RedisStore:
 
     def due_count(self, now: datetime) -> int:
         with self._errors("count due jobs"):
-            return int(self._client.zcount(self._schedule_key, "-inf", _ts(now)))
+            return int(
+                self._due_count(
+                    keys=[self._schedule_key, self._claims_key], args=[_ts(now), self._job_prefix]
+                )
+            )
 
     # -- run state -----------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from beatx.engine.rules import MAX_FIRES_PER_PLAN, latest_fire_time, plan_fires
 from beatx.jobs import Job, JobStatus
@@ -41,11 +43,11 @@ def s(seconds: float) -> datetime:
             s(40),
         ),
         (every(10, coalesce=True, misfire_grace_time=16), s(35), [s(30)], 2, 0, s(40)),
-        (every(10, coalesce=False, max_instances=1), s(35), [s(0)], 0, 3, s(40)),
+        (every(10, coalesce=False, max_instances=1), s(35), [s(0), s(10), s(20), s(30)], 0, 0, s(40)),
         (every(10, misfire_grace_time=4), s(35), [], 4, 0, s(40)),
         (every(10, misfire_grace_time=0), s(0), [s(0)], 0, 0, s(10)),
         (every(10, max_instances=1, running=1), s(0), [], 0, 1, s(10)),
-        (every(10, max_instances=3, running=1, coalesce=False), s(35), [s(0), s(10)], 0, 2, s(40)),
+        (every(10, max_instances=3, running=3, coalesce=False), s(35), [], 0, 4, s(40)),
         (every(10, max_instances=2, running=5), s(5), [], 0, 1, s(10)),
     ],
     ids=[
@@ -56,11 +58,11 @@ def s(seconds: float) -> datetime:
         "no-coalesce-runs-every-missed-fire",
         "grace-drops-the-old-fires-and-runs-the-rest",
         "grace-then-coalesce",
-        "no-coalesce-still-respects-max-instances",
+        "max-instances-counts-runs-in-flight-not-the-fires-of-one-plan",
         "everything-outside-grace-is-missed",
         "zero-grace-still-runs-an-exact-fire",
         "a-running-instance-blocks-the-fire",
-        "only-the-free-instances-run",
+        "runs-in-flight-at-the-limit-skip-every-fire",
         "more-running-than-allowed-is-not-negative",
     ],
 )
@@ -152,3 +154,71 @@ def test_latest_fire_time_finds_the_last_cron_fire_before_now() -> None:
 def test_a_job_without_next_run_time_plans_nothing() -> None:
     plan = plan_fires(every(10, next_run_time=None), s(100))
     assert plan.fire_times == () and plan.next_run_time is None
+
+
+@pytest.mark.parametrize(
+    ("job", "window", "fires", "coalesced"),
+    [
+        (every(10), 15, [s(20), s(30)], 2),
+        (every(10), 60, [s(0), s(10), s(20), s(30)], 0),
+        (every(10), 3, [s(30)], 3),
+        (every(10, misfire_grace_time=16), 60, [s(20), s(30)], 0),
+        (every(10, coalesce=False), 3, [s(0), s(10), s(20), s(30)], 0),
+    ],
+    ids=[
+        "an-outage-collapses-and-the-failover-gap-runs-fire-by-fire",
+        "a-gap-inside-the-window-runs-every-fire-despite-coalesce",
+        "no-fire-in-the-window-coalesces-to-the-latest",
+        "misfire-grace-still-applies-inside-the-window",
+        "no-coalesce-runs-everything-anyway",
+    ],
+)
+def test_fires_inside_the_catch_up_window_are_never_coalesced(
+    job: Job, window: float, fires: list[datetime], coalesced: int
+) -> None:
+    plan = plan_fires(job, s(35), catch_up_window=timedelta(seconds=window))
+    assert list(plan.fire_times) == fires
+    assert plan.coalesced == coalesced
+    assert plan.next_run_time == s(40)
+
+
+def _oracle(job: Job, now: datetime, window: timedelta) -> tuple[list[datetime], int, datetime | None]:
+    """The policy table read directly: every fire time from the job's next run to now, one by one."""
+    times: list[datetime] = []
+    current = job.next_run_time
+    while current is not None and current <= now:
+        times.append(current)
+        current = job.trigger.next_fire_time(current)
+    grace = job.misfire_grace_time
+    missed = [t for t in times if grace is not None and t < now - timedelta(seconds=grace)]
+    kept = [t for t in times if t not in missed]
+    if job.coalesce:
+        old = [t for t in kept if t < now - window]
+        recent = [t for t in kept if t >= now - window]
+        kept = recent if recent else old[-1:]
+    if job.running >= job.max_instances:
+        kept = []
+    return kept, len(missed), current
+
+
+@given(
+    period=st.integers(1, 120),
+    behind=st.integers(0, 900),
+    window=st.integers(0, 300),
+    grace=st.one_of(st.none(), st.integers(0, 600)),
+    coalesce=st.booleans(),
+    running=st.integers(0, 2),
+    max_instances=st.integers(1, 2),
+)
+def test_plan_fires_matches_a_direct_reading_of_the_policy(
+    period: int, behind: int, window: int, grace: int | None, coalesce: bool, running: int, max_instances: int
+) -> None:
+    job = every(
+        period, coalesce=coalesce, misfire_grace_time=grace, running=running, max_instances=max_instances
+    )
+    now = s(behind + 0.5)
+    fires, missed, following = _oracle(job, now, timedelta(seconds=window))
+    plan = plan_fires(job, now, catch_up_window=timedelta(seconds=window))
+    assert list(plan.fire_times) == fires
+    assert plan.missed == missed
+    assert plan.next_run_time == following

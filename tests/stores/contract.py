@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from beatx.errors import ConflictingIdError, JobLookupError, LeaseLostError
+from beatx.errors import ConflictingIdError, JobLookupError, LeaseLostError, RevisionConflictError
 from beatx.jobs import Job, JobStatus
 from beatx.stores.base import BeatStatus, JobRelease, JobStore
 from beatx.testing import FakeClock
@@ -29,7 +29,7 @@ def make_job(job_id: str = "job-1", *, at: datetime = T0, **fields: object) -> J
 def release_of(job: Job, **fields: object) -> JobRelease:
     values: dict[str, object] = {
         "job_id": job.id,
-        "revision": job.revision,
+        "claim": job.claim,
         "next_run_time": job.next_run_time,
         "status": job.status,
         "last_run_time": job.last_run_time,
@@ -207,14 +207,14 @@ class StoreContract:
         got = store.get_job("a")
         assert got is not None and got.status is JobStatus.FAILED and got.last_error == "ValueError: boom"
 
-    def test_an_edit_during_a_claim_wins_over_the_release(self, store: JobStore) -> None:
+    def test_a_reschedule_during_a_claim_wins_over_the_release(self, store: JobStore) -> None:
         store.add_job(make_job("a"))
         (claimed,) = store.acquire_due_jobs(T0, limit=10)
         edited = store.get_job("a")
         assert edited is not None
         edited.status = JobStatus.PAUSED
         edited.next_run_time = T0 + timedelta(hours=1)
-        store.update_job(edited)
+        store.update_job(edited, reschedule=True)
         store.release_jobs(
             [release_of(claimed, next_run_time=T0 + timedelta(seconds=10), fired=(T0,), last_run_time=T0)]
         )
@@ -222,7 +222,118 @@ class StoreContract:
         assert got is not None
         assert got.status is JobStatus.PAUSED
         assert got.next_run_time == T0 + timedelta(hours=1)
+        assert got.total_run_count == 1 and got.last_run_time == T0
+
+    def test_a_definition_edit_during_a_claim_keeps_the_release(self, store: JobStore) -> None:
+        store.add_job(make_job("a"))
+        (claimed,) = store.acquire_due_jobs(T0, limit=10)
+        edited = store.get_job("a")
+        assert edited is not None
+        edited.kwargs = {"changed": True}
+        edited.next_run_time = T0  # a stale read: not written without reschedule
+        store.update_job(edited)
+        store.release_jobs(
+            [release_of(claimed, next_run_time=T0 + timedelta(seconds=10), fired=(T0,), last_run_time=T0)]
+        )
+        got = store.get_job("a")
+        assert got is not None
+        assert got.kwargs == {"changed": True}
+        assert got.next_run_time == T0 + timedelta(seconds=10)
         assert got.total_run_count == 1
+        assert store.acquire_due_jobs(T0 + timedelta(seconds=5), limit=10) == []
+
+    def test_a_management_write_never_sets_run_state(self, store: JobStore) -> None:
+        store.add_job(make_job("a"))
+        (claimed,) = store.acquire_due_jobs(T0, limit=10)
+        stale = store.get_job("a")
+        assert stale is not None
+        store.release_jobs(
+            [release_of(claimed, next_run_time=T0 + timedelta(seconds=10), fired=(T0,), last_run_time=T0)]
+        )
+        stale.name = "renamed"
+        stale.total_run_count, stale.last_run_time, stale.last_error = 99, None, "bogus"
+        store.update_job(stale)
+        got = store.get_job("a")
+        assert got is not None and got.name == "renamed"
+        assert (got.total_run_count, got.last_run_time, got.last_error) == (1, T0, None)
+        assert got.next_run_time == T0 + timedelta(seconds=10)
+
+    def test_update_with_an_expected_revision_is_a_compare_and_set(self, store: JobStore) -> None:
+        job = make_job("a")
+        store.add_job(job)
+        read = job.revision
+        job.name = "first"
+        store.update_job(job, expected_revision=read)
+        job.name = "second"
+        with pytest.raises(RevisionConflictError):
+            store.update_job(job, expected_revision=read)
+        got = store.get_job("a")
+        assert got is not None and got.name == "first" and got.revision == read + 1
+
+    def test_each_claim_has_its_own_token(self, store: JobStore) -> None:
+        store.add_job(make_job("a"))
+        store.add_job(make_job("b"))
+        (a,) = store.acquire_due_jobs(T0, limit=1)
+        (b,) = store.acquire_due_jobs(T0, limit=1)
+        assert a.claim and b.claim and a.claim != b.claim
+
+    def test_a_release_under_a_claim_taken_over_writes_nothing(self, store: JobStore) -> None:
+        store.add_job(make_job("a"))
+        (first,) = store.acquire_due_jobs(T0, limit=10, claim_ttl=5)
+        later = T0 + timedelta(seconds=6)
+        (second,) = store.acquire_due_jobs(later, limit=10, claim_ttl=5)
+        assert second.claim != first.claim
+        store.release_jobs(
+            [release_of(first, next_run_time=T0 + timedelta(seconds=10), fired=(T0,), last_run_time=T0)]
+        )
+        got = store.get_job("a")
+        assert got is not None and got.total_run_count == 0 and got.next_run_time == T0
+        assert store.acquire_due_jobs(later, limit=10) == []  # still held by the second claim
+        store.release_jobs(
+            [release_of(second, next_run_time=T0 + timedelta(seconds=10), fired=(T0,), last_run_time=T0)]
+        )
+        got = store.get_job("a")
+        assert (
+            got is not None and got.total_run_count == 1 and got.next_run_time == T0 + timedelta(seconds=10)
+        )
+
+    def test_a_release_keeps_a_status_a_worker_wrote(self, store: JobStore, clock: FakeClock) -> None:
+        store.add_job(make_job("a"))
+        (claimed,) = store.acquire_due_jobs(T0, limit=10)
+        store.run_finished("a", "t0", finished_at=clock.now(), duration=0.1, error="boom")
+        store.release_jobs(
+            [release_of(claimed, next_run_time=T0 + timedelta(seconds=10), fired=(T0,), last_run_time=T0)]
+        )
+        got = store.get_job("a")
+        assert got is not None and got.status is JobStatus.FAILED and got.last_error == "boom"
+
+    def test_a_write_back_retried_after_it_was_applied_is_not_applied_twice(self, store: JobStore) -> None:
+        store.add_job(make_job("a"))
+        (claimed,) = store.acquire_due_jobs(T0, limit=10)
+        release = release_of(claimed, next_run_time=T0 + timedelta(seconds=10), fired=(T0,), last_run_time=T0)
+        store.release_jobs([release])
+        store.release_jobs([release])
+        got = store.get_job("a")
+        assert got is not None and got.total_run_count == 1
+
+    def test_a_write_back_after_a_reschedule_counts_once(self, store: JobStore) -> None:
+        store.add_job(make_job("a"))
+        (claimed,) = store.acquire_due_jobs(T0, limit=10)
+        edited = store.get_job("a")
+        assert edited is not None
+        edited.status = JobStatus.PAUSED
+        store.update_job(edited, reschedule=True)
+        release = release_of(claimed, next_run_time=T0 + timedelta(seconds=10), fired=(T0,), last_run_time=T0)
+        store.release_jobs([release])
+        store.release_jobs([release])
+        got = store.get_job("a")
+        assert got is not None and got.total_run_count == 1 and got.status is JobStatus.PAUSED
+
+    def test_claimed_overdue_jobs_count_in_the_backlog(self, store: JobStore) -> None:
+        store.add_job(make_job("a"))
+        store.add_job(make_job("b"))
+        store.acquire_due_jobs(T0, limit=1)
+        assert store.due_count(T0) == 2
 
     def test_a_release_of_a_removed_job_is_ignored(self, store: JobStore) -> None:
         store.add_job(make_job("a"))
