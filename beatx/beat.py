@@ -17,6 +17,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 from beatx.clock import Clock, SystemClock
@@ -24,6 +25,7 @@ from beatx.dispatch.base import Dispatcher
 from beatx.engine.engine import Engine, TickResult
 from beatx.errors import LeaseLostError, StoreError
 from beatx.events import Event, EventBus, EventKind
+from beatx.store_watch import StoreWatch
 from beatx.stores.base import BeatStatus, JobStore
 
 __all__ = ["Beat", "Leadership", "make_owner_token"]
@@ -169,9 +171,15 @@ class Beat:
         status_interval: float = 1.0,
         lookahead: float = 0.0,
         freeze_gc: bool = False,
+        restore: Callable[[], str] | None = None,
     ) -> None:
         if freeze_gc:
             gc.freeze()
+        #: Puts back the configured jobs after the store lost its data (see
+        #: :mod:`beatx.store_watch`); returns what it restored.
+        self.restore = restore
+        self._watch: StoreWatch | None = None
+        self._watched_at = float("-inf")
         self.store = store
         self.clock = clock or SystemClock()
         self.events = events or EventBus()
@@ -216,6 +224,7 @@ class Beat:
 
     def run_once(self) -> float:
         """Lead if possible and tick. Returns the seconds to wait before the next call."""
+        self._watch_store()
         if not self.leadership.ensure():
             self.engine.discard()
             return self.leadership.poll_interval
@@ -253,6 +262,21 @@ class Beat:
         # The engine's sleep counts from the start of the tick; the tick itself used some of it.
         sleep = max(result.sleep - elapsed, 0.0)
         return max(0.0, min(sleep, until_renewal))
+
+    def _watch_store(self) -> None:
+        """Every renewal interval, check that the store still holds its data (one small read);
+        after a loss, forget every claim and restore the configured jobs."""
+        mono = self.clock.monotonic()
+        if mono - self._watched_at < self.leadership.renew_interval:
+            return
+        self._watched_at = mono
+        try:
+            if self._watch is None:
+                self._watch = StoreWatch(self.store, owner=self.leadership.base_owner, restore=self.restore)
+            elif self._watch.check(self.clock.now()):
+                self.engine.discard()
+        except StoreError as exc:
+            logger.warning("cannot check the store for data loss: %s", exc)
 
     def _after_tick(self, now: datetime, result: TickResult, duration: float) -> None:
         self.last_tick_at = now

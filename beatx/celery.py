@@ -37,7 +37,7 @@ from celery.beat import Scheduler
 from celery.exceptions import Ignore
 
 from beatx.beat import Beat
-from beatx.dispatch.celery import JOB_ID_HEADER, CeleryDispatcher
+from beatx.dispatch.celery import DEFAULT_PUBLISH_TIMEOUT, JOB_ID_HEADER, CeleryDispatcher
 from beatx.errors import ConfigurationError, InvalidJobError
 from beatx.jobs import JobDefaults, JobFunc
 from beatx.manager import JobManager
@@ -546,7 +546,11 @@ class BeatxScheduler(Scheduler):  # type: ignore[misc]
         settings = self.settings
         self.store = open_store(settings.store, key_prefix=settings.key_prefix)
         try:
-            self.dispatcher = CeleryDispatcher(self.app)
+            # A publish never outlasts a quarter of the lease: a frozen broker cannot keep the
+            # leader busy past its lease.
+            self.dispatcher = CeleryDispatcher(
+                self.app, publish_timeout=min(DEFAULT_PUBLISH_TIMEOUT, float(settings.lease_timeout) / 4)
+            )
             self.manager = JobManager(
                 self.store,
                 timezone=settings.timezone,
@@ -554,8 +558,7 @@ class BeatxScheduler(Scheduler):  # type: ignore[misc]
                 dispatcher=self.dispatcher,
                 func_validator=task_validator(self.app),
             )
-            entries = {**_default_entries(self.app), **dict(self.app.conf.beat_schedule or {})}
-            import_beat_schedule(self.manager, entries, timezone=settings.timezone)
+            self._import_beat_schedule()
             self.beat = Beat(
                 self.store,
                 self.dispatcher,
@@ -564,6 +567,7 @@ class BeatxScheduler(Scheduler):  # type: ignore[misc]
                 max_sleep=float(min(self.max_interval or 60.0, 60.0)),
                 lookahead=float(settings.lookahead),
                 freeze_gc=True,
+                restore=self._import_beat_schedule,
             )
             if settings.metrics_port is not None:
                 self._serve_metrics(settings.metrics_port)
@@ -577,6 +581,13 @@ class BeatxScheduler(Scheduler):  # type: ignore[misc]
             settings.key_prefix,
             self.beat.owner,
         )
+
+    def _import_beat_schedule(self) -> str:
+        """Import ``beat_schedule`` (at start-up, and again after the store lost its data)."""
+        assert self.manager is not None
+        entries = {**_default_entries(self.app), **dict(self.app.conf.beat_schedule or {})}
+        imported = import_beat_schedule(self.manager, entries, timezone=self.settings.timezone)
+        return f"re-imported {len(imported)} beat_schedule entries ({', '.join(imported) or 'none'})"
 
     def _serve_metrics(self, port: int) -> None:
         try:

@@ -706,6 +706,7 @@ def status_command(ctx: click.Context, as_json: bool) -> None:
         ("lease expires", _when(health.lease_expires_at, tz)),
         ("last tick", _when(health.last_tick_at, tz)),
         ("due backlog", str(health.due_backlog)),
+        ("data loss", health.data_loss or "none noticed"),
         ("fired", str(health.jobs_fired)),
         ("missed", str(health.jobs_missed)),
         ("skipped", str(health.jobs_skipped)),

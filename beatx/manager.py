@@ -25,6 +25,7 @@ from beatx.errors import (
 )
 from beatx.events import Event, EventBus, EventKind
 from beatx.jobs import STATE_FIELDS, Fire, Job, JobDefaults, JobFunc, JobStatus, func_ref
+from beatx.store_watch import read_data_loss
 from beatx.stores.base import JobStore
 from beatx.triggers import Trigger, build_trigger
 from beatx.triggers.base import get_timezone
@@ -59,6 +60,8 @@ class SchedulerHealth:
     jobs_fired: int
     jobs_missed: int
     jobs_skipped: int
+    #: The last time a beat found the store emptied, and what it restored (None: never).
+    data_loss: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +73,7 @@ class SchedulerHealth:
             "jobs_fired": self.jobs_fired,
             "jobs_missed": self.jobs_missed,
             "jobs_skipped": self.jobs_skipped,
+            "data_loss": self.data_loss,
         }
 
 
@@ -320,6 +324,7 @@ class JobManager:
             jobs_fired=status.jobs_fired if status else 0,
             jobs_missed=status.jobs_missed if status else 0,
             jobs_skipped=status.jobs_skipped if status else 0,
+            data_loss=loss.describe() if (loss := read_data_loss(self.store)) is not None else None,
         )
 
     # -- changing ------------------------------------------------------------------------------

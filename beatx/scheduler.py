@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -37,6 +39,23 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: How often the loop looks at a shared store when it cannot be woken by it directly.
 _SHARED_STORE_POLL = 1.0
 
+R = TypeVar("R")
+
+
+def release_thread_resources() -> None:
+    """Close what store calls opened on this thread and would keep open after it: Django's
+    database connections are per thread. Run on the scheduler's store thread as it retires."""
+    if "django.db" not in sys.modules:
+        return
+    from django.conf import settings
+    from django.db import connections
+
+    try:
+        if settings.configured:
+            connections.close_all()
+    except Exception as exc:
+        logger.warning("could not close the store thread's database connections: %s", exc)
+
 
 def check_local_func(func: JobFunc) -> None:
     """Refuse a func this process cannot call."""
@@ -55,7 +74,14 @@ class Scheduler(JobManager):
     in worker threads.
 
     Management methods (``add_job``, ``pause_job``...) are synchronous and may be called
-    before :meth:`start`, from the loop, or from other threads.
+    before :meth:`start`, from the loop, or from other threads; they call the store on the
+    caller's thread (with a store that blocks, the Django ORM or Redis, call them from
+    synchronous code or through ``asyncio.to_thread``).
+
+    While started, the scheduler itself never calls the store on the event loop: its ticks,
+    and the start and end of each run, go to one dedicated thread (``beatx-store``), one call
+    at a time. A store whose connections are per thread (the Django ORM) thus uses a single
+    connection for the scheduler, closed when :meth:`shutdown` retires the thread.
 
     :param config: timezone, policy defaults, backend; :class:`SchedulerConfig` defaults if omitted.
     :param store: overrides the backend named by ``config``.
@@ -83,6 +109,9 @@ class Scheduler(JobManager):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        self._starting = False
+        self._stopping = False
+        self._store_thread: ThreadPoolExecutor | None = None
         self._local: AsyncioDispatcher | None = None
         self._beat: Beat | None = None
         for spec in self.config.jobs:
@@ -112,14 +141,28 @@ class Scheduler(JobManager):
 
     async def start(self) -> None:
         """Start firing jobs on the running loop. Does nothing if ``enabled`` is false."""
-        if self.running:
+        if self.running or self._starting:
             return
         if not self.config.enabled:
             logger.info("scheduler disabled by configuration; not starting")
             return
-        self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="beatx-store")
+        self._starting = True
+        try:
+            # Also fails fast, here, on a store that cannot be reached.
+            counts = await loop.run_in_executor(store_thread, self.store.count_jobs_by_status)
+        except BaseException:
+            store_thread.submit(release_thread_resources)
+            store_thread.shutdown(wait=False)
+            raise
+        finally:
+            self._starting = False
+        self._loop, self._store_thread, self._stopping = loop, store_thread, False
         self._wake = asyncio.Event()
-        self._local = AsyncioDispatcher(self.store, self._loop, clock=self.clock, events=self.events)
+        self._local = AsyncioDispatcher(
+            self.store, loop, clock=self.clock, events=self.events, store_executor=store_thread
+        )
         self.dispatcher = self._local
         self._beat = Beat(
             self.store,
@@ -129,26 +172,33 @@ class Scheduler(JobManager):
             lease_timeout=self.config.lease_timeout,
             max_concurrent_jobs=self.config.max_concurrent_jobs,
         )
-        job_count = len(self.store.get_jobs())
-        self._loop_task = self._loop.create_task(self._run(), name="beatx-scheduler")
-        logger.info("scheduler started with %d job(s)", job_count)
+        self._loop_task = loop.create_task(self._run(self._beat, self._wake), name="beatx-scheduler")
+        logger.info("scheduler started with %d job(s)", sum(counts.values()))
 
-    async def _run(self) -> None:
-        assert self._beat is not None and self._wake is not None
+    async def _in_store_thread(self, func: Callable[[], R]) -> R:
+        """Call ``func`` (which calls the store) on the store thread and wait for it. The call
+        runs to its end even if the caller is cancelled, so no store call is cut off."""
+        assert self._store_thread is not None
+        future = asyncio.get_running_loop().run_in_executor(self._store_thread, func)
+        return await asyncio.shield(future)
+
+    async def _run(self, beat: Beat, wake: asyncio.Event) -> None:
         shared = not isinstance(self.store, MemoryStore)
-        while True:
-            self._wake.clear()
+        while not self._stopping:
+            wake.clear()
             try:
-                if shared:
-                    sleep = min(await asyncio.to_thread(self._beat.run_once), _SHARED_STORE_POLL)
-                else:
-                    sleep = self._beat.run_once()
+                sleep = await self._in_store_thread(beat.run_once)
             except Exception:
                 logger.exception("scheduler tick failed; retrying in 1s")
                 sleep = 1.0
-            if sleep > 0:
+            if shared:
+                sleep = min(sleep, _SHARED_STORE_POLL)
+            if sleep > 0 and not self._stopping:
+                # Not asyncio.wait_for: on Python 3.11 it returns the wake-up instead of
+                # raising a cancellation that arrives in the same loop iteration.
                 try:
-                    await asyncio.wait_for(self._wake.wait(), sleep)
+                    async with asyncio.timeout(sleep):
+                        await wake.wait()
                 except TimeoutError:
                     pass
 
@@ -163,23 +213,45 @@ class Scheduler(JobManager):
         if running is loop:
             wake.set()
         else:
-            loop.call_soon_threadsafe(wake.set)
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
 
     async def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
         """Stop firing. With ``wait`` the runs in flight finish first (up to ``timeout``
-        seconds, then they are cancelled); without it they are cancelled at once."""
+        seconds, then they are cancelled); without it they are cancelled at once.
+
+        A tick under way ends first (a tick is never cut off halfway); then the jobs claimed
+        ahead and the leader lease are given back and the store thread closes its connections
+        and ends. Cancelling the caller cancels the runs in flight and the loop at once.
+        """
         task, self._loop_task = self._loop_task, None
-        if task is not None:
+        if task is None:
+            return
+        store_thread, local, beat = self._store_thread, self._local, self._beat
+        assert store_thread is not None and local is not None and beat is not None
+        self._stopping = True
+        try:
+            if self._wake is not None:
+                self._wake.set()
+            await asyncio.wait([task])
+            if not task.cancelled() and task.exception() is not None:
+                logger.error("the scheduler loop failed", exc_info=task.exception())
+            if not wait or not await local.wait_idle(timeout):
+                local.cancel_all()
+                await local.wait_idle(5)
+            await self._in_store_thread(beat.close)
+            await self._in_store_thread(release_thread_resources)
+        except BaseException:
             task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-        if self._local is not None and (not wait or not await self._local.wait_idle(timeout)):
-            self._local.cancel_all()
-            await self._local.wait_idle(5)
-        if self._beat is not None:
-            await asyncio.to_thread(self._beat.close)
+            local.cancel_all()
+            store_thread.submit(release_thread_resources)
+            raise
+        finally:
+            self._store_thread = None
+            self.dispatcher = None
+            store_thread.shutdown(wait=False)
         logger.info("scheduler stopped")
 
     async def __aenter__(self) -> Self:

@@ -113,8 +113,8 @@ class Recorder:
         self.per_message = send is not None
         if send is not None:
 
-            def timed_send(producer: Any, fire: Any) -> None:
-                send(producer, fire)
+            def timed_send(producer: Any, fire: Any, *rest: Any) -> None:
+                send(producer, fire, *rest)
                 self.fires.append((fire.job.id, fire.scheduled_at.timestamp(), time.time()))
 
             inner._send = timed_send
@@ -125,13 +125,15 @@ class Recorder:
         if confirm is not None:
             # CeleryDispatcher's Redis path sends pipelines and reads their replies at the end
             # of a batch: a fire counts as published when its pipeline's reply is read.
-            def timed_confirm(connection: Any, unconfirmed: list[tuple[int, list[int]]]) -> None:
-                indices = [i for _, pending in unconfirmed for i in pending]
-                confirm(connection, unconfirmed)
+            def timed_confirm(connection: Any, unconfirmed: Any, results: Any, *rest: Any) -> None:
+                indices = [i for _, carried in unconfirmed for i in carried]
+                confirm(connection, unconfirmed, results, *rest)
                 if indices and self._batch:
                     now = time.time()
                     self.fires += [
-                        (self._batch[i].job.id, self._batch[i].scheduled_at.timestamp(), now) for i in indices
+                        (self._batch[i].job.id, self._batch[i].scheduled_at.timestamp(), now)
+                        for i in indices
+                        if results[i] is None
                     ]
 
             inner._confirm = timed_confirm

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,7 @@ from beatx import (
     Scheduler,
     SchedulerConfig,
 )
+from beatx.stores.memory import MemoryStore
 
 
 def run(coro_fn: Callable[[], Awaitable[Any]]) -> Any:
@@ -350,3 +352,338 @@ def test_a_disabled_scheduler_does_not_start() -> None:
         assert not scheduler.running
 
     run(main)
+
+
+# -- shutdown ----------------------------------------------------------------------------------
+
+
+async def _shutdown_within(scheduler: Scheduler, limit: float, **options: Any) -> float:
+    """Shut the scheduler down and return how long it took; fail past ``limit`` seconds.
+
+    The time is measured as well as bounded: a shutdown that ignores its own cancellation
+    would otherwise seem to return when ``wait_for`` gives up on it."""
+    started = time.monotonic()
+    await asyncio.wait_for(scheduler.shutdown(**options), limit)
+    elapsed = time.monotonic() - started
+    assert elapsed < limit, f"shutdown took {elapsed:.2f}s"
+    return elapsed
+
+
+@pytest.mark.parametrize("wait", [True, False], ids=["wait", "no-wait"])
+def test_shutdown_returns_at_once_after_the_last_job_is_removed(wait: bool) -> None:
+    """A change (here: removing the last job) wakes the loop just before shutdown stops it.
+    The wake must not swallow the stop: shutdown used to hang (Python 3.11's wait_for
+    returned the wake instead of raising the cancellation, and the loop went on forever)."""
+    runs = 0
+
+    async def tick() -> None:
+        nonlocal runs
+        runs += 1
+
+    async def main() -> None:
+        scheduler = Scheduler()
+        scheduler.add_job(tick, IntervalTrigger(seconds=1), id="j")
+        await scheduler.start()
+        await asyncio.sleep(1.5)
+        assert scheduler.remove_job("j")
+        assert await _shutdown_within(scheduler, 5, wait=wait) < 1
+        assert not scheduler.running
+        frozen = runs
+        await asyncio.sleep(1.1)
+        assert runs == frozen == 2
+
+    run(main)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda s: s.pause_job("j"),
+        lambda s: s.add_job(print, IntervalTrigger(hours=1), id="other"),
+        lambda s: s.modify_job("j", name="renamed"),
+    ],
+    ids=["pause", "add", "modify"],
+)
+def test_shutdown_right_after_any_change_returns_at_once(change: Callable[[Scheduler], object]) -> None:
+    async def main() -> None:
+        scheduler = Scheduler()
+        scheduler.add_job(print, IntervalTrigger(hours=1, start_now=False), id="j")
+        await scheduler.start()
+        await asyncio.sleep(0.2)
+        change(scheduler)
+        assert await _shutdown_within(scheduler, 5) < 1
+
+    run(main)
+
+
+def test_shutdown_with_no_job_ever_added() -> None:
+    async def main() -> None:
+        scheduler = Scheduler()
+        await scheduler.start()
+        assert scheduler.running
+        await asyncio.sleep(0.1)
+        assert await _shutdown_within(scheduler, 5) < 1
+        assert not scheduler.running
+
+    run(main)
+
+
+def test_shutdown_of_a_scheduler_never_started_does_nothing() -> None:
+    async def main() -> None:
+        scheduler = Scheduler()
+        scheduler.add_job(print, IntervalTrigger(hours=1), id="j")
+        assert await _shutdown_within(scheduler, 5) < 1
+        await scheduler.shutdown()
+
+    run(main)
+
+
+def test_shutdown_waits_for_a_run_in_flight_after_its_job_was_removed() -> None:
+    finished: list[bool] = []
+
+    async def slow() -> None:
+        await asyncio.sleep(0.5)
+        finished.append(True)
+
+    async def main() -> None:
+        scheduler = Scheduler()
+        scheduler.add_job(slow, IntervalTrigger(hours=1), id="slow")
+        await scheduler.start()
+        await wait_until(lambda: scheduler.beat is not None and scheduler.beat.totals["fired"] == 1)
+        assert scheduler.remove_job("slow")
+        elapsed = await _shutdown_within(scheduler, 5)
+        assert finished == [True]
+        assert 0.2 < elapsed < 1.5
+
+    run(main)
+
+
+def test_a_cancelled_shutdown_raises_the_cancellation() -> None:
+    """Cancelling the caller of shutdown (a timeout around it) must cancel it: the stop and
+    the runs are abandoned, not waited for in silence."""
+
+    async def stuck() -> None:
+        await asyncio.sleep(30)
+
+    async def main() -> None:
+        scheduler = Scheduler()
+        scheduler.add_job(stuck, IntervalTrigger(hours=1), id="stuck")
+        await scheduler.start()
+        await wait_until(lambda: scheduler.beat is not None and scheduler.beat.totals["fired"] == 1)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(scheduler.shutdown(wait=True), 0.3)
+        assert time.monotonic() - started < 2
+        assert not scheduler.running
+        await _shutdown_within(scheduler, 5, wait=False)
+
+    run(main)
+
+
+def test_the_loop_ends_when_the_event_loop_is_torn_down_without_shutdown() -> None:
+    """asyncio.run cancels the tasks left when its coroutine returns: the scheduler's loop
+    must end on that cancellation even right after a change woke it."""
+    result: list[Scheduler] = []
+
+    async def main() -> None:
+        scheduler = Scheduler()
+        scheduler.add_job(print, IntervalTrigger(hours=1, start_now=False), id="j")
+        await scheduler.start()
+        await asyncio.sleep(0.1)
+        scheduler.pause_job("j")
+        result.append(scheduler)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive(), "asyncio.run hung on the scheduler's loop"
+    assert time.monotonic() - started < 2
+    assert not result[0].running
+
+
+# -- the store, off the loop ---------------------------------------------------------------------
+
+
+class ThreadRecordingStore(MemoryStore):
+    """A memory store that notes which thread makes each call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, str]] = []
+
+    def __getattribute__(self, name: str) -> Any:
+        attr = super().__getattribute__(name)
+        if name.startswith("_") or name == "calls" or not callable(attr):
+            return attr
+        calls = super().__getattribute__("calls")
+
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            calls.append((name, threading.current_thread().name))
+            return attr(*args, **kwargs)
+
+        return recorded
+
+
+def test_the_scheduler_never_calls_the_store_on_the_loop() -> None:
+    """Ticks, the count at start, the start and end of runs (async, plain, failing ones),
+    and the give-back at shutdown all run on the scheduler's store thread, so a store that
+    blocks (the Django ORM, Redis) never holds the loop up."""
+    store = ThreadRecordingStore()
+    scheduler = Scheduler(store=store)
+    done: list[str] = []
+
+    async def coro() -> None:
+        done.append("async")
+
+    def plain() -> None:
+        done.append("plain")
+
+    def failing() -> None:
+        raise RuntimeError("boom")
+
+    scheduler.add_job(coro, IntervalTrigger(seconds=0.2), id="async")
+    scheduler.add_job(plain, IntervalTrigger(seconds=0.2), id="plain")
+    scheduler.add_job(failing, IntervalTrigger(seconds=0.2), id="failing")
+    store.calls.clear()
+    loop_thread = threading.current_thread().name
+
+    async def main() -> None:
+        await scheduler.start()
+        await wait_until(lambda: done.count("async") >= 3 and done.count("plain") >= 3)
+        await scheduler.shutdown()
+
+    run(main)
+    called = {name for name, _ in store.calls}
+    assert {
+        "count_jobs_by_status",
+        "acquire_due_jobs",
+        "release_jobs",
+        "run_started",
+        "run_finished",
+    } <= called
+    assert {"acquire_lease", "release_lease"} <= called
+    on_loop = [name for name, thread in store.calls if thread == loop_thread]
+    assert on_loop == []
+    assert {thread for _, thread in store.calls} == {
+        thread for _, thread in store.calls if thread.startswith("beatx-store")
+    }
+    failed = store.get_job("failing")
+    assert failed is not None and failed.last_error == "RuntimeError: boom" and failed.running == 0
+    assert all(job.running == 0 for job in store.get_jobs())
+
+
+def test_run_job_now_from_a_coroutine_records_the_run_off_the_loop() -> None:
+    store = ThreadRecordingStore()
+    scheduler = Scheduler(store=store)
+    ran: list[str] = []
+
+    async def once() -> None:
+        ran.append(threading.current_thread().name)
+
+    scheduler.add_job(once, IntervalTrigger(hours=1, start_now=False), id="hourly")
+    loop_thread = threading.current_thread().name
+
+    async def main() -> None:
+        await scheduler.start()
+        store.calls.clear()
+        scheduler.run_job_now("hourly")
+        await wait_until(lambda: bool(ran))
+        await wait_until(lambda: any(name == "run_finished" for name, _ in store.calls))
+        from_thread = await asyncio.to_thread(scheduler.run_job_now, "hourly")
+        await wait_until(lambda: len(ran) == 2)
+        await scheduler.shutdown()
+        assert from_thread
+
+    run(main)
+    assert ran == [loop_thread, loop_thread]
+    run_state = [(name, thread) for name, thread in store.calls if name.startswith("run_")]
+    assert len(run_state) == 4
+    # The first run_started was made from the loop's thread: it went to the store thread.
+    assert run_state[0][0] == "run_started" and run_state[0][1].startswith("beatx-store")
+    assert all(thread != loop_thread for _, thread in run_state)
+    job = scheduler.get_job("hourly")
+    assert job is not None and job.running == 0 and job.last_finished_at is not None
+    assert job.total_run_count == 0  # fires sent outside the schedule do not advance it
+
+
+def test_run_job_now_needs_a_running_scheduler() -> None:
+    scheduler = Scheduler()
+    scheduler.add_job(print, IntervalTrigger(hours=1), id="j")
+    with pytest.raises(ConfigurationError, match="dispatcher"):
+        scheduler.run_job_now("j")
+
+    async def main() -> None:
+        await scheduler.start()
+        await scheduler.shutdown()
+
+    run(main)
+    with pytest.raises(ConfigurationError, match="dispatcher"):
+        scheduler.run_job_now("j")
+
+
+def test_a_scheduler_starts_again_after_shutdown() -> None:
+    count = 0
+
+    def bump() -> None:
+        nonlocal count
+        count += 1
+
+    scheduler = Scheduler()
+    scheduler.add_job(bump, IntervalTrigger(seconds=0.1), id="j")
+
+    async def main() -> None:
+        for round_ in (1, 2):
+            await scheduler.start()
+            await wait_until(lambda: count >= 2 * round_)  # noqa: B023 (awaited in the iteration)
+            await _shutdown_within(scheduler, 5)
+            assert not scheduler.running
+
+    run(main)
+
+
+def test_the_store_thread_ends_at_shutdown() -> None:
+    async def main() -> None:
+        scheduler = Scheduler()
+        scheduler.add_job(print, IntervalTrigger(hours=1, start_now=False), id="j")
+        await scheduler.start()
+        await asyncio.sleep(0.1)
+        assert any(t.name.startswith("beatx-store") for t in threading.enumerate())
+        await scheduler.shutdown()
+
+    run(main)
+    deadline = time.monotonic() + 5
+    while any(t.name.startswith("beatx-store") for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the store thread is still alive"
+        time.sleep(0.01)
+
+
+@pytest.mark.redis
+def test_a_job_every_second_on_the_redis_store_runs_and_finishes_each_run(
+    redis_url: str, key_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from beatx.stores.redis import RedisStore
+    from tests import sample_tasks
+
+    caplog.set_level(logging.WARNING)
+    sample_tasks.calls.clear()
+    store = RedisStore(redis_url, key_prefix=key_prefix)
+    scheduler = Scheduler(store=store)
+    scheduler.add_job("tests.sample_tasks:record_async", IntervalTrigger(seconds=1), id="every-second")
+
+    async def main() -> None:
+        await scheduler.start()
+        await asyncio.sleep(3)
+        await asyncio.wait_for(scheduler.shutdown(), 10)
+
+    try:
+        run(main)
+        job = scheduler.get_job("every-second")
+        assert job is not None
+        assert 3 <= len(sample_tasks.calls) <= 4
+        assert job.total_run_count == len(sample_tasks.calls)
+        assert (job.skip_count, job.misfire_count, job.running) == (0, 0, 0)
+        assert job.last_finished_at is not None and job.last_error is None
+    finally:
+        store.close()
+    assert [record.getMessage() for record in caplog.records] == []

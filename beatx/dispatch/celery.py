@@ -12,24 +12,35 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import threading
+import time
 import uuid
 from base64 import b64encode
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from kombu.exceptions import SerializationError as KombuSerializationError
 from kombu.serialization import dumps as serialize
 from kombu.utils.json import dumps as json_dumps
 
-from beatx.dispatch.base import lease_lost
+from beatx.dispatch.base import is_transient, lease_lost
 from beatx.dispatch.templates import MessageTemplate, Slot, plain_key, quote
+from beatx.errors import PermanentDispatchError, TransientDispatchError
 from beatx.jobs import Fire, Job
 
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["DEFAULT_RETRY_POLICY", "JOB_ID_HEADER", "SCHEDULED_AT_HEADER", "CeleryDispatcher"]
+__all__ = [
+    "DEFAULT_PUBLISH_TIMEOUT",
+    "DEFAULT_RETRY_POLICY",
+    "JOB_ID_HEADER",
+    "SCHEDULED_AT_HEADER",
+    "CeleryDispatcher",
+]
 
 logger = logging.getLogger("beatx.celery")
 
@@ -53,13 +64,36 @@ TEMPLATE_CACHE_SIZE = 4096
 _MISSING = object()
 
 #: kombu's publish retry policy for one message: short, so a broker outage costs a tick
-#: about a second; the engine retries the fire later under the misfire rules.
+#: about a second; the engine retries the fire later under the misfire rules. Retries also
+#: stop at the dispatcher's ``publish_timeout``.
 DEFAULT_RETRY_POLICY: dict[str, Any] = {
     "max_retries": 2,
     "interval_start": 0,
     "interval_step": 0.2,
     "interval_max": 0.5,
 }
+
+#: Default of ``CeleryDispatcher(publish_timeout=...)``: seconds one ``dispatch()`` call may
+#: wait on the broker.
+DEFAULT_PUBLISH_TIMEOUT = 5.0
+
+#: Transport options that bound one wait on the broker, by kombu transport driver type.
+_SOCKET_TIMEOUT_OPTIONS = {
+    "redis": ("socket_timeout", "socket_connect_timeout"),
+    "amqp": ("read_timeout", "write_timeout"),
+}
+
+#: How a failed publish is handled: the broker failed (the rest of the batch is not tried),
+#: the broker refused this message with an error reply (only this fire failed, retried
+#: later), or the fire itself can never be sent.
+_Kind = Literal["broker", "refused", "poison"]
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+class _PublishTimeout(Exception):
+    """kombu's retry loop reached the dispatch deadline (raised from its errback)."""
 
 
 def _args_repr(args: tuple[Any, ...]) -> str:
@@ -69,6 +103,35 @@ def _args_repr(args: tuple[Any, ...]) -> str:
 
 def _shortened(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
+
+
+def _at_most(value: Any, limit: float) -> float:
+    """``value`` (a timeout setting, None for none) capped at ``limit``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return limit
+    return min(float(value), limit)
+
+
+def _redis_reply(error: BaseException) -> BaseException | None:
+    """The Redis error reply (WRONGTYPE, OOM, READONLY...) that ``error`` is or was raised
+    from (kombu re-raises it as its own OperationalError), or None."""
+    try:
+        from redis.exceptions import ResponseError
+    except ImportError:  # pragma: no cover - redis-py is not installed: not a Redis broker
+        return None
+    current: BaseException | None = error
+    for _ in range(4):
+        if current is None:
+            return None
+        if isinstance(current, ResponseError):
+            return current
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return None
+
+
+def _with_cause(error: _E, cause: BaseException) -> _E:
+    error.__cause__ = cause
+    return error
 
 
 def message_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -83,10 +146,37 @@ class CeleryDispatcher:
     dropped and acquired again after a connection error. A batch of fires is published in a
     loop on that producer, without a connection acquire per message.
 
-    A broker outage never raises out of :meth:`dispatch`: the first connection error in a
-    batch is returned for that fire and for every later fire of the batch (they are not
-    attempted, so an outage costs one retry cycle per tick, not one per fire); the engine
-    keeps those jobs due and tries again after its retry delay, under the misfire rules.
+    :meth:`dispatch` never raises for a fire or for the broker; each fire's entry is None when
+    it was handed to the broker, or one of (see :func:`beatx.dispatch.base.is_transient`):
+
+    - :class:`~beatx.TransientDispatchError`, the broker failed: a connection error, a
+      timeout, or ``publish_timeout`` spent. It is returned for that fire and every later fire
+      of the batch (they are not attempted, so an outage costs one retry cycle per tick, not
+      one per fire), logged once per batch with the number of fires it affects, and the
+      producer is dropped so that the next dispatch connects again. The engine keeps those
+      jobs due and tries again later, under the misfire rules.
+    - :class:`~beatx.TransientDispatchError`, the broker answered this fire's message with an
+      error reply (Redis: WRONGTYPE on its queue's list, OOM, READONLY): only the fires of
+      that message failed; logged once per batch.
+    - :class:`~beatx.PermanentDispatchError`, the fire can never be sent as it is (its
+      arguments or options cannot be encoded, ``send_task`` refuses an option): the rest of
+      the batch goes on, on the same producer; logged once per fire. The engine marks the
+      job FAILED.
+    - :class:`~beatx.LeaseLostError` for the fires left when ``guard`` said the lease is gone.
+
+    Each error names the job (for a permanent one, its task and what is wrong) and has the
+    original exception as its ``__cause__``.
+
+    ``publish_timeout`` bounds how long one call waits on the broker, so that a broker that
+    accepts connections but stops answering (frozen, a dead peer behind NAT) cannot hold the
+    beat past its leader lease: every connect, write and read on the broker connection times
+    out after at most ``publish_timeout`` (Redis ``socket_timeout`` and
+    ``socket_connect_timeout``, py-amqp ``read_timeout``/``write_timeout`` and the
+    connection timeout, each capped at it), kombu stops retrying a publish and no message is
+    written once ``publish_timeout`` has passed since the call began, and the fires not
+    handed over by then are :class:`~beatx.TransientDispatchError`. A broker that stops
+    answering thus costs one call about ``publish_timeout`` (at worst about twice that, if it
+    stops just as the time runs out).
 
     On a Redis broker a batch takes a faster path: the same protocol-2 messages that
     ``send_task`` would write are pushed as pipelines of :data:`PIPELINE_CHUNK` messages, sent
@@ -100,11 +190,21 @@ class CeleryDispatcher:
     :data:`TEMPLATE_OPTIONS`, a non-direct exchange, compression, receivers of the
     ``before/after_task_publish`` signals) and every other broker take the ``send_task`` path.
 
+    Every reply of every pipeline written is read, so a fire is reported failed only when the
+    LPUSH that carried it got an error reply (each LPUSH carries one queue's messages of one
+    pipeline; a fire pushed to several queues fails if any of them refused it). When the
+    connection fails instead (or after another broker failure in the batch), the replies not
+    read yet are unknown: their fires are reported as :class:`~beatx.TransientDispatchError`
+    although they **may have reached the broker**; sending them again is safe because a fire
+    keeps its task id, and the worker-side duplicate guard drops the repeat.
+
     :param app: the Celery app whose broker, routes and serializer settings are used.
     :param retry_policy: kombu's publish retry policy for one message (see
         :data:`DEFAULT_RETRY_POLICY`).
     :param retry: whether to retry a publish at all.
     :param pipeline: allow the Redis pipeline path (``False`` forces ``send_task``).
+    :param publish_timeout: the most seconds one :meth:`dispatch` call waits on the broker
+        (default :data:`DEFAULT_PUBLISH_TIMEOUT`); keep it well below the leader lease.
     """
 
     def __init__(
@@ -114,11 +214,22 @@ class CeleryDispatcher:
         retry: bool = True,
         retry_policy: Mapping[str, Any] | None = None,
         pipeline: bool = True,
+        publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
     ) -> None:
+        if (
+            isinstance(publish_timeout, bool)
+            or not isinstance(publish_timeout, int | float)
+            or not math.isfinite(publish_timeout)
+            or publish_timeout <= 0
+        ):
+            raise ValueError(f"publish_timeout must be > 0 seconds, got {publish_timeout!r}")
         self.app = app
         self.pipeline = pipeline
         self.retry = retry
         self.retry_policy = dict(DEFAULT_RETRY_POLICY if retry_policy is None else retry_policy)
+        self.publish_timeout = float(publish_timeout)
+        #: The monotonic time the dispatch() call under way must be done waiting by.
+        self._deadline: float | None = None
         self._lock = threading.Lock()
         self._connection: Any = None
         self._producer: Any = None
@@ -130,17 +241,11 @@ class CeleryDispatcher:
         self._tags = itertools.count()
         self.sent = 0
 
-    def _connection_errors(self) -> tuple[type[BaseException], ...]:
-        from kombu.exceptions import OperationalError
-
-        errors: tuple[type[BaseException], ...] = (OperationalError, OSError, ConnectionError)
-        if self._connection is not None:
-            errors += tuple(self._connection.connection_errors) + tuple(self._connection.channel_errors)
-        return errors
+    # -- the producer ---------------------------------------------------------------------
 
     def _get_producer(self) -> Any:
         if self._producer is None:
-            connection = self.app.connection_for_write()
+            connection = self._new_connection()
             try:
                 self._producer = self.app.amqp.Producer(connection, auto_declare=False)
             except BaseException:
@@ -148,6 +253,38 @@ class CeleryDispatcher:
                 raise
             self._connection = connection
         return self._producer
+
+    def _new_connection(self) -> Any:
+        """A broker connection (not connected yet: kombu connects on first use) whose waits
+        are bounded by ``publish_timeout``: the app's settings, with each timeout capped."""
+        connection = self.app.connection_for_write()
+        limit = self.publish_timeout
+        # kombu's connection timeout is also the time it spends retrying to connect.
+        connection.connect_timeout = _at_most(connection.connect_timeout, limit)
+        options = dict(connection.transport_options or {})
+        driver = getattr(connection.get_transport_cls(), "driver_type", None)
+        keys = _SOCKET_TIMEOUT_OPTIONS.get(driver or "", ())
+        for key in (*keys, *(("connect_retries_timeout",) if "connect_retries_timeout" in options else ())):
+            options[key] = _at_most(options.get(key), limit)
+        # kombu sleeps between connection attempts (2 s, then 4 s...) whatever the timeout:
+        # its errback stops the attempts at the deadline of the dispatch() under way.
+        user_errback = options.get("errback")
+
+        def stop_at_deadline(exc: BaseException, interval: float) -> None:
+            if self._deadline is not None:
+                self._stop_at(self._deadline, exc, interval)
+            if user_errback is not None:
+                user_errback(exc, interval)
+
+        options["errback"] = stop_at_deadline
+        connection.transport_options = options
+        return connection
+
+    def _stop_at(self, deadline: float, exc: BaseException, interval: float | None) -> None:
+        """Give up (raise) when kombu's next attempt, after sleeping ``interval``, would
+        start after ``deadline``."""
+        if time.monotonic() + (interval or 0) >= deadline:
+            raise _PublishTimeout(f"retries stopped at publish_timeout={self.publish_timeout:g}s") from exc
 
     def _drop_producer(self) -> None:
         producer, connection = self._producer, self._connection
@@ -166,62 +303,215 @@ class CeleryDispatcher:
             except Exception as exc:
                 logger.debug("ignoring an error while releasing the connection: %r", exc)
 
+    # -- telling failures apart -------------------------------------------------------------
+
+    def _connection_errors(self) -> tuple[type[BaseException], ...]:
+        from kombu.exceptions import OperationalError
+
+        errors: tuple[type[BaseException], ...] = (OperationalError, OSError, ConnectionError)
+        if self._connection is not None:
+            errors += tuple(self._connection.connection_errors) + tuple(self._connection.channel_errors)
+        return errors
+
+    def _kind(self, error: BaseException) -> _Kind:
+        if _redis_reply(error) is not None:
+            return "refused"
+        if self._amqp_encoding_error(error):
+            return "poison"
+        if isinstance(error, (_PublishTimeout, *self._connection_errors())) or is_transient(error):
+            return "broker"
+        return "poison"
+
+    def _amqp_encoding_error(self, error: BaseException) -> bool:
+        """py-amqp raises its FrameSyntaxError (a "connection error") for a header value it
+        cannot encode, before writing anything: the connection is still up then."""
+        try:
+            from amqp.exceptions import FrameSyntaxError  # type: ignore[import-untyped]
+        except ImportError:  # pragma: no cover - py-amqp is not installed
+            return False
+        if not isinstance(error, FrameSyntaxError) or self._connection is None:
+            return False
+        try:
+            return bool(self._connection.connected)
+        except Exception:
+            return False
+
+    def _poison(self, fire: Fire, error: BaseException) -> PermanentDispatchError:
+        job = fire.job
+        if isinstance(error, KombuSerializationError):
+            what = f"its arguments cannot be serialised ({self.app.conf.task_serializer})"
+        else:
+            what = "its options cannot be encoded into a message or are refused by send_task"
+        logger.error(
+            "fire can never be sent as it is job=%s task=%s scheduled_at=%s: %s: %s: %s",
+            job.id,
+            job.func_ref,
+            fire.scheduled_at.isoformat(),
+            what,
+            type(error).__name__,
+            error,
+        )
+        permanent = PermanentDispatchError(
+            f"the fire of job {job.id!r} (task {job.func_ref!r}) can never be sent as it is: "
+            f"{what}: {type(error).__name__}: {error}"
+        )
+        permanent.__cause__ = error
+        return permanent
+
+    def _broker_failed(
+        self,
+        fires: Sequence[Fire],
+        results: list[BaseException | None],
+        unsent: Collection[int],
+        error: BaseException,
+        maybe_sent: Collection[int] = (),
+    ) -> None:
+        """The broker failed: ``unsent`` fires were not attempted, ``maybe_sent`` ones were
+        written but not confirmed. Logs once, and drops the producer."""
+        cause = error.__cause__ if isinstance(error, _PublishTimeout) and error.__cause__ else error
+        reason = "the broker is unavailable or not answering"
+        if isinstance(error, _PublishTimeout):
+            reason += f" (retries stopped at publish_timeout={self.publish_timeout:g}s)"
+        detail = f"{reason}: {type(cause).__name__}: {cause}"
+        not_sent = _with_cause(TransientDispatchError(f"fire not sent: {detail}"), cause)
+        unconfirmed = _with_cause(
+            TransientDispatchError(
+                f"fire not confirmed, it may have reached the broker: {detail} (a repeat has the "
+                "same task id and is dropped by the worker-side duplicate guard)"
+            ),
+            cause,
+        )
+        for index in unsent:
+            results[index] = not_sent
+        for index in maybe_sent:
+            results[index] = unconfirmed
+        affected = sorted({*unsent, *maybe_sent})
+        if affected:
+            first = fires[affected[0]]
+            logger.error(
+                "%s, %d fire(s) not sent (%d of them may have reached it), first job=%s "
+                "scheduled_at=%s: %s: %s",
+                reason,
+                len(affected),
+                len(maybe_sent),
+                first.job_id,
+                first.scheduled_at.isoformat(),
+                type(cause).__name__,
+                cause,
+            )
+        self._drop_producer()
+
+    def _timed_out(
+        self, fires: Sequence[Fire], results: list[BaseException | None], unsent: Sequence[int]
+    ) -> None:
+        """``publish_timeout`` passed before these fires were written. Logs once."""
+        if not unsent:
+            return
+        cause = TimeoutError(f"publish_timeout={self.publish_timeout:g}s passed in this dispatch")
+        error = _with_cause(TransientDispatchError(f"fire not sent: {cause}"), cause)
+        for index in unsent:
+            results[index] = error
+        first = fires[unsent[0]]
+        logger.error(
+            "publish_timeout=%gs passed, %d fire(s) not sent, first job=%s scheduled_at=%s",
+            self.publish_timeout,
+            len(unsent),
+            first.job_id,
+            first.scheduled_at.isoformat(),
+        )
+
+    @staticmethod
+    def _log_refused(fires: Sequence[Fire], results: list[BaseException | None], refused: list[int]) -> None:
+        if refused:
+            first = results[refused[0]]
+            logger.error(
+                "the broker refused %d fire(s) with an error reply, first job=%s: %s",
+                len(refused),
+                fires[refused[0]].job_id,
+                first.__cause__ if first is not None else None,
+            )
+
+    @staticmethod
+    def _refused(error: BaseException, where: str = "") -> TransientDispatchError:
+        reply = _redis_reply(error) or error
+        return _with_cause(
+            TransientDispatchError(f"the broker refused the fire's message{where}: {reply}"), error
+        )
+
+    # -- dispatching ----------------------------------------------------------------------
+
     def dispatch(
         self, fires: Sequence[Fire], *, guard: Callable[[], bool] | None = None
     ) -> list[BaseException | None]:
-        """Publish one message per fire; see the class docstring for errors."""
+        """Publish one message per fire; see the class docstring for what comes back."""
         with self._lock:
-            if self.pipeline and fires and self._pipeline_possible():
-                return self._dispatch_pipelined(fires, guard)
-            return self._dispatch_each(fires, guard)
+            if not fires:
+                return []
+            deadline = self._deadline = time.monotonic() + self.publish_timeout
+            try:
+                try:
+                    producer = self._get_producer()  # kombu connects lazily: no I/O here
+                except Exception as exc:
+                    results: list[BaseException | None] = [None] * len(fires)
+                    self._broker_failed(fires, results, range(len(fires)), exc)
+                    return results
+                if self.pipeline and self._pipeline_possible(producer):
+                    return self._dispatch_pipelined(producer, fires, guard, deadline)
+                return self._dispatch_each(producer, fires, guard, deadline)
+            finally:
+                self._deadline = None
+
+    def _retry_policy(self, deadline: float) -> dict[str, Any]:
+        """The retry policy with an errback that stops kombu's retries at ``deadline``."""
+        policy = dict(self.retry_policy)
+        errback = policy.get("errback")
+
+        def stop_at_deadline(exc: BaseException, interval: float) -> None:
+            self._stop_at(deadline, exc, interval)
+            if errback is not None:
+                errback(exc, interval)
+
+        policy["errback"] = stop_at_deadline
+        return policy
 
     def _dispatch_each(
-        self, fires: Sequence[Fire], guard: Callable[[], bool] | None
+        self, producer: Any, fires: Sequence[Fire], guard: Callable[[], bool] | None, deadline: float
     ) -> list[BaseException | None]:
-        results: list[BaseException | None] = []
+        results: list[BaseException | None] = [None] * len(fires)
+        policy = self._retry_policy(deadline)
+        refused: list[int] = []
         for index, fire in enumerate(fires):
             if guard is not None and not guard():
-                results.extend(lease_lost(len(fires) - index))
-                return results
+                results[index:] = lease_lost(len(fires) - index)
+                break
+            if time.monotonic() >= deadline:
+                self._timed_out(fires, results, range(index, len(fires)))
+                break
             try:
-                producer = self._get_producer()
-                self._send(producer, fire)
+                self._send(producer, fire, policy, deadline)
             except Exception as exc:
-                if isinstance(exc, self._connection_errors()):
-                    logger.error(
-                        "broker unavailable, %d fire(s) not sent (job=%s scheduled_at=%s): %s",
-                        len(fires) - index,
-                        fire.job_id,
-                        fire.scheduled_at.isoformat(),
-                        exc,
-                    )
-                    self._drop_producer()
-                    results.extend([exc] * (len(fires) - index))
-                    return results
-                logger.error(
-                    "fire not sent job=%s scheduled_at=%s: %r",
-                    fire.job_id,
-                    fire.scheduled_at.isoformat(),
-                    exc,
-                )
-                results.append(exc)
+                kind = self._kind(exc)
+                if kind == "broker":
+                    self._broker_failed(fires, results, range(index, len(fires)), exc)
+                    break
+                if kind == "refused":
+                    results[index] = self._refused(exc)
+                    refused.append(index)
+                else:
+                    results[index] = self._poison(fire, exc)
             else:
                 self.sent += 1
-                results.append(None)
+        self._log_refused(fires, results, refused)
         return results
 
-    def _pipeline_possible(self) -> bool:
+    def _pipeline_possible(self, producer: Any) -> bool:
         from celery import signals
 
         if signals.before_task_publish.receivers or signals.after_task_publish.receivers:
             return False
         if self.app.conf.task_compression:
             return False
-        try:
-            producer = self._get_producer()
-        except Exception:
-            return False  # the send_task path reports the connection error per fire
-        transport = producer.connection.transport
+        transport = producer.connection.transport  # the transport object: no I/O
         return getattr(transport, "driver_type", None) == "redis"
 
     def _route(self, channel: Any, name: str, options: Mapping[str, Any], cache: dict[Any, Any]) -> Any:
@@ -250,74 +540,147 @@ class CeleryDispatcher:
         return cache[key]
 
     def _dispatch_pipelined(
-        self, fires: Sequence[Fire], guard: Callable[[], bool] | None
+        self, producer: Any, fires: Sequence[Fire], guard: Callable[[], bool] | None, deadline: float
     ) -> list[BaseException | None]:
         results: list[BaseException | None] = [None] * len(fires)
-        pending: list[int] = []
-        #: Messages of the pending pipeline, by Redis list, in publish order.
-        lists: dict[str, list[str]] = {}
-        #: Pipelines sent whose replies are not read yet: (reply count, fire indices).
-        unconfirmed: list[tuple[int, list[int]]] = []
-        index = 0
-        pool: Any = None
-        connection: Any = None
-        #: Expiry header values by ``expires`` seconds, from this batch's publish time.
-        expiries: dict[float, str] = {}
         try:
-            channel = self._get_producer().channel
+            channel = producer.channel  # connects on first use
             pool = channel.client.connection_pool
             connection = pool.get_connection()
+        except Exception as exc:
+            self._broker_failed(fires, results, range(len(fires)), exc)
+            return results
+        #: The pipeline being built: its messages and their fires' indices, by Redis list.
+        lists: dict[str, tuple[list[str], list[int]]] = {}
+        #: Fires built into the pipeline being built (not written yet).
+        pending: list[int] = []
+        #: LPUSHes written whose replies are not read yet, in order: (list, fire indices).
+        unconfirmed: deque[tuple[str, list[int]]] = deque()
+        #: Fires written in pipelines.
+        pushed: list[int] = []
+        refused: list[int] = []
+        policy: dict[str, Any] | None = None
+        #: Expiry header values by ``expires`` seconds, from this batch's publish time.
+        expiries: dict[float, str] = {}
+        #: Why the batch stopped early: the lease is gone, the deadline passed, or the broker
+        #: failed (``failure``); and the first fire not handled by then.
+        stopped: Literal["lease", "timeout", "failed"] | None = None
+        failure: BaseException | None = None
+        stop = len(fires)
+
+        def flush() -> Literal["lease", "timeout", "failed"] | None:
+            """Write the pipeline built so far (without waiting for its replies): one
+            multi-value LPUSH per list, which keeps the publish order (consumers pop from the
+            other end). Returns why it was not written, or not completely."""
+            nonlocal failure
+            if not pending:
+                return None
+            if guard is not None and not guard():
+                return "lease"
+            if time.monotonic() >= deadline:
+                return "timeout"
+            commands = []
+            for key, (payloads, carried) in lists.items():
+                commands.append(("LPUSH", key, *payloads))
+                unconfirmed.append((key, carried))  # before writing: a failed write is unknown
+            lists.clear()
+            pushed.extend(pending)
+            pending.clear()
+            try:
+                connection.send_packed_command(connection.pack_commands(commands))
+            except Exception as exc:
+                failure = exc
+                return "failed"
+            return None
+
+        def failed(index: int, fire: Fire, exc: Exception) -> bool:
+            """Record the failure of one fire; True when it is the broker's (stop the batch)."""
+            nonlocal failure
+            kind = self._kind(exc)
+            if kind == "broker":
+                failure = exc
+                return True
+            if kind == "refused":
+                results[index] = self._refused(exc)
+                refused.append(index)
+            else:
+                results[index] = self._poison(fire, exc)
+            return False
+
+        try:
             for index, fire in enumerate(fires):
+                if time.monotonic() >= deadline:
+                    stopped, stop = "timeout", index
+                    break
                 job = fire.job
                 try:
                     template = self._template(channel, job)
-                    if template is None:
-                        results[index] = self._dispatch_each([fire], guard)[0]
-                        continue
-                    expires = ""
-                    if template.expires is not None:
-                        if template.expires not in expiries:
-                            at = self.app.now() + timedelta(seconds=template.expires)
-                            expiries[template.expires] = quote(at.isoformat())
-                        expires = expiries[template.expires]
-                    task_id = '"' + fire.task_id + '"'
-                    tag = '"' + self._tag_prefix + str(next(self._tags)) + '"'
-                    scheduled = '"' + fire.scheduled_at.isoformat() + '"'
-                    body, argsrepr, kwargsrepr = self._arguments(channel, job, template)
-                    payload = template.render(
-                        (task_id, quote(job.id), scheduled, tag, expires, body, argsrepr, kwargsrepr)
-                    )
-                    for key in template.lists:
-                        lists.setdefault(key, []).append(payload)
+                    if template is not None:
+                        expires = ""
+                        if template.expires is not None:
+                            if template.expires not in expiries:
+                                at = self.app.now() + timedelta(seconds=template.expires)
+                                expiries[template.expires] = quote(at.isoformat())
+                            expires = expiries[template.expires]
+                        task_id = '"' + fire.task_id + '"'
+                        tag = '"' + self._tag_prefix + str(next(self._tags)) + '"'
+                        scheduled = '"' + fire.scheduled_at.isoformat() + '"'
+                        body, argsrepr, kwargsrepr = self._arguments(channel, job, template)
+                        payload = template.render(
+                            (task_id, quote(job.id), scheduled, tag, expires, body, argsrepr, kwargsrepr)
+                        )
                 except Exception as exc:
-                    if isinstance(exc, self._connection_errors()):
-                        raise
-                    logger.error("fire not sent job=%s scheduled_at=%s: %r", job.id, fire.scheduled_at, exc)
-                    results[index] = exc
+                    if failed(index, fire, exc):
+                        stopped, stop = "failed", index
+                        break
                     continue
+                if template is None:  # this fire takes the send_task path, now
+                    if guard is not None and not guard():
+                        stopped, stop = "lease", index
+                        break
+                    if policy is None:
+                        policy = self._retry_policy(deadline)
+                    try:
+                        self._send(producer, fire, policy, deadline)
+                    except Exception as exc:
+                        if failed(index, fire, exc):
+                            stopped, stop = "failed", index
+                            break
+                        continue
+                    self.sent += 1
+                    continue
+                for key in template.lists:
+                    payloads, carried = lists.setdefault(key, ([], []))
+                    payloads.append(payload)
+                    carried.append(index)
                 pending.append(index)
                 if len(pending) >= PIPELINE_CHUNK:
-                    if not self._send_pipeline(connection, lists, pending, unconfirmed, guard):
-                        self._confirm(connection, unconfirmed)
-                        results[pending[0] :] = lease_lost(len(fires) - pending[0])
-                        return results
-                    pending = []
-            sent = self._send_pipeline(connection, lists, pending, unconfirmed, guard)
-            self._confirm(connection, unconfirmed)
-            if not sent:
-                results[pending[0] :] = lease_lost(len(fires) - pending[0])
-        except Exception as exc:
-            if not isinstance(exc, self._connection_errors()):
-                raise
-            first = unconfirmed[0][1][0] if unconfirmed else pending[0] if pending else index
-            logger.error("broker unavailable, %d fire(s) not sent: %s", len(fires) - first, exc)
-            if connection is not None:
-                connection.disconnect()  # replies may be left unread on it
-            self._drop_producer()
-            results[first:] = [exc] * (len(fires) - first)
+                    stopped = flush()
+                    if stopped is not None:
+                        stop = index + 1
+                        break
+            else:
+                stopped = flush()
+            if stopped != "failed":
+                try:
+                    self._confirm(connection, unconfirmed, results, refused)
+                except Exception as exc:  # the connection failed while reading the replies
+                    failure = exc
         finally:
-            if connection is not None:
-                pool.release(connection)
+            if failure is not None or unconfirmed:
+                connection.disconnect()  # replies may be left unread on it
+            pool.release(connection)
+        unsent = [*pending, *range(stop, len(fires))]
+        if stopped == "lease":
+            for index, error in zip(unsent, lease_lost(len(unsent)), strict=True):
+                results[index] = error
+        elif stopped == "timeout":
+            self._timed_out(fires, results, unsent)
+        if failure is not None:
+            maybe_sent = sorted({index for _, carried in unconfirmed for index in carried})
+            self._broker_failed(fires, results, unsent if stopped == "failed" else [], failure, maybe_sent)
+        self.sent += sum(1 for index in pushed if results[index] is None)
+        self._log_refused(fires, results, refused)
         return results
 
     def _template(self, channel: Any, job: Job) -> MessageTemplate | None:
@@ -420,42 +783,39 @@ class CeleryDispatcher:
             embed=message.body[2],
         )
 
-    def _send_pipeline(
+    def _confirm(
         self,
         connection: Any,
-        lists: dict[str, list[str]],
-        pending: list[int],
-        unconfirmed: list[tuple[int, list[int]]],
-        guard: Callable[[], bool] | None,
-    ) -> bool:
-        """Send one pipeline without waiting for its replies: one multi-value LPUSH per list,
-        which keeps the publish order (consumers pop from the other end). Returns False,
-        sending nothing, when the lease is gone."""
-        if not pending:
-            return True
-        if guard is not None and not guard():
-            return False
-        commands = [("LPUSH", key, *payloads) for key, payloads in lists.items()]
-        connection.send_packed_command(connection.pack_commands(commands))
-        unconfirmed.append((len(commands), list(pending)))
-        lists.clear()
-        return True
+        unconfirmed: deque[tuple[str, list[int]]],
+        results: list[BaseException | None],
+        refused: list[int],
+    ) -> None:
+        """Read every reply of the LPUSHes written, oldest first. An error reply (WRONGTYPE,
+        OOM, READONLY) fails the fires of that LPUSH only; a connection error or timeout
+        raises, leaving the LPUSHes not read yet in ``unconfirmed``."""
+        from redis.exceptions import ResponseError
 
-    def _confirm(self, connection: Any, unconfirmed: list[tuple[int, list[int]]]) -> None:
-        """Read the replies of the pipelines sent, oldest first (an error reply raises)."""
         while unconfirmed:
-            count, indices = unconfirmed[0]
-            for _ in range(count):
+            key, carried = unconfirmed[0]
+            try:
                 connection.read_response()
-            del unconfirmed[0]
-            self.sent += len(indices)
+            except ResponseError as exc:  # the whole reply was read: the connection is fine
+                error = self._refused(exc, f" (Redis list {key!r})")
+                for index in carried:
+                    results[index] = error
+                refused.extend(carried)
+            unconfirmed.popleft()
 
-    def _send(self, producer: Any, fire: Fire) -> None:
+    def _send(self, producer: Any, fire: Fire, retry_policy: Mapping[str, Any], deadline: float) -> None:
         job = fire.job
         options = message_options(job.options)
         headers = dict(options.pop("headers", None) or {})
         headers[JOB_ID_HEADER] = job.id
         headers[SCHEDULED_AT_HEADER] = fire.scheduled_at.isoformat()
+        # The producer's own publish timeouts (py-amqp: the socket write, and the wait for a
+        # publisher confirm); the job's options win.
+        remaining = max(deadline - time.monotonic(), 0.001)
+        options = {"timeout": remaining, "confirm_timeout": remaining, **options}
         self.app.send_task(
             job.func_ref,
             args=list(job.args),
@@ -464,7 +824,7 @@ class CeleryDispatcher:
             producer=producer,
             headers=headers,
             retry=self.retry,
-            retry_policy=self.retry_policy,
+            retry_policy=retry_policy,
             **options,
         )
 

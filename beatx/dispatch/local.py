@@ -4,10 +4,12 @@ in worker threads."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import traceback
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from beatx.clock import Clock, SystemClock
@@ -28,8 +30,18 @@ class AsyncioDispatcher:
     once) and when it ends, with its error if it raised. ``dispatch`` may be called from
     the loop's thread or from another one.
 
+    The store is never called on the loop's thread, where a store that blocks (the Django
+    ORM, Redis) would hold up every run, or refuses to work (Django raises
+    ``SynchronousOnlyOperation`` in async code). The end of a run is recorded on
+    ``store_executor``. ``dispatch`` records the start on the thread that calls it (the
+    beat's), or, called on the loop's thread, on ``store_executor``, waiting for it: work on
+    that executor must never wait for the loop.
+
     :param run_timeout: seconds after which a run that never reported its end stops counting
         as in flight.
+    :param store_executor: where the store calls made from the loop run. Omitted: a thread of
+        the dispatcher's own. One thread keeps a store with per-thread connections (the Django
+        ORM) on one connection; :class:`beatx.Scheduler` passes the thread its beat ticks on.
     """
 
     def __init__(
@@ -40,49 +52,65 @@ class AsyncioDispatcher:
         clock: Clock | None = None,
         run_timeout: float = 3600.0,
         events: EventBus | None = None,
+        store_executor: Executor | None = None,
     ) -> None:
         self.store = store
         self.loop = loop
         self.clock = clock or SystemClock()
         self.run_timeout = run_timeout
         self.events = events or EventBus()
-        self._tasks: set[asyncio.Future[None]] = set()
+        self.store_executor: Executor = store_executor or ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="beatx-run-state"
+        )
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            return False
 
     def dispatch(
         self, fires: Sequence[Fire], *, guard: Callable[[], bool] | None = None
     ) -> list[BaseException | None]:
+        on_loop = self._on_loop()
         results: list[BaseException | None] = []
         for index, fire in enumerate(fires):
             if guard is not None and not guard():
                 results.extend(lease_lost(len(fires) - index))
                 break
             try:
-                self.store.run_started(
-                    fire.job_id, fire.task_id, started_at=self.clock.now(), timeout=self.run_timeout
-                )
-                self._start(fire)
+                self._record_start(fire, on_loop)
+                if on_loop:
+                    self._spawn(fire)
+                else:
+                    # The task is created by the loop before it runs anything this thread
+                    # schedules later (the end of the tick that called dispatch).
+                    self.loop.call_soon_threadsafe(self._spawn, fire)
                 results.append(None)
             except Exception as exc:
                 results.append(exc)
         return results
 
-    def _start(self, fire: Fire) -> None:
-        try:
-            running_loop = asyncio.get_running_loop()
-        except RuntimeError:
-            running_loop = None
-        if running_loop is self.loop:
-            task: asyncio.Future[None] = self.loop.create_task(self._run(fire))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+    def _record_start(self, fire: Fire, on_loop: bool) -> None:
+        record = functools.partial(
+            self.store.run_started,
+            fire.job_id,
+            fire.task_id,
+            started_at=self.clock.now(),
+            timeout=self.run_timeout,
+        )
+        if on_loop:
+            # A fire sent from the loop (run_job_now in a coroutine): the loop waits for this
+            # one store call, as for any synchronous management call made there.
+            self.store_executor.submit(record).result()
         else:
-            future = asyncio.run_coroutine_threadsafe(self._run(fire), self.loop)
-            wrapped = asyncio.wrap_future(future, loop=self.loop)
-            self.loop.call_soon_threadsafe(self._track, wrapped)
+            record()
 
-    def _track(self, future: asyncio.Future[None]) -> None:
-        self._tasks.add(future)
-        future.add_done_callback(self._tasks.discard)
+    def _spawn(self, fire: Fire) -> None:
+        task = self.loop.create_task(self._run(fire))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     @property
     def running(self) -> int:
@@ -111,10 +139,17 @@ class AsyncioDispatcher:
             )
         finally:
             duration = self.clock.monotonic() - started
+            record = functools.partial(
+                self.store.run_finished,
+                job.id,
+                fire.task_id,
+                finished_at=self.clock.now(),
+                duration=duration,
+                error=error,
+            )
             try:
-                self.store.run_finished(
-                    job.id, fire.task_id, finished_at=self.clock.now(), duration=duration, error=error
-                )
+                # Shielded: a second cancellation (shutdown) must not lose the record.
+                await asyncio.shield(self.loop.run_in_executor(self.store_executor, record))
             except Exception:
                 logger.exception("could not record the end of a run of job %s", job.id)
             if self.events.has_listeners:

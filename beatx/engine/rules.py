@@ -86,12 +86,22 @@ def plan_fires(
     5. The job's next run time is the first fire time after the last one considered; a
        trigger with none left makes the job COMPLETED.
 
+    A fire time at or before ``job.last_run_time`` is never planned again (an edit that put
+    the job back onto a fire it already ran).
+
     ``job.next_run_time`` must be set; a job not yet due gets an empty plan.
     """
     first = job.next_run_time
     if first is None or first > now:
         return FirePlan(next_run_time=first, status=job.status)
     trigger = job.trigger
+    if job.last_run_time is not None and first <= job.last_run_time:
+        # Sent already (an edit rescheduled the job onto a fire it had run): a job never
+        # fires at or before its last run.
+        first = trigger.next_fire_time(job.last_run_time)
+        if first is None or first > now:
+            status = JobStatus.COMPLETED if first is None and job.status.schedulable else job.status
+            return FirePlan(next_run_time=first, status=status)
 
     missed = 0
     candidate: datetime | None = first

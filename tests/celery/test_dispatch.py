@@ -11,7 +11,8 @@ import pytest
 import redis
 from celery import Celery
 
-from beatx import IntervalTrigger, Job
+from beatx import IntervalTrigger, Job, PermanentDispatchError, TransientDispatchError
+from beatx.dispatch.base import is_transient
 from beatx.dispatch.celery import CeleryDispatcher
 from beatx.jobs import Fire, fire_task_id
 from tests.celery.conftest import queued
@@ -89,19 +90,24 @@ def test_a_batch_uses_one_kept_producer(broker: tuple[Celery, redis.Redis]) -> N
     dispatcher.close()
 
 
-def test_broker_down_returns_errors_and_does_not_raise() -> None:
+@pytest.mark.parametrize("pipeline", [True, False])
+def test_broker_down_returns_errors_and_does_not_raise(pipeline: bool) -> None:
     app = Celery("down-test", broker="redis://127.0.0.1:1/0", set_as_current=False)
     app.conf.broker_connection_timeout = 1
     dispatcher = CeleryDispatcher(
-        app, retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.1}
+        app,
+        retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.1},
+        pipeline=pipeline,
+        publish_timeout=2,
     )
     fires = [Fire(make_job(f"job-{i}"), AT) for i in range(3)]
     started = time.monotonic()
     results = dispatcher.dispatch(fires)
-    assert len(results) == 3 and all(isinstance(r, Exception) for r in results)
-    assert time.monotonic() - started < 10
+    assert len(results) == 3 and all(isinstance(r, TransientDispatchError) for r in results)
+    assert all(is_transient(r) and r.__cause__ is not None for r in results if r is not None)
+    assert time.monotonic() - started < 2 + 1
     # The next batch tries again (a new connection), and still does not raise.
-    assert all(isinstance(r, Exception) for r in dispatcher.dispatch(fires[:1]))
+    assert all(isinstance(r, TransientDispatchError) for r in dispatcher.dispatch(fires[:1]))
     dispatcher.close()
 
 
@@ -112,7 +118,8 @@ def test_a_message_error_fails_only_its_fire(broker: tuple[Celery, redis.Redis])
     bad = make_job("bad", args=(object(),))  # not JSON-serialisable
     good = make_job("good")
     results = dispatcher.dispatch([Fire(bad, AT), Fire(good, AT)])
-    assert isinstance(results[0], Exception) and results[1] is None
+    assert isinstance(results[0], PermanentDispatchError) and results[1] is None
+    assert not is_transient(results[0]) and "'bad'" in str(results[0])
     assert [m["headers"]["beatx_job_id"] for m in queued(client, "default-q")] == ["good"]
     dispatcher.close()
 

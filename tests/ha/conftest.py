@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -161,7 +162,7 @@ class HACluster:
         lease = self.store.get_lease()
         if lease is None or lease.expires_at <= datetime.now(UTC):
             return None
-        return int(lease.owner.split(":")[-2])
+        return owner_pid(lease.owner)
 
     def by_pid(self, pid: int | None) -> HAProcess | None:
         return next((p for p in self.processes if p.proc is not None and p.proc.pid == pid), None)
@@ -206,6 +207,14 @@ def ha_cluster_factory(tmp_path: Path, redis_url: str, key_prefix: str) -> Itera
     finally:
         for cluster in clusters:
             cluster.stop_all()
+
+
+def owner_pid(owner: str) -> int | None:
+    """The pid in a lease owner token ``host:pid:random`` (a beat adds ``:term`` after it)."""
+    host = socket.gethostname()
+    rest = owner[len(host) + 1 :] if owner.startswith(host + ":") else owner.partition(":")[2]
+    head = rest.split(":", 1)[0]
+    return int(head) if head.isdigit() else None
 
 
 def origin_pid(origin: str | None) -> int | None:

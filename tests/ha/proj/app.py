@@ -2,6 +2,11 @@
 
 Its workers also record every delivery of a beatx fire (``<record key>deliveries``), before
 beatx's duplicate guard may drop it: who sent it (``origin``) and when it arrived.
+
+``BEATX_TEST_BEAT_JOBS=N`` (default 0) gives the app a ``beat_schedule`` of N entries
+``chaos-000`` ... running ``ha.record`` every ``BEATX_TEST_BEAT_INTERVAL`` seconds (default 1)
+with ``relative=True`` (fire times on multiples of the interval since the epoch, so a job
+imported again keeps its grid), with no policy options: the jobs get beatx's defaults.
 """
 
 from __future__ import annotations
@@ -18,6 +23,22 @@ import beatx.celery
 
 #: The Redis list (on ``BEATX_TEST_RECORD_URL``) that gets one row per delivery.
 DELIVERY_KEY_SUFFIX = "deliveries"
+#: The ids of the ``beat_schedule`` entries of ``BEATX_TEST_BEAT_JOBS``.
+BEAT_JOB_PREFIX = "chaos-"
+
+
+def beat_job_ids(count: int) -> list[str]:
+    return [f"{BEAT_JOB_PREFIX}{n:03d}" for n in range(count)]
+
+
+def beat_schedule(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """The ``beat_schedule`` of ``BEATX_TEST_BEAT_JOBS`` / ``BEATX_TEST_BEAT_INTERVAL``."""
+    count = int(env.get("BEATX_TEST_BEAT_JOBS") or 0)
+    interval = float(env.get("BEATX_TEST_BEAT_INTERVAL") or 1)
+    return {
+        job_id: {"task": "ha.record", "schedule": interval, "relative": True}
+        for job_id in beat_job_ids(count)
+    }
 
 
 def _on_prerun(sender: Any = None, task_id: str | None = None, task: Any = None, **_: Any) -> None:
@@ -54,6 +75,7 @@ def make_app(env: Mapping[str, str] | None = None) -> Celery:
         beatx_key_prefix=env.get("BEATX_TEST_PREFIX", "beatx:"),
         beatx_lease_timeout=float(env.get("BEATX_TEST_LEASE_TIMEOUT", "10")),
         beatx_dedupe=env.get("BEATX_TEST_DEDUPE") == "1",
+        beat_schedule=beat_schedule(env),
         timezone="UTC",
     )
     beatx.celery.setup(app)
