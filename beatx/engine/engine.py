@@ -29,6 +29,11 @@ logger = logging.getLogger("beatx.engine")
 #: is left before the next fire, so the work never makes a fire late by more than one piece.
 IDLE_PIECE = 16
 IDLE_WORK_MIN = timedelta(milliseconds=1)
+#: How often a tick looks again at jobs held back by runs in flight (a run's end also wakes
+#: the beat through the store's change notification).
+WAIT_POLL = 0.1
+#: The longest a fire waits for a run in flight before it is skipped (``max_instances``).
+MAX_WAIT = timedelta(seconds=5)
 
 Planned = tuple[Job, FirePlan, list[Fire]]
 
@@ -119,6 +124,13 @@ class Engine:
         self.events = events or EventBus()
         self.catch_up_window = timedelta(seconds=catch_up_window)
         self._next_window: _NextWindow | None = None
+        #: Jobs whose fires wait for a run in flight to end (``max_instances``), held under
+        #: their claim: job id -> (job, when the wait gives up and skips).
+        self._waiting: dict[str, tuple[Job, datetime]] = {}
+        #: How long a fire held back by runs in flight waits before it is skipped: most of a
+        #: claim's lifetime (the job is written back before its claim could expire), at most
+        #: :data:`MAX_WAIT`.
+        self.max_wait = min(timedelta(seconds=claim_ttl * 0.6), MAX_WAIT)
         #: Write-backs that failed with a store error (not a lost lease): the fires went out,
         #: so they are written back before anything new is claimed, never sent again.
         self._unreleased: list[JobRelease] = []
@@ -172,6 +184,7 @@ class Engine:
         term. Those claims expire in the store and the leader re-plans them."""
         self._next_window = None
         self._unreleased = []
+        self._waiting = {}
 
     def _retry_unreleased(self) -> None:
         if not self._unreleased:
@@ -194,12 +207,17 @@ class Engine:
             raise
 
     def close(self) -> None:
-        """Give back, unchanged, the jobs claimed for the next lookahead window (a clean stop)."""
+        """Give back, unchanged, the jobs claimed for the next lookahead window and those held
+        back by runs in flight (a clean stop)."""
         window, self._next_window = self._next_window, None
-        if window is None or not window.jobs or window.owner != self.owner:
+        held = [job for job, _ in self._waiting.values()]
+        self._waiting = {}
+        if window is not None and window.jobs and window.owner == self.owner:
+            held += window.jobs
+        if not held:
             return
         try:
-            self.store.release_jobs([JobRelease.unchanged(job) for job in window.jobs], owner=self.owner)
+            self.store.release_jobs([JobRelease.unchanged(job) for job in held], owner=self.owner)
         except StoreError as exc:
             logger.warning(
                 "jobs claimed for the next window stay claimed until their claim deadline: %s", exc
@@ -212,7 +230,8 @@ class Engine:
         # The due-now part of a lookahead tick sleeps as its ahead part says: it reads no
         # next run time of its own (unless it stops the tick: a full batch, an error).
         reads_next_run = ahead or not self.lookahead
-        jobs = self._claim(horizon, self._take_next_window() if ahead else [])
+        carried = self._take_next_window() if ahead else self._take_waiting()
+        jobs = self._claim(horizon, carried)
         if not jobs:
             return TickResult(sleep=self._sleep_until_next(now) if reads_next_run else 0.0)
 
@@ -227,10 +246,22 @@ class Engine:
             # A job claimed ahead (lookahead) is planned as of its own due time.
             due = job.next_run_time
             at = due if due is not None and due > now else now
+            waited = self._waiting.pop(job.id, None)
+            give_up = waited[1] if waited is not None else now + self.max_wait
             try:
-                plan = plan_fires(job, at, free_slots=free_slots, catch_up_window=self.catch_up_window)
+                plan = plan_fires(
+                    job,
+                    at,
+                    free_slots=free_slots,
+                    catch_up_window=self.catch_up_window,
+                    wait=now < give_up,
+                    held_back=waited is not None,
+                )
             except Exception as exc:
                 releases.append(self._broken_job(job, now, exc))
+                continue
+            if plan.waiting:
+                self._waiting[job.id] = (job, give_up)
                 continue
             if free_slots is not None:
                 free_slots -= len(plan.fire_times)
@@ -256,6 +287,8 @@ class Engine:
             sleep = 0.0
         else:
             sleep = self._sleep_until_next(now)
+        if self._waiting:
+            sleep = min(sleep, WAIT_POLL)
         return TickResult(
             sleep=sleep,
             claimed=len(jobs),
@@ -278,6 +311,22 @@ class Engine:
         # A job claimed again (the claim of the earlier piece expired) is taken as read now.
         fresh = {job.id for job in claimed}
         return [job for job in carried if job.id not in fresh] + claimed
+
+    def _take_waiting(self) -> list[Job]:
+        """The jobs held back by runs in flight, with their runs counted again (a job
+        removed meanwhile is dropped: its claim went with it)."""
+        if not self._waiting:
+            return []
+        carried = []
+        for job_id, (job, give_up) in list(self._waiting.items()):
+            fresh = self.store.get_job(job_id)
+            if fresh is None:
+                del self._waiting[job_id]
+                continue
+            job.running = fresh.running
+            self._waiting[job_id] = (job, give_up)
+            carried.append(job)
+        return carried
 
     def _take_next_window(self) -> list[Job]:
         window, self._next_window = self._next_window, None

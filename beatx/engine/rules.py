@@ -40,6 +40,9 @@ class FirePlan:
     skipped_times: tuple[datetime, ...] = ()
     next_run_time: datetime | None = None
     status: JobStatus = JobStatus.ACTIVE
+    #: True when every fire is held back by runs in flight and the caller allowed a wait:
+    #: nothing is sent or skipped yet, and the job keeps its next run time.
+    waiting: bool = False
 
 
 def latest_fire_time(trigger: Trigger, start: datetime, now: datetime) -> datetime:
@@ -70,6 +73,8 @@ def plan_fires(
     *,
     free_slots: int | None = None,
     catch_up_window: timedelta = timedelta(0),
+    wait: bool = False,
+    held_back: bool = False,
 ) -> FirePlan:
     """Decide what a due job does at ``now``.
 
@@ -80,9 +85,13 @@ def plan_fires(
     3. With ``coalesce``, the older late fires (a real outage) collapse into one run at the
        latest of them, or into the first recent fire when there is one; without it, each
        runs (at most :data:`MAX_FIRES_PER_PLAN` per plan).
-    4. ``max_instances`` counts runs in flight: when ``job.running`` reached it, every fire
-       is skipped (counted); otherwise every fire of the plan is sent. At most
-       ``free_slots`` (the room left under ``max_concurrent_jobs``) are sent.
+    4. ``max_instances`` counts runs in flight: when ``job.running`` reached it, the plan
+       waits (``wait``: the engine holds the job a short while for a run to end, so a burst
+       of catch-up runs does not cost the next fire) or, when the wait is over, every fire
+       is skipped (counted); otherwise every fire of the plan is sent, except after such a
+       wait (``held_back``): then only the newest ``max_instances - running`` go and the
+       older ones are skipped. At most ``free_slots`` (the room left under
+       ``max_concurrent_jobs``) are sent.
     5. The job's next run time is the first fire time after the last one considered; a
        trigger with none left makes the job COMPLETED.
 
@@ -134,8 +143,13 @@ def plan_fires(
         eligible, next_run = _fires_until(trigger, candidate, now)
 
     skipped_times: tuple[datetime, ...] = ()
-    if job.running >= job.max_instances:
+    if job.running >= job.max_instances and eligible:
+        if wait:
+            return FirePlan(next_run_time=job.next_run_time, status=job.status, waiting=True)
         skipped_times, eligible = tuple(eligible), []
+    room = max(job.max_instances - job.running, 0)
+    if held_back and len(eligible) > room:
+        skipped_times, eligible = tuple(eligible[: len(eligible) - room]), eligible[len(eligible) - room :]
     if free_slots is not None and len(eligible) > max(free_slots, 0):
         skipped_times += tuple(eligible[max(free_slots, 0) :])
         eligible = eligible[: max(free_slots, 0)]

@@ -207,6 +207,7 @@ def test_overlapping_fires_are_skipped_and_counted(
     engine: Engine, manager: JobManager, store: MemoryStore, clock: FakeClock, dispatcher: RecordingDispatcher
 ) -> None:
     manager.add_job("m:f", IntervalTrigger(seconds=10), id="slow", max_instances=1)
+    assert engine.max_wait == timedelta(seconds=5)  # a fire waits 5 s for the run, then is skipped
     engine.tick(clock.now())
     store.run_started("slow", dispatcher.fires[0].task_id, started_at=clock.now(), timeout=3600)
     run(engine, clock, at(25))
@@ -226,7 +227,8 @@ def test_max_concurrent_jobs_caps_fires_across_jobs(
         manager.add_job("m:f", IntervalTrigger(seconds=10), id=name)
     store.run_started("a", "running-a", started_at=clock.now(), timeout=60)
     result = engine.tick(clock.now())
-    assert result.fired == 1 and result.skipped == 2
+    # b takes the one free slot, c is skipped by the cap; a waits for its own run to end.
+    assert result.fired == 1 and result.skipped == 1
 
 
 def test_a_job_that_cannot_be_planned_fails_alone(
@@ -401,3 +403,63 @@ def test_a_listener_subscribes_to_one_kind_or_several_and_a_bad_kind_is_refused(
     assert seen == [EventKind.JOB_FIRED, EventKind.JOB_FIRED, EventKind.JOB_MISSED]
     with pytest.raises(ValueError):
         bus.subscribe(lambda e: None, ["job_fried"])  # type: ignore[list-item]
+
+
+def test_a_fire_held_back_by_a_run_in_flight_waits_for_it_instead_of_being_skipped(
+    engine: Engine, manager: JobManager, store: MemoryStore, clock: FakeClock, dispatcher: RecordingDispatcher
+) -> None:
+    manager.add_job("m:f", IntervalTrigger(seconds=10, start_date=at(0)), id="j")
+    store.run_started("j", "earlier-run", started_at=clock.now(), timeout=3600)
+    result = engine.tick(clock.now())
+    assert dispatcher.times("j") == [] and result.skipped == 0
+    assert result.sleep <= 0.1  # it looks again soon
+    clock.advance(0.05)
+    engine.tick(clock.now())
+    assert dispatcher.times("j") == []
+    store.run_finished("j", "earlier-run", finished_at=clock.now(), duration=0.05, error=None)
+    clock.advance(0.05)
+    engine.tick(clock.now())
+    assert dispatcher.times("j") == [at(0)]
+    job = manager.get_job("j")
+    assert job is not None and job.skip_count == 0 and job.next_run_time == at(10)
+
+
+def test_a_fire_held_back_too_long_is_skipped_and_counted(
+    engine: Engine, manager: JobManager, store: MemoryStore, clock: FakeClock, dispatcher: RecordingDispatcher
+) -> None:
+    manager.add_job("m:f", IntervalTrigger(seconds=10, start_date=at(0)), id="j")
+    store.run_started("j", "long-run", started_at=clock.now(), timeout=3600)
+    engine.tick(clock.now())
+    clock.advance(engine.max_wait.total_seconds() + 0.01)
+    result = engine.tick(clock.now())
+    assert result.skipped == 1 and dispatcher.times("j") == []
+    job = manager.get_job("j")
+    assert job is not None and job.skip_count == 1 and job.next_run_time == at(10)
+    # Nothing is held any more: the job is back in the store's schedule, unclaimed.
+    assert store.acquire_due_jobs(at(10), limit=10)[0].id == "j"
+
+
+def test_closing_the_engine_gives_back_a_job_held_back_by_a_run(
+    engine: Engine, manager: JobManager, store: MemoryStore, clock: FakeClock
+) -> None:
+    manager.add_job("m:f", IntervalTrigger(seconds=10, start_date=at(0)), id="j")
+    store.run_started("j", "run", started_at=clock.now(), timeout=3600)
+    engine.tick(clock.now())
+    assert store.acquire_due_jobs(clock.now(), limit=10) == []  # held under the engine's claim
+    engine.close()
+    assert [job.id for job in store.acquire_due_jobs(clock.now(), limit=10)] == ["j"]
+
+
+def test_after_a_wait_only_the_newest_fire_goes_and_the_older_are_skipped(
+    engine: Engine, manager: JobManager, store: MemoryStore, clock: FakeClock, dispatcher: RecordingDispatcher
+) -> None:
+    engine.catch_up_window = timedelta(seconds=60)
+    manager.add_job("m:f", IntervalTrigger(seconds=1, start_date=at(0)), id="j")
+    store.run_started("j", "run", started_at=clock.now(), timeout=3600)
+    for _ in range(3):
+        engine.tick(clock.now())
+        clock.advance(1)
+    store.run_finished("j", "run", finished_at=clock.now(), duration=3, error=None)
+    result = engine.tick(clock.now())
+    assert dispatcher.times("j") == [at(3)]
+    assert result.skipped == 3

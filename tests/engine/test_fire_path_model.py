@@ -129,25 +129,24 @@ class ModelDispatcher:
             return [TransientDispatchError("injected: broker refused")] * len(fires)
         results: list[BaseException | None] = []
         for index, fire in enumerate(fires):
-            if self.crash_after is not None:
-                if self.crash_after == 0:
-                    self.crash_after = None
-                    self.machine.last_fault_at = self.machine.clock.now()
-                    raise Crash
-                self.crash_after -= 1
-            if self.freeze_after is not None:
-                if self.freeze_after == 0:
-                    self.freeze_after = None
-                    self.machine.freezes += 1
-                    self.machine.clock.advance(LEASE - 0.5)  # frozen past the stored lease
-                    self.machine.last_fault_at = self.machine.clock.now()
-                else:
-                    self.freeze_after -= 1
             if guard is not None and not guard():
                 results.extend(lease_lost(len(fires) - index))
                 break
             self.machine.record(self.name, fire)
             results.append(None)
+            if self.crash_after is not None:
+                self.crash_after -= 1
+                if self.crash_after <= 0:  # dies right after this publish, before its write-back
+                    self.crash_after = None
+                    self.machine.last_fault_at = self.machine.clock.now()
+                    raise Crash
+            if self.freeze_after is not None:
+                self.freeze_after -= 1
+                if self.freeze_after <= 0:  # freezes right after this publish, past its lease
+                    self.freeze_after = None
+                    self.machine.freezes += 1
+                    self.machine.clock.advance(LEASE - 0.5)
+                    self.machine.last_fault_at = self.machine.clock.now()
         return results
 
 
@@ -263,17 +262,17 @@ class FirePathMachine(RuleBasedStateMachine):
             slot.frozen = False
 
     @precondition(has_leader)
-    @rule(after=st.integers(1, 3))
+    @rule(after=st.integers(1, 4))
     def kill_the_leader_mid_batch(self, after: int) -> None:
-        """SIGKILL of the leader after it sent ``after`` more fires."""
+        """SIGKILL of the leader right after it sent ``after`` more fires."""
         self._fault()
         self.kills_armed += 1
         self.leader().dispatcher.crash_after = after
 
     @precondition(has_leader)
-    @rule(after=st.integers(0, 3))
+    @rule(after=st.integers(1, 4))
     def freeze_the_leader_mid_batch(self, after: int) -> None:
-        """SIGSTOP of the leader past its lease after it sent ``after`` more fires."""
+        """SIGSTOP of the leader past its lease right after it sent ``after`` more fires."""
         self._fault()
         self.leader().dispatcher.freeze_after = after
 
