@@ -22,6 +22,7 @@ from beatx.triggers.base import Trigger
 
 __all__ = [
     "JOB_STATE_VERSION",
+    "RUN_STATE_FIELDS",
     "STATE_FIELDS",
     "Fire",
     "Job",
@@ -44,9 +45,9 @@ _VARIANT = "89ab"
 
 JobFunc = Callable[..., Any] | str
 
-#: The fields of a :class:`Job` that record what happened to it, as opposed to its definition.
-STATE_FIELDS = (
-    "status",
+#: The fields only the beat's write-backs and the workers' run records write (never a
+#: management write: see :mod:`beatx.stores.base`).
+RUN_STATE_FIELDS = (
     "last_run_time",
     "total_run_count",
     "misfire_count",
@@ -54,8 +55,9 @@ STATE_FIELDS = (
     "last_error",
     "last_finished_at",
     "last_duration",
-    "revision",
 )
+#: The fields of a :class:`Job` that record what happened to it, as opposed to its definition.
+STATE_FIELDS = ("status", *RUN_STATE_FIELDS, "revision")
 
 
 class JobStatus(enum.StrEnum):

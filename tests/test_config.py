@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from beatx import ConfigurationError, JobDefaults, JobStatus, Scheduler, SchedulerConfig
+from tests.stores.contract import record_runs
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -146,7 +147,6 @@ def test_a_missing_file_is_reported(tmp_path: Path) -> None:
 
 
 def test_reapplying_configuration_keeps_run_state(tmp_path: Path) -> None:
-    from beatx.stores.base import JobRelease
     from beatx.stores.memory import MemoryStore
 
     store = MemoryStore()
@@ -154,20 +154,7 @@ def test_reapplying_configuration_keeps_run_state(tmp_path: Path) -> None:
     Scheduler.from_yaml(path, store=store)
     job = store.get_job("global_sync")
     assert job is not None
-    assert job.next_run_time is not None
-    (claimed,) = store.acquire_due_jobs(job.next_run_time, limit=1)
-    store.release_jobs(
-        [
-            JobRelease(
-                job_id=job.id,
-                claim=claimed.claim,
-                next_run_time=job.next_run_time,
-                status=job.status,
-                last_run_time=None,
-                fired=(job.next_run_time,) * 7,
-            )
-        ]
-    )
+    record_runs(store, job, 7)
     Scheduler.from_yaml(path, store=store)
     again = store.get_job("global_sync")
     assert again is not None and again.total_run_count == 7 and again.next_run_time == job.next_run_time

@@ -80,6 +80,18 @@ def test_a_beat_restores_the_configured_jobs_after_the_store_lost_its_data(
     assert health.data_loss is not None and "must be added again" in health.data_loss
 
 
+def three_beats(store: RedisStore, clock: FakeClock, restores: list[str]) -> list[Beat]:
+    """Three beats on one store whose restore hook notes each call in ``restores``."""
+
+    def restore() -> str:
+        restores.append("x")
+        return "restored"
+
+    return [
+        Beat(store, RecordingDispatcher(), clock=clock, lease_timeout=6, restore=restore) for _ in range(3)
+    ]
+
+
 def test_a_fresh_store_is_not_taken_for_a_loss(store: RedisStore, clock: FakeClock) -> None:
     restores: list[str] = []
     beats = [

@@ -10,21 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 from beatx.clock import Clock, SystemClock
 from beatx.errors import ConflictingIdError, JobLookupError, LeaseLostError, RevisionConflictError
-from beatx.jobs import Job, JobStatus
+from beatx.jobs import RUN_STATE_FIELDS, Job, JobStatus
 from beatx.stores.base import BeatStatus, JobRelease, LeaseInfo, new_claim_token, status_after_run
 
 __all__ = ["MemoryStore"]
-
-#: What the beat and the workers write; a management write keeps the stored values.
-RUN_STATE_FIELDS = (
-    "last_run_time",
-    "total_run_count",
-    "misfire_count",
-    "skip_count",
-    "last_error",
-    "last_finished_at",
-    "last_duration",
-)
 
 
 class MemoryStore:

@@ -13,7 +13,7 @@ from beatx import ConfigurationError, CronTrigger, IntervalTrigger, JobStatus
 from beatx.celery import BeatxScheduler, convert_schedule, get_scheduler, import_beat_schedule
 from beatx.manager import JobManager
 from beatx.stores import MemoryStore
-from beatx.stores.base import JobRelease
+from tests.stores.contract import record_runs
 
 
 def _solar() -> solar:
@@ -89,20 +89,7 @@ def test_import_upserts_by_entry_name_and_keeps_run_state() -> None:
     assert nightly is not None and nightly.kwargs == {"x": 1}
 
     # Run state and a pause survive a re-import (a restart); a runtime job is left alone.
-    assert job.next_run_time is not None
-    (claimed,) = store.acquire_due_jobs(job.next_run_time, limit=1)
-    store.release_jobs(
-        [
-            JobRelease(
-                job_id=job.id,
-                claim=claimed.claim,
-                next_run_time=job.next_run_time,
-                status=job.status,
-                last_run_time=None,
-                fired=(job.next_run_time,) * 7,
-            )
-        ]
-    )
+    record_runs(store, job, 7)
     manager.pause_job("nightly")
     manager.add_job("proj.tasks.other", IntervalTrigger(seconds=5), id="runtime")
     next_run = job.next_run_time

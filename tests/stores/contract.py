@@ -38,6 +38,25 @@ def release_of(job: Job, **fields: object) -> JobRelease:
     return JobRelease(**values)  # type: ignore[arg-type]
 
 
+def record_runs(store: JobStore, job: Job, count: int) -> None:
+    """Write ``count`` runs of a due job back as a beat would (claim, then release), so its
+    run state holds them: management writes cannot set run state."""
+    assert job.next_run_time is not None
+    (claimed,) = store.acquire_due_jobs(job.next_run_time, limit=1)
+    store.release_jobs(
+        [
+            JobRelease(
+                job_id=job.id,
+                claim=claimed.claim,
+                next_run_time=job.next_run_time,
+                status=job.status,
+                last_run_time=None,
+                fired=(job.next_run_time,) * count,
+            )
+        ]
+    )
+
+
 class StoreContract:
     """Behaviour shared by every :class:`JobStore`."""
 
