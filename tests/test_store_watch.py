@@ -94,16 +94,7 @@ def three_beats(store: RedisStore, clock: FakeClock, restores: list[str]) -> lis
 
 def test_a_fresh_store_is_not_taken_for_a_loss(store: RedisStore, clock: FakeClock) -> None:
     restores: list[str] = []
-    beats = [
-        Beat(
-            store,
-            RecordingDispatcher(),
-            clock=clock,
-            lease_timeout=6,
-            restore=lambda: restores.append("x") or "",
-        )
-        for _ in range(3)
-    ]
+    beats = three_beats(store, clock, restores)
     for _ in range(10):
         for beat in beats:
             beat.run_once()
@@ -117,16 +108,7 @@ def test_every_beat_notices_the_loss_once(
     store: RedisStore, redis_url: str, key_prefix: str, clock: FakeClock
 ) -> None:
     restores: list[str] = []
-    beats = [
-        Beat(
-            store,
-            RecordingDispatcher(),
-            clock=clock,
-            lease_timeout=6,
-            restore=lambda: restores.append("x") or "",
-        )
-        for _ in range(3)
-    ]
+    beats = three_beats(store, clock, restores)
     for beat in beats:
         beat.run_once()
     empty(redis_url, key_prefix)
