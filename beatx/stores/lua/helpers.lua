@@ -1,0 +1,46 @@
+-- Shared helpers, prepended to the scripts that need them.
+local function schedulable(status)
+  return status == 'active' or status == 'failed'
+end
+
+-- Put a job in the schedule, or take it out, from its stored status and next run time.
+-- A claimed job stays out: its release re-indexes it.
+local function reindex(schedule, claims, job_key, id)
+  if redis.call('ZSCORE', claims, id) then
+    return
+  end
+  local st = redis.call('HMGET', job_key, 'status', 'next_run_ts')
+  if st[2] and schedulable(st[1]) then
+    redis.call('ZADD', schedule, st[2], id)
+  else
+    redis.call('ZREM', schedule, id)
+  end
+end
+
+-- Run one command over a long list of arguments, 2,000 at a time (Lua's unpack has a limit).
+local function in_chunks(command, key, items)
+  for i = 1, #items, 2000 do
+    redis.call(command, key, unpack(items, i, math.min(i + 1999, #items)))
+  end
+end
+
+-- End a job's claim (its token and its entry in the claims set).
+local function unclaim(claims, job_key, id)
+  redis.call('ZREM', claims, id)
+  redis.call('HDEL', job_key, 'claim')
+end
+
+local function notify(changes, channel)
+  local n = redis.call('INCR', changes)
+  redis.call('PUBLISH', channel, n)
+end
+
+local function check_owner(lease, owner, now)
+  if owner == '' then
+    return
+  end
+  local l = redis.call('HMGET', lease, 'owner', 'expires_at')
+  if l[1] ~= owner or not l[2] or tonumber(l[2]) <= tonumber(now) then
+    error({err = 'BEATX_LEASE_LOST beat does not hold the leader lease'})
+  end
+end

@@ -1,0 +1,43 @@
+-- Add, replace or update jobs.
+-- KEYS: jobs, schedule, claims, changes.
+-- ARGV: job prefix, mode ('add' | 'replace'), notify ('1' | '0'), channel, and a JSON list
+-- with per job `[id, [field, value, ...], status, next run epoch or '']`.
+-- Returns per job its new revision, or -1 for a conflicting id (add). A replaced job loses
+-- its claim (the record is written anew); a job that did not exist has none, so new jobs
+-- are indexed in bulk.
+-- Runs after helpers.lua (prepended by the store).
+local jp, mode = ARGV[1], ARGV[2]
+local out, changed, new_ids, due = {}, false, {}, {}
+for n, item in ipairs(cjson.decode(ARGV[5])) do
+  local id, fields = item[1], item[2]
+  local key = jp .. id
+  local exists = redis.call('EXISTS', key) == 1
+  if exists and mode == 'add' then
+    out[n] = -1
+  else
+    local rev = 1
+    if exists then
+      rev = (tonumber(redis.call('HGET', key, 'revision')) or 0) + 1
+      redis.call('DEL', key)
+      redis.call('ZREM', KEYS[3], id)
+    end
+    redis.call('HSET', key, 'revision', rev, unpack(fields))
+    if exists then
+      reindex(KEYS[2], KEYS[3], key, id)
+    else
+      new_ids[#new_ids + 1] = id
+      if item[4] ~= '' and schedulable(item[3]) then
+        due[#due + 1] = item[4]
+        due[#due + 1] = id
+      end
+    end
+    out[n] = rev
+    changed = true
+  end
+end
+in_chunks('SADD', KEYS[1], new_ids)
+in_chunks('ZADD', KEYS[2], due)
+if changed and ARGV[3] == '1' then
+  notify(KEYS[4], ARGV[4])
+end
+return out
