@@ -46,7 +46,17 @@ from typing import Protocol, runtime_checkable
 
 from beatx.jobs import Job, JobStatus
 
-__all__ = ["BeatStatus", "JobRelease", "JobStore", "LeaseInfo", "new_claim_token", "status_after_run"]
+__all__ = [
+    "BeatStatus",
+    "ChangeFeed",
+    "JobRelease",
+    "JobStorage",
+    "JobStore",
+    "LeaderLease",
+    "LeaseInfo",
+    "new_claim_token",
+    "status_after_run",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,8 +125,9 @@ class BeatStatus:
 
 
 @runtime_checkable
-class JobStore(Protocol):
-    """Where jobs live. Implementations: memory, Redis, Django."""
+class JobStorage(Protocol):
+    """The jobs themselves: management writes, the beat's claims and write-backs, run records
+    and beatx's own small named values."""
 
     # -- management: used by application code, the admin and the CLI ------------------------
 
@@ -239,7 +250,21 @@ class JobStore(Protocol):
         """Runs in flight across all jobs (for ``max_concurrent_jobs``)."""
         ...
 
-    # -- leadership ----------------------------------------------------------------------------
+    # -- beatx's own small records --------------------------------------------------------------
+
+    def read_meta(self, key: str) -> str | None:
+        """A small named value beatx keeps for itself (such as the ids of the jobs imported
+        from ``beat_schedule``, the store's epoch), or ``None``."""
+        ...
+
+    def write_meta(self, key: str, value: str) -> None:
+        """Store a small named value (a few kilobytes at most), replacing the previous one."""
+        ...
+
+
+@runtime_checkable
+class LeaderLease(Protocol):
+    """Leadership: the one lease the beats compete for, and the leader's health report."""
 
     def acquire_lease(self, owner: str, *, now: datetime, ttl: float) -> bool:
         """Take the leader lease if it is free or expired, or renew it if ``owner`` holds it.
@@ -264,18 +289,10 @@ class JobStore(Protocol):
         """The last published health, or ``None``."""
         ...
 
-    # -- beatx's own small records --------------------------------------------------------------
 
-    def read_meta(self, key: str) -> str | None:
-        """A small named value beatx keeps for itself (such as the ids of the jobs imported
-        from ``beat_schedule``), or ``None``."""
-        ...
-
-    def write_meta(self, key: str, value: str) -> None:
-        """Store a small named value (a few kilobytes at most), replacing the previous one."""
-        ...
-
-    # -- changes -------------------------------------------------------------------------------
+@runtime_checkable
+class ChangeFeed(Protocol):
+    """Change notification: wakes a waiting beat when any process changed a job."""
 
     def wait_for_change(self, timeout: float) -> bool:
         """Block until a job is added, changed or removed (from any process), or ``timeout``
@@ -285,6 +302,12 @@ class JobStore(Protocol):
     def close(self) -> None:
         """Release connections. The store is unusable afterwards."""
         ...
+
+
+@runtime_checkable
+class JobStore(JobStorage, LeaderLease, ChangeFeed, Protocol):
+    """Where jobs live: the three protocols above, served by one object per backend
+    (memory, Redis, Django), each checked by the contract suite in ``tests/stores``."""
 
 
 def status_after_run(status: JobStatus, next_run_time: datetime | None, error: str | None) -> JobStatus:

@@ -12,7 +12,7 @@ import pytest
 
 from beatx.errors import ConflictingIdError, JobLookupError, LeaseLostError, RevisionConflictError
 from beatx.jobs import Job, JobStatus
-from beatx.stores.base import BeatStatus, JobRelease, JobStore
+from beatx.stores.base import BeatStatus, ChangeFeed, JobRelease, JobStorage, JobStore, LeaderLease
 from beatx.testing import FakeClock
 from beatx.triggers import CronTrigger, DateTimeTrigger, IntervalTrigger
 
@@ -57,11 +57,11 @@ def record_runs(store: JobStore, job: Job, count: int) -> None:
     )
 
 
-class StoreContract:
-    """Behaviour shared by every :class:`JobStore`."""
+class JobStorageContract:
+    """What every :class:`JobStorage` keeps: jobs, claims, write-backs, run records."""
 
-    def test_it_satisfies_the_protocol(self, store: JobStore) -> None:
-        assert isinstance(store, JobStore)
+    def test_it_is_a_job_storage(self, store: JobStore) -> None:
+        assert isinstance(store, JobStorage)
 
     def test_added_jobs_read_back_equal(self, store: JobStore) -> None:
         job = make_job(
@@ -399,6 +399,40 @@ class StoreContract:
         got = store.get_job("a")
         assert got is not None and got.status is JobStatus.PAUSED and got.last_error == "boom"
 
+    def test_claims_are_fenced_by_the_lease(self, store: JobStore) -> None:
+        store.add_job(make_job("a"))
+        store.acquire_lease("beat-1", now=T0, ttl=10)
+        with pytest.raises(LeaseLostError):
+            store.acquire_due_jobs(T0, limit=10, owner="beat-2")
+        (job,) = store.acquire_due_jobs(T0, limit=10, owner="beat-1")
+        store.release_lease("beat-1")
+        store.acquire_lease("beat-2", now=T0, ttl=10)
+        with pytest.raises(LeaseLostError):
+            store.release_jobs([release_of(job, fired=(T0,))], owner="beat-1")
+        got = store.get_job("a")
+        assert got is not None and got.total_run_count == 0
+
+    def test_an_expired_claim_is_when_the_beat_should_look_next(self, store: JobStore) -> None:
+        store.add_job(make_job("a", at=T0))
+        store.add_job(make_job("b", at=T0 + timedelta(hours=1)))
+        store.acquire_due_jobs(T0, limit=1, claim_ttl=30)
+        assert store.next_run_time() == T0 + timedelta(seconds=30)
+
+    def test_meta_values_round_trip(self, store: JobStore) -> None:
+        assert store.read_meta("beat_schedule_ids") is None
+        store.write_meta("beat_schedule_ids", '["a", "b"]')
+        store.write_meta("other", "x")
+        store.write_meta("beat_schedule_ids", '["a"]')
+        assert store.read_meta("beat_schedule_ids") == '["a"]'
+        assert store.read_meta("other") == "x"
+
+
+class LeaderLeaseContract:
+    """What every :class:`LeaderLease` keeps: one owner at a time, fenced claims."""
+
+    def test_it_is_a_leader_lease(self, store: JobStore) -> None:
+        assert isinstance(store, LeaderLease)
+
     def test_one_owner_holds_the_lease_until_it_expires(self, store: JobStore) -> None:
         assert store.acquire_lease("beat-1", now=T0, ttl=10) is True
         assert store.acquire_lease("beat-2", now=T0 + timedelta(seconds=5), ttl=10) is False
@@ -416,38 +450,25 @@ class StoreContract:
         store.release_lease("beat-1")
         assert store.acquire_lease("beat-2", now=T0, ttl=10) is True
 
-    def test_claims_are_fenced_by_the_lease(self, store: JobStore) -> None:
-        store.add_job(make_job("a"))
-        store.acquire_lease("beat-1", now=T0, ttl=10)
-        with pytest.raises(LeaseLostError):
-            store.acquire_due_jobs(T0, limit=10, owner="beat-2")
-        (job,) = store.acquire_due_jobs(T0, limit=10, owner="beat-1")
-        store.release_lease("beat-1")
-        store.acquire_lease("beat-2", now=T0, ttl=10)
-        with pytest.raises(LeaseLostError):
-            store.release_jobs([release_of(job, fired=(T0,))], owner="beat-1")
-        got = store.get_job("a")
-        assert got is not None and got.total_run_count == 0
-
     def test_status_round_trips(self, store: JobStore) -> None:
         assert store.read_status() is None
         status = BeatStatus(owner="beat-1", leader_since=T0, last_tick_at=T0, due_backlog=3, jobs_fired=7)
         store.write_status(status)
         assert store.read_status() == status
 
+
+class ChangeFeedContract:
+    """What every :class:`ChangeFeed` keeps."""
+
+    def test_it_is_a_change_feed(self, store: JobStore) -> None:
+        assert isinstance(store, ChangeFeed)
+
     def test_wait_for_change_times_out_quietly(self, store: JobStore) -> None:
         assert store.wait_for_change(0.05) is False
 
-    def test_an_expired_claim_is_when_the_beat_should_look_next(self, store: JobStore) -> None:
-        store.add_job(make_job("a", at=T0))
-        store.add_job(make_job("b", at=T0 + timedelta(hours=1)))
-        store.acquire_due_jobs(T0, limit=1, claim_ttl=30)
-        assert store.next_run_time() == T0 + timedelta(seconds=30)
 
-    def test_meta_values_round_trip(self, store: JobStore) -> None:
-        assert store.read_meta("beat_schedule_ids") is None
-        store.write_meta("beat_schedule_ids", '["a", "b"]')
-        store.write_meta("other", "x")
-        store.write_meta("beat_schedule_ids", '["a"]')
-        assert store.read_meta("beat_schedule_ids") == '["a"]'
-        assert store.read_meta("other") == "x"
+class StoreContract(JobStorageContract, LeaderLeaseContract, ChangeFeedContract):
+    """Behaviour shared by every :class:`JobStore`: the three contracts above."""
+
+    def test_it_satisfies_the_store_protocol(self, store: JobStore) -> None:
+        assert isinstance(store, JobStore)
