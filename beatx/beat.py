@@ -179,6 +179,7 @@ class Beat:
         #: :mod:`beatx.store_watch`); returns what it restored.
         self.restore = restore
         self._watch: StoreWatch | None = None
+        self._swept_term = 0
         self._watched_at = float("-inf")
         self.store = store
         self.clock = clock or SystemClock()
@@ -232,6 +233,9 @@ class Beat:
             # A new term: nothing planned in an earlier one is sent or written back.
             self.engine.discard()
             self.engine.owner = self.leadership.owner
+        if self._swept_term != self.leadership.term:
+            self._swept_term = self.leadership.term
+            self._sweep_orphans()
         started = self.clock.monotonic()
         if started < self._backoff_until:
             return self._backoff_until - started
@@ -262,6 +266,17 @@ class Beat:
         # The engine's sleep counts from the start of the tick; the tick itself used some of it.
         sleep = max(result.sleep - elapsed, 0.0)
         return max(0.0, min(sleep, until_renewal))
+
+    def _sweep_orphans(self) -> None:
+        """At the start of a term, put back any job a store left in no index (stores that
+        keep separate indexes offer ``reindex_orphans``)."""
+        sweep = getattr(self.store, "reindex_orphans", None)
+        if sweep is None:
+            return
+        try:
+            sweep()
+        except StoreError as exc:
+            logger.warning("could not sweep the store for jobs in no index: %s", exc)
 
     def _watch_store(self) -> None:
         """Every renewal interval, check that the store still holds its data (one small read);

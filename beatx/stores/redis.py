@@ -125,6 +125,7 @@ LUA_ACQUIRE_LEASE = _lua("acquire_lease")
 LUA_RELEASE_LEASE = _lua("release_lease")
 LUA_NOTIFY = _lua("notify")
 LUA_COUNT_STATUSES = _lua("count_statuses")
+LUA_SWEEP = _lua("sweep")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -340,6 +341,7 @@ class RedisStore:
         self._lease_give = reg(LUA_RELEASE_LEASE)
         self._notify = reg(LUA_NOTIFY)
         self._count_statuses = reg(LUA_COUNT_STATUSES)
+        self._sweep = reg(LUA_SWEEP)
         self._wait_lock = threading.Lock()
         self._claim_ahead_lock = threading.Lock()
         self._claim_ahead: _ClaimAhead | None = None
@@ -610,6 +612,24 @@ class RedisStore:
                         counts[status] += int(reply[i + 1])
                 if cursor == "0":
                     return counts
+
+    def reindex_orphans(self, *, batch_size: int = 1000) -> list[str]:
+        """Put back in the schedule every schedulable job found in no index (neither scheduled
+        nor claimed), one script call per ``batch_size`` jobs; returns their ids. The leading
+        beat runs it when it takes the lease (see :meth:`beatx.beat.Beat.run_once`)."""
+        found: list[str] = []
+        cursor = "0"
+        keys = [self._jobs_key, self._schedule_key, self._claims_key]
+        with self._errors("re-index jobs found in no index"):
+            while True:
+                reply = self._sweep(keys=keys, args=[self._job_prefix, cursor, batch_size])
+                cursor = _text(reply[0])
+                found += [_text(job_id) for job_id in reply[1:]]
+                if cursor == "0":
+                    break
+        if found:
+            logger.error("re-indexed %d job(s) found in no index: %s", len(found), ", ".join(found[:20]))
+        return found
 
     def _id_batches(self, batch_size: int) -> Iterator[list[str]]:
         """Every job id (SSCAN of ``jobs``), ``batch_size`` at a time."""

@@ -664,3 +664,19 @@ def test_jobs_are_counted_by_status_in_batches_and_an_unknown_status_is_not_coun
     raw.hset(f"{store._prefix}job:job-4", "status", "bogus")
     counts = store.count_jobs_by_status(batch_size=2)
     assert counts[JobStatus.ACTIVE] == 4 and sum(counts.values()) == 4
+
+
+def test_a_job_left_in_no_index_is_put_back_by_the_next_leader(
+    store: RedisStore, raw: redis.Redis, clock: FakeClock
+) -> None:
+    from beatx.beat import Beat
+    from beatx.testing import RecordingDispatcher
+
+    store.add_job(make_job("lost", at=T0))
+    store.add_job(make_job("fine", at=T0))
+    raw.zrem(store._schedule_key, "lost")  # what a script failing half-way used to leave
+    assert [job.id for job in store.acquire_due_jobs(T0, limit=10)] == ["fine"]
+    dispatcher = RecordingDispatcher()
+    Beat(store, dispatcher, clock=clock, lease_timeout=30).run_once()
+    assert [fire.job_id for fire in dispatcher.fires] == ["lost"]
+    assert store.reindex_orphans() == []  # a claimed job is not an orphan
