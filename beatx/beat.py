@@ -126,8 +126,9 @@ class Leadership:
         try:
             self.store.release_lease(self.owner)
         except StoreError as exc:
-            logger.warning("could not release the lease: %s", exc)
-        logger.info("leader lease released owner=%s", self.owner)
+            logger.warning("could not release the lease (it expires by itself): %s", exc)
+        else:
+            logger.info("leader lease released owner=%s", self.owner)
         self.leader_since = None
         self._valid_until = float("-inf")
         self._emit(EventKind.LEADER_LOST)

@@ -211,18 +211,19 @@ class JobManager:
         job = self.build_job(func, trigger, id=id, **fields)
         existing = self.store.get_job(id)
         if existing is None:
-            self._schedule_new(job)
+            new = job.copy()
+            self._schedule_new(new)
             try:
-                self.store.add_job(job)
+                self.store.add_job(new)
             except ConflictingIdError:
-                # Another process (a second beat starting at the same moment) added it first.
-                existing = self.store.get_job(id)
-                if existing is None:
+                # Another process (a second beat starting at the same moment) added it first;
+                # the unresolved definition is compared with its, as at any start.
+                if self.store.get_job(id) is None:
                     raise
             else:
-                self._emit(EventKind.JOB_ADDED, job.id)
+                self._emit(EventKind.JOB_ADDED, new.id)
                 self._changed()
-                return job
+                return new
         return self._compare_and_set(id, lambda current: self._ensured(job, current), None) or job
 
     def _ensured(self, wanted: Job, existing: Job) -> tuple[Job, bool] | None:

@@ -243,6 +243,26 @@ class Job(models.Model):
         db_index=True,
         help_text=_("The claim expires at this time, e.g. 2026-03-02 03:01."),
     )
+    claim_token: models.CharField[str, str] = models.CharField(
+        _("claim token"),
+        max_length=255,
+        blank=True,
+        default="",
+        help_text=_(
+            "The token of the claim a beat holds on this job, e.g. host:1234:ab12cd34/5f0e1d2c3b4a; "
+            "only a write-back under it moves the schedule. Empty: no claim."
+        ),
+    )
+    released_claim: models.CharField[str, str] = models.CharField(
+        _("last claim written back"),
+        max_length=255,
+        blank=True,
+        default="",
+        help_text=_(
+            "The token of the last claim whose write-back was applied, so a write-back retried "
+            "after an error that hid its success is not counted twice."
+        ),
+    )
     created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(
         _("created"), auto_now_add=True, help_text=_("When the job was added.")
     )

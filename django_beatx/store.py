@@ -1,10 +1,29 @@
-"""A :class:`beatx.stores.base.JobStore` on the Django ORM (PostgreSQL, SQLite, MySQL...).
+"""A :class:`beatx.stores.base.JobStore` on the Django ORM (PostgreSQL and SQLite; others untested).
 
 Due jobs are found with an indexed query on ``(status, next_run_time)``; claiming them and
 checking the leader lease happen in one transaction. On databases with ``SKIP LOCKED``
 (PostgreSQL, MySQL 8, Oracle) the due rows are locked with
 ``select_for_update(skip_locked=True)``, so concurrent claimers never wait on each other nor
 claim a row twice; elsewhere (SQLite) each row is claimed with a conditional ``UPDATE``.
+Every claim stores its token (``claim_token``): only the write-back that names it moves the
+job's schedule.
+
+Locks, so that the beat, the workers and the admin never deadlock on PostgreSQL:
+
+- job rows are locked ``FOR NO KEY UPDATE`` (never ``FOR UPDATE``), so the foreign-key check
+  of a run record (``FOR KEY SHARE`` on its job) never waits for them;
+- no transaction holds a job row while it writes a run record, or a run record while it
+  waits for a job row: the beat's write-back records its dispatches (one upsert keyed by task
+  id, in task-id order) in a transaction of their own before the one that advances the jobs;
+  a worker writes its run record in one statement, and its job update separately;
+- the order, when a transaction takes several: lease row, job rows (by id), change counter;
+- rows that may be created concurrently (a job, a run, the singleton rows) are written with
+  ``INSERT ... ON CONFLICT DO NOTHING / DO UPDATE``, so a race is never a duplicate-key error
+  (nor a line in the PostgreSQL log).
+
+A call made while another call of the store is running in the same thread (a signal handler:
+``celery beat`` closing its scheduler on SIGTERM in the middle of a tick) runs on a connection
+of its own, since the thread's connection may be in the middle of a statement.
 
 Every change to a job definition bumps :class:`django_beatx.models.ChangeCounter` in the
 same transaction; :meth:`DjangoStore.wait_for_change` polls that one row, so an edit in the
@@ -13,28 +32,124 @@ admin reaches a running beat within ``poll_interval`` seconds.
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from django.db import DatabaseError, IntegrityError, connections, transaction
-from django.db.models import Count, F, Q
+from django.db import DatabaseError, IntegrityError, connections, models, transaction
+from django.db.models import Case, Count, F, Q, Value, When
+from django.utils import timezone
 
 from beatx.clock import Clock, SystemClock
-from beatx.errors import ConflictingIdError, JobLookupError, LeaseLostError, SerializationError, StoreError
+from beatx.errors import (
+    ConflictingIdError,
+    JobLookupError,
+    LeaseLostError,
+    RevisionConflictError,
+    SerializationError,
+    StoreError,
+)
 from beatx.jobs import Job, JobStatus, fire_task_id
-from beatx.stores.base import BeatStatus, JobRelease, LeaseInfo, status_after_run
+from beatx.stores.base import BeatStatus, JobRelease, LeaseInfo, new_claim_token, status_after_run
 from django_beatx import models as m
 
-__all__ = ["DjangoStore"]
+__all__ = ["DEFINITION_FIELDS", "DjangoStore", "definition_values", "fill_definition", "fill_row"]
 
 logger = logging.getLogger("django_beatx.store")
 
 _SINGLETON = m.SINGLETON_ID
 _RUNNING = m.JobRun.Outcome.RUNNING
+#: Vendors whose ``INSERT ... ON CONFLICT (column) DO NOTHING / DO UPDATE`` the store uses.
+_UPSERT_VENDORS = frozenset({"postgresql", "sqlite"})
+#: How often a write that lost a race with a concurrent delete is tried again.
+_RACE_ATTEMPTS = 5
+
+#: The columns of a job's definition: what a management write (``update_job``) writes.
+DEFINITION_FIELDS = (
+    "name",
+    "task",
+    "args",
+    "kwargs",
+    "trigger_kind",
+    "cron_expression",
+    "interval_seconds",
+    "start_now",
+    "run_at",
+    "timezone",
+    "start_date",
+    "end_date",
+    "queue",
+    "routing_key",
+    "exchange",
+    "priority",
+    "expires",
+    "headers",
+    "extra_options",
+    "max_instances",
+    "misfire_grace_time",
+    "coalesce",
+)
+#: What the beat's write-back writes.
+_RELEASE_FIELDS = (
+    "claimed_by",
+    "claimed_until",
+    "claim_token",
+    "released_claim",
+    "total_run_count",
+    "misfire_count",
+    "skip_count",
+    "last_run_time",
+    "last_error",
+    "next_run_time",
+    "status",
+    "updated_at",
+)
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+#: Per thread: how many calls of a DjangoStore are running (more than one: a signal handler).
+_calls = threading.local()
+#: How long a call made from a signal handler waits for a row lock before giving up.
+_REENTERED_LOCK_TIMEOUT = "500ms"
+
+
+def _reentrant(
+    method: Callable[Concatenate[DjangoStore, _P], _R],
+) -> Callable[Concatenate[DjangoStore, _P], _R]:
+    """Run ``method`` on the thread's connection, or, when a call of the store is already
+    running in this thread (a signal handler interrupted it, perhaps in the middle of a
+    statement, whose connection lock is not re-entrant), on a connection of its own."""
+
+    @functools.wraps(method)
+    def call(store: DjangoStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        depth: int = getattr(_calls, "depth", 0)
+        _calls.depth = depth + 1
+        try:
+            if depth == 0:
+                return method(store, *args, **kwargs)
+            with store._own_connection():
+                return method(store, *args, **kwargs)
+        finally:
+            _calls.depth = depth
+
+    return call
+
+
+def _interruption(exc: BaseException) -> BaseException | None:
+    """The SystemExit or KeyboardInterrupt ``exc`` was raised while handling, if any."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if not isinstance(cause, Exception):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__context__
+    return None
 
 
 def job_from_row(row: m.Job, *, running: int = 0) -> Job:
@@ -70,8 +185,8 @@ def job_from_row(row: m.Job, *, running: int = 0) -> Job:
         raise SerializationError(f"job {row.id!r}: stored row is not a valid job: {exc}") from exc
 
 
-def fill_row(row: m.Job, job: Job) -> None:
-    """Write a beatx job's definition and state into a row (not its claim or revision)."""
+def fill_definition(row: m.Job, job: Job) -> None:
+    """Write a beatx job's definition (:data:`DEFINITION_FIELDS`) into a row."""
     row.name = job.name
     row.task = job.func_ref
     row.args = list(job.args)
@@ -81,6 +196,12 @@ def fill_row(row: m.Job, job: Job) -> None:
     row.max_instances = job.max_instances
     row.misfire_grace_time = job.misfire_grace_time
     row.coalesce = job.coalesce
+
+
+def fill_row(row: m.Job, job: Job) -> None:
+    """Write a beatx job's definition and state into a row (not its claim or revision): a
+    new row, or one replaced whole (``add_job(replace_existing=True)``)."""
+    fill_definition(row, job)
     row.status = job.status.value
     row.next_run_time = job.next_run_time
     row.last_run_time = job.last_run_time
@@ -90,6 +211,26 @@ def fill_row(row: m.Job, job: Job) -> None:
     row.last_error = job.last_error or ""
     row.last_finished_at = job.last_finished_at
     row.last_duration = job.last_duration
+
+
+def _status_after_run_sql(error: str | None) -> Case:
+    """:func:`beatx.stores.base.status_after_run` as an SQL expression over a job row's
+    ``status`` and ``next_run_time``, so a run's end updates its job in one statement."""
+    some_time = datetime(2000, 1, 1, tzinfo=UTC)
+    whens = [
+        When(status=status.value, next_run_time__isnull=next_time is None, then=Value(after.value))
+        for status in JobStatus
+        for next_time in (some_time, None)
+        if (after := status_after_run(status, next_time, error)) is not status
+    ]
+    return Case(*whens, default=F("status"), output_field=models.CharField())
+
+
+def definition_values(job: Job) -> dict[str, Any]:
+    """The definition columns of ``job``, by field name (for a ``QuerySet.update``)."""
+    row = m.Job(id=job.id)
+    fill_definition(row, job)
+    return {name: getattr(row, name) for name in DEFINITION_FIELDS}
 
 
 class DjangoStore:
@@ -115,11 +256,27 @@ class DjangoStore:
     def _skip_locked(self) -> bool:
         return bool(connections[self.using].features.has_select_for_update_skip_locked)
 
+    @property
+    def _upserts(self) -> bool:
+        """Whether the database takes ``INSERT ... ON CONFLICT (column) DO ...``."""
+        return connections[self.using].vendor in _UPSERT_VENDORS
+
     def _jobs(self) -> Any:
         return m.Job.objects.using(self.using)
 
     def _runs(self) -> Any:
         return m.JobRun.objects.using(self.using)
+
+    def _locked(self, query: Any, *, skip_locked: bool = False) -> Any:
+        """``query`` locking its job rows for an update that keeps their keys: ``FOR NO KEY
+        UPDATE`` where the database has it, so a run record's foreign-key check (``FOR KEY
+        SHARE``) never waits for it. Unchanged where rows cannot be locked (SQLite)."""
+        features = connections[self.using].features
+        if not features.has_select_for_update:
+            return query
+        return query.select_for_update(
+            skip_locked=skip_locked, no_key=bool(features.has_select_for_no_key_update)
+        )
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -132,21 +289,118 @@ class DjangoStore:
             connection = connections[self.using]
             if not connection.in_atomic_block:
                 connection.close_if_unusable_or_obsolete()
+            interruption = _interruption(exc)
+            if interruption is not None:
+                # SystemExit (celery's SIGTERM handler) or KeyboardInterrupt raised in the
+                # middle of a statement: the error of the rollback that followed must not
+                # hide it, or the process would go on as if the store had failed.
+                raise interruption from None
             raise StoreError(f"Django store (database {self.using!r}): {exc}") from exc
 
+    @contextmanager
+    def _own_connection(self) -> Iterator[None]:
+        """Make this thread use a new connection to the store's database until the block
+        ends (then close it and give the thread its connection back). Row locks held by the
+        interrupted call are waited for at most :data:`_REENTERED_LOCK_TIMEOUT`."""
+        saved = connections[self.using]
+        own = connections.create_connection(self.using)
+        connections[self.using] = own
+        try:
+            if own.vendor == "postgresql":
+                with own.cursor() as cursor:
+                    cursor.execute(f"SET lock_timeout = '{_REENTERED_LOCK_TIMEOUT}'")
+            yield
+        finally:
+            try:
+                own.close()
+            finally:
+                connections[self.using] = saved
+
+    def _insert(
+        self,
+        model: type[models.Model],
+        objs: Sequence[models.Model],
+        *,
+        conflict: str,
+        overwrite: Sequence[str] = (),
+        keep: Sequence[str] = (),
+    ) -> int:
+        """``INSERT`` the rows of ``objs``; a row whose ``conflict`` column (unique) is taken
+        is left alone, or with ``overwrite`` / ``keep`` updated in place: the ``overwrite``
+        columns take the new values, the ``keep`` columns take them only where they are NULL.
+        Never raises a duplicate-key error. Returns how many rows were inserted or updated.
+
+        Only on :data:`_UPSERT_VENDORS` (PostgreSQL 9.5+, SQLite 3.24+).
+        """
+        connection = connections[self.using]
+        qn = connection.ops.quote_name
+        meta = model._meta
+        fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field]
+        table = qn(meta.db_table)
+        column_of = {f.name: str(f.column) for f in fields} | {f.attname: str(f.column) for f in fields}
+        columns = ", ".join(qn(column_of[f.name]) for f in fields)
+        target = qn(column_of[conflict])
+        assignments = [f"{qn(column_of[n])} = EXCLUDED.{qn(column_of[n])}" for n in overwrite] + [
+            f"{qn(column_of[n])} = COALESCE({table}.{qn(column_of[n])}, EXCLUDED.{qn(column_of[n])})"
+            for n in keep
+        ]
+        action = f"DO UPDATE SET {', '.join(assignments)}" if assignments else "DO NOTHING"
+        row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        max_params = connection.features.max_query_params or 65535
+        batch = max(1, min(500, max_params // len(fields)))
+        written = 0
+        with connection.cursor() as cursor:
+            for start in range(0, len(objs), batch):
+                chunk = objs[start : start + batch]
+                params: list[Any] = []
+                for obj in chunk:
+                    params.extend(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields)
+                sql = (
+                    f"INSERT INTO {table} ({columns}) VALUES {', '.join([row_sql] * len(chunk))} "
+                    f"ON CONFLICT ({target}) {action}"
+                )
+                cursor.execute(sql, params)
+                written += max(cursor.rowcount, 0)
+        return written
+
+    def _create_once(self, obj: models.Model) -> bool:
+        """Insert ``obj`` unless a row with its primary key exists. Returns whether it was
+        inserted. Never raises (nor logs, on PostgreSQL) a duplicate-key error on the
+        databases that take ``ON CONFLICT``; elsewhere a duplicate is caught."""
+        model = type(obj)
+        if self._upserts:
+            return self._insert(model, [obj], conflict=model._meta.pk.name) == 1
+        try:
+            with transaction.atomic(using=self.using):
+                obj.save(using=self.using, force_insert=True)
+        except IntegrityError:
+            if model._default_manager.using(self.using).filter(pk=obj.pk).exists():
+                return False
+            raise
+        return True
+
     def _bump(self) -> None:
-        """Move the change counter, inside the caller's transaction."""
+        """Move the change counter, inside the caller's transaction (after its job rows)."""
         counters = m.ChangeCounter.objects.using(self.using)
         if counters.filter(pk=_SINGLETON).update(version=F("version") + 1):
             return
-        try:
-            with transaction.atomic(using=self.using):
-                counters.create(pk=_SINGLETON, version=1)
-        except IntegrityError:  # created concurrently
+        if not self._create_once(m.ChangeCounter(pk=_SINGLETON, version=1)):  # created concurrently
             counters.filter(pk=_SINGLETON).update(version=F("version") + 1)
+
+    def _upsert_singleton(self, model: type[models.Model], key: Any, values: dict[str, Any]) -> None:
+        """Write the row ``key`` of ``model`` with ``values``, creating it if needed."""
+        rows = model._default_manager.using(self.using)
+        with transaction.atomic(using=self.using):
+            if rows.filter(pk=key).update(**values):
+                return
+            if not self._create_once(model(pk=key, **values)):  # created concurrently
+                rows.filter(pk=key).update(**values)
 
     def change_version(self) -> int:
         """The change counter: it moves whenever a job is added, changed or removed."""
+        return self._change_version()
+
+    def _change_version(self) -> int:
         with self._errors():
             version = (
                 m.ChangeCounter.objects.using(self.using)
@@ -172,11 +426,7 @@ class DjangoStore:
         query = leases.select_for_update() if lock else leases
         row: m.Lease | None = query.filter(pk=_SINGLETON).first()
         if row is None:
-            try:
-                with transaction.atomic(using=self.using):
-                    leases.create(pk=_SINGLETON)
-            except IntegrityError:  # created concurrently
-                pass
+            self._create_once(m.Lease(pk=_SINGLETON))  # or created concurrently
             row = query.get(pk=_SINGLETON)
         return row
 
@@ -191,40 +441,75 @@ class DjangoStore:
     # -- management ----------------------------------------------------------------------------
 
     def add_job(self, job: Job, *, replace_existing: bool = False) -> None:
-        try:
-            with self._errors(), transaction.atomic(using=self.using):
-                row: m.Job | None = self._jobs().select_for_update().filter(pk=job.id).first()
-                if row is not None and not replace_existing:
-                    raise ConflictingIdError(job.id)
-                revision = row.revision + 1 if row is not None else 1
-                if row is None:
-                    row = m.Job(id=job.id)
-                fill_row(row, job)
-                row.revision = revision
-                row.claimed_by, row.claimed_until = "", None
-                row.save(using=self.using, force_insert=revision == 1)
-                self._bump()
-        except IntegrityError as exc:
-            raise ConflictingIdError(job.id) from exc
-        job.revision = revision
+        with self._errors():
+            while True:
+                with transaction.atomic(using=self.using):
+                    row: m.Job | None = self._locked(self._jobs().filter(pk=job.id)).first()
+                    if row is None:
+                        row = m.Job(id=job.id)
+                        fill_row(row, job)
+                        row.revision = 1
+                        # A new id: a second writer of the same id (three beats importing one
+                        # beat_schedule at once) finds it taken without a duplicate-key error.
+                        if not self._create_once(row):
+                            if replace_existing:
+                                continue  # created concurrently: replace it
+                            raise ConflictingIdError(job.id)
+                    elif not replace_existing:
+                        raise ConflictingIdError(job.id)
+                    else:
+                        fill_row(row, job)
+                        row.revision += 1
+                        row.claimed_by, row.claimed_until, row.claim_token = "", None, ""
+                        row.save(using=self.using)
+                    self._bump()
+                    job.revision = row.revision
+                    return
 
-    def update_job(self, job: Job) -> None:
-        with self._errors(), transaction.atomic(using=self.using):
-            row: m.Job | None = self._jobs().select_for_update().filter(pk=job.id).first()
-            if row is None:
-                raise JobLookupError(job.id)
-            fill_row(row, job)
-            row.revision += 1
-            row.save(using=self.using)
-            self._bump()
-        job.revision = row.revision
+    def update_job(self, job: Job, *, expected_revision: int | None = None, reschedule: bool = False) -> None:
+        values = definition_values(job)
+        if reschedule:
+            values.update(
+                status=job.status.value,
+                next_run_time=job.next_run_time,
+                # The claim ends: its write-back then records only what it sent.
+                claimed_by="",
+                claimed_until=None,
+                claim_token="",
+            )
+        with self._errors():
+            while True:
+                with transaction.atomic(using=self.using):
+                    rows = self._jobs().filter(pk=job.id)
+                    current: int | None = self._locked(rows).values_list("revision", flat=True).first()
+                    if current is None:
+                        raise JobLookupError(job.id)
+                    if expected_revision is not None and current != expected_revision:
+                        raise RevisionConflictError(job.id, expected_revision, current)
+                    # Conditional on the revision read: where rows cannot be locked (SQLite),
+                    # a write in between makes this match nothing, and the loop reads again.
+                    if rows.filter(revision=current).update(
+                        **values, revision=current + 1, updated_at=timezone.now()
+                    ):
+                        self._bump()
+                        job.revision = current + 1
+                        return
 
     def remove_job(self, job_id: str) -> bool:
-        with self._errors(), transaction.atomic(using=self.using):
-            deleted, _ = self._jobs().filter(pk=job_id).delete()
-            if deleted:
-                self._bump()
-        return bool(deleted)
+        for attempt in range(_RACE_ATTEMPTS):
+            try:
+                with self._errors(), transaction.atomic(using=self.using):
+                    deleted, _ = self._jobs().filter(pk=job_id).delete()
+                    if deleted:
+                        self._bump()
+            except IntegrityError:
+                # A worker recorded a run of the job between the deletion of its runs and of
+                # the job: delete again.
+                if attempt + 1 == _RACE_ATTEMPTS:
+                    raise
+                continue
+            return bool(deleted)
+        raise AssertionError("unreachable")
 
     def get_job(self, job_id: str) -> Job | None:
         with self._errors():
@@ -290,33 +575,26 @@ class DjangoStore:
         if limit <= 0:
             return []
         until = now + timedelta(seconds=claim_ttl)
-        claimed_by = owner or ""
+        token = new_claim_token(owner)
+        claim = {"claimed_by": owner or "", "claimed_until": until, "claim_token": token}
         with self._errors(), transaction.atomic(using=self.using):
             self._check_owner(owner, now)
             due = self._jobs().due(now).order_by("next_run_time", "id")
             if self._skip_locked:
-                rows = list(due.select_for_update(skip_locked=True)[:limit])
-                self._jobs().filter(pk__in=[row.pk for row in rows]).update(
-                    claimed_by=claimed_by, claimed_until=until
-                )
+                rows = list(self._locked(due, skip_locked=True)[:limit])
+                self._jobs().filter(pk__in=[row.pk for row in rows]).update(**claim)
             else:
                 # No row locks here (SQLite): a conditional UPDATE per row claims it only if
                 # nobody claimed it since it was read.
                 rows = []
                 for row in due[:limit]:
-                    won = (
-                        self._jobs()
-                        .filter(pk=row.pk)
-                        .unclaimed(now)
-                        .update(claimed_by=claimed_by, claimed_until=until)
-                    )
-                    if won:
+                    if self._jobs().filter(pk=row.pk).unclaimed(now).update(**claim):
                         rows.append(row)
             running = self._running_counts([row.pk for row in rows], now)
             jobs: list[Job] = []
             for row in rows:
                 try:
-                    jobs.append(job_from_row(row, running=running.get(row.pk, 0)))
+                    job = job_from_row(row, running=running.get(row.pk, 0))
                 except SerializationError as exc:
                     # One unreadable job must not stop the beat: fail it and go on.
                     logger.error("%s; marking it failed", exc)
@@ -326,106 +604,163 @@ class DjangoStore:
                         last_error=str(exc),
                         claimed_by="",
                         claimed_until=None,
+                        claim_token="",
                     )
+                    continue
+                job.claim = token
+                jobs.append(job)
         return jobs
 
     def release_jobs(self, releases: Sequence[JobRelease], *, owner: str | None = None) -> None:
         if not releases and owner is None:
             return
         now = self._clock.now()
-        with self._errors(), transaction.atomic(using=self.using):
-            self._check_owner(owner, now)
-            query = self._jobs().filter(pk__in=[r.job_id for r in releases])
-            if connections[self.using].features.has_select_for_update:
-                query = query.select_for_update()
-            rows = {row.pk: row for row in query}
-            history: list[m.JobRun] = []
-            for release in releases:
-                row = rows.get(release.job_id)
-                if row is None:
-                    continue
-                row.claimed_by, row.claimed_until = "", None
-                row.total_run_count += len(release.fired)
-                row.misfire_count += release.missed
-                row.skip_count += release.skipped
-                fields = ["claimed_by", "claimed_until", "total_run_count", "misfire_count", "skip_count"]
-                if release.last_run_time is not None:
-                    row.last_run_time = release.last_run_time
-                    fields.append("last_run_time")
-                if release.error is not None:
-                    row.last_error = release.error
-                    fields.append("last_error")
-                if row.revision == release.revision:
-                    row.next_run_time = release.next_run_time
-                    row.status = release.status.value
-                    fields += ["next_run_time", "status"]
-                row.save(using=self.using, update_fields=[*fields, "updated_at"])
-                task_ids = release.task_ids or tuple(fire_task_id(row.pk, at) for at in release.fired)
-                history.extend(
-                    m.JobRun(job_id=row.pk, scheduled_at=at, dispatched_at=now, task_id=task_id)
-                    for at, task_id in zip(release.fired, task_ids, strict=False)
-                )
-            self._record_dispatches(history)
+        with self._errors():
+            # The run history first, in a transaction of its own that holds no job row: a
+            # worker reporting the same task ids never waits for the beat's job rows, nor
+            # the beat for a worker's. The fires were sent, so their records stand even if
+            # the write-back below is refused (another claim re-sends them under the same
+            # task ids, which these upserts merge).
+            self._record_dispatches(self._dispatches(releases, now))
+            with transaction.atomic(using=self.using):
+                self._check_owner(owner, now)
+                ids = sorted({release.job_id for release in releases})
+                query = self._jobs().filter(pk__in=ids).order_by("pk").only(*_RELEASE_FIELDS)
+                rows: dict[str, m.Job] = {row.pk: row for row in self._locked(query)}
+                changed: dict[str, m.Job] = {}
+                for release in releases:
+                    row = rows.get(release.job_id)
+                    if row is None:
+                        continue  # removed meanwhile
+                    if row.claim_token and row.claim_token != release.claim:
+                        continue  # another claim holds the job now: it re-plans these fires
+                    if release.claim is not None:
+                        if row.released_claim == release.claim:
+                            continue  # applied already (a write-back retried after an error)
+                        row.released_claim = release.claim
+                    row.total_run_count += len(release.fired)
+                    row.misfire_count += release.missed
+                    row.skip_count += release.skipped
+                    if release.last_run_time is not None and (
+                        row.last_run_time is None or release.last_run_time > row.last_run_time
+                    ):
+                        row.last_run_time = release.last_run_time
+                    if release.error is not None:
+                        row.last_error = release.error
+                    if row.claim_token:  # still ours: the schedule advances and the claim ends
+                        row.claimed_by, row.claimed_until, row.claim_token = "", None, ""
+                        row.next_run_time = release.next_run_time
+                        if release.status is JobStatus.COMPLETED or (
+                            release.status is JobStatus.FAILED and release.error is not None
+                        ):
+                            row.status = release.status.value
+                    # else a management write rescheduled the job (dropping the claim): its
+                    # status and next run time stand; only what happened is recorded.
+                    row.updated_at = timezone.now()
+                    changed[row.pk] = row
+                if changed:
+                    self._jobs().bulk_update(list(changed.values()), _RELEASE_FIELDS, batch_size=500)
+
+    @staticmethod
+    def _dispatches(releases: Sequence[JobRelease], now: datetime) -> list[m.JobRun]:
+        runs: list[m.JobRun] = []
+        for release in releases:
+            task_ids = release.task_ids or tuple(fire_task_id(release.job_id, at) for at in release.fired)
+            runs.extend(
+                m.JobRun(job_id=release.job_id, scheduled_at=at, dispatched_at=now, task_id=task_id)
+                for at, task_id in zip(release.fired, task_ids, strict=False)
+            )
+        return runs
 
     def _record_dispatches(self, runs: list[m.JobRun]) -> None:
+        """Add sent fires to the run history, merged into the records workers may have made
+        already (by task id). Runs of jobs that do not exist (any more) are left out."""
         if not runs:
             return
+        if not self._upserts:
+            with transaction.atomic(using=self.using):
+                self._record_dispatches_generic(runs)
+            return
+        # Task-id order: two writers of overlapping runs lock their index entries in one order.
+        self._write_runs(sorted(runs, key=lambda run: run.task_id), keep=("scheduled_at", "dispatched_at"))
+
+    def _write_runs(
+        self, runs: Sequence[m.JobRun], *, overwrite: Sequence[str] = (), keep: Sequence[str] = ()
+    ) -> None:
+        """Upsert run records by task id, in a short transaction holding no job row (the
+        foreign-key check only shares the job rows' keys). A job removed meanwhile makes the
+        check fail at commit: read which jobs exist again, and retry without its runs."""
+        for attempt in range(_RACE_ATTEMPTS):
+            try:
+                with transaction.atomic(using=self.using):
+                    job_ids = {run.job_id for run in runs}
+                    existing = set(self._jobs().filter(pk__in=job_ids).values_list("pk", flat=True))
+                    present = [run for run in runs if run.job_id in existing]
+                    if present:
+                        self._insert(m.JobRun, present, conflict="task_id", overwrite=overwrite, keep=keep)
+            except IntegrityError:
+                if attempt + 1 == _RACE_ATTEMPTS:
+                    raise
+                continue
+            return
+
+    def _record_dispatches_generic(self, runs: list[m.JobRun]) -> None:
+        """:meth:`_record_dispatches` without ``ON CONFLICT ... DO UPDATE`` (untested vendors)."""
+        existing = set(self._jobs().filter(pk__in={run.job_id for run in runs}).values_list("pk", flat=True))
+        runs = [run for run in runs if run.job_id in existing]
         self._runs().bulk_create(runs, ignore_conflicts=True)
         # A worker may have reported the start before the beat got here (or a re-planned fire
         # was sent again): complete the rows it created instead of duplicating them.
         by_task = {run.task_id: run for run in runs}
         incomplete = self._runs().filter(task_id__in=list(by_task), scheduled_at__isnull=True)
-        for existing in incomplete:
-            run = by_task[existing.task_id]
-            existing.scheduled_at, existing.dispatched_at = run.scheduled_at, run.dispatched_at
-            existing.save(using=self.using, update_fields=["scheduled_at", "dispatched_at"])
+        for existing_run in incomplete:
+            run = by_task[existing_run.task_id]
+            existing_run.scheduled_at, existing_run.dispatched_at = run.scheduled_at, run.dispatched_at
+            existing_run.save(using=self.using, update_fields=["scheduled_at", "dispatched_at"])
 
     def record_dispatch(self, job_id: str, task_id: str, *, scheduled_at: datetime) -> None:
         """Add a run to the history for a fire sent outside the beat (the admin's "run now")."""
-        with self._errors(), transaction.atomic(using=self.using):
-            if self._jobs().filter(pk=job_id).exists():
-                self._record_dispatches(
-                    [
-                        m.JobRun(
-                            job_id=job_id,
-                            scheduled_at=scheduled_at,
-                            dispatched_at=self._clock.now(),
-                            task_id=task_id,
-                        )
-                    ]
-                )
+        run = m.JobRun(
+            job_id=job_id, scheduled_at=scheduled_at, dispatched_at=self._clock.now(), task_id=task_id
+        )
+        with self._errors():
+            self._record_dispatches([run])
 
     def due_count(self, now: datetime) -> int:
         with self._errors():
-            count: int = self._jobs().due(now).count()
+            # Claimed jobs included: a job claimed by a beat that froze is overdue too.
+            count: int = self._jobs().schedulable().filter(next_run_time__lte=now).count()
         return count
 
     # -- run state -----------------------------------------------------------------------------
 
-    def run_started(self, job_id: str, task_id: str, *, started_at: datetime, timeout: float) -> None:
-        expires_at = started_at + timedelta(seconds=timeout)
-        with self._errors(), transaction.atomic(using=self.using):
-            if not self._jobs().filter(pk=job_id).exists():
+    def _write_run(self, run: m.JobRun, overwrite: Sequence[str]) -> None:
+        """Create or update one run record (a worker's), never touching its job row."""
+        if self._upserts:
+            self._write_runs([run], overwrite=overwrite)
+            return
+        values = {name: getattr(run, name) for name in overwrite}
+        with transaction.atomic(using=self.using):
+            if not self._jobs().filter(pk=run.job_id).exists():
                 return
-            updated = (
-                self._runs()
-                .filter(task_id=task_id)
-                .update(outcome=_RUNNING, started_at=started_at, expires_at=expires_at)
-            )
-            if not updated:
-                try:
-                    with transaction.atomic(using=self.using):
-                        self._runs().create(
-                            job_id=job_id,
-                            task_id=task_id,
-                            outcome=_RUNNING,
-                            started_at=started_at,
-                            expires_at=expires_at,
-                        )
-                except IntegrityError:  # the beat recorded the dispatch meanwhile
-                    self._runs().filter(task_id=task_id).update(
-                        outcome=_RUNNING, started_at=started_at, expires_at=expires_at
-                    )
+            if self._runs().filter(task_id=run.task_id).update(**values):
+                return
+            try:
+                with transaction.atomic(using=self.using):
+                    run.save(using=self.using, force_insert=True)
+            except IntegrityError:  # the beat recorded the dispatch meanwhile
+                self._runs().filter(task_id=run.task_id).update(**values)
+
+    def run_started(self, job_id: str, task_id: str, *, started_at: datetime, timeout: float) -> None:
+        run = m.JobRun(
+            job_id=job_id,
+            task_id=task_id,
+            outcome=_RUNNING,
+            started_at=started_at,
+            expires_at=started_at + timedelta(seconds=timeout),
+        )
+        with self._errors():
+            self._write_run(run, overwrite=("outcome", "started_at", "expires_at"))
 
     def run_finished(
         self,
@@ -437,36 +772,32 @@ class DjangoStore:
         error: str | None,
     ) -> None:
         outcome = m.JobRun.Outcome.FAILED if error is not None else m.JobRun.Outcome.SUCCEEDED
-        with self._errors(), transaction.atomic(using=self.using):
-            query = self._jobs().filter(pk=job_id)
-            if connections[self.using].features.has_select_for_update:
-                query = query.select_for_update()
-            row: m.Job | None = query.first()
-            if row is None:
+        values: dict[str, Any] = {
+            "last_finished_at": finished_at,
+            "last_duration": duration,
+            "status": _status_after_run_sql(error),
+            "updated_at": timezone.now(),
+        }
+        if error is not None:
+            values["last_error"] = error
+        with self._errors():
+            # The job first, in one statement: its row is locked only while it runs (a beat
+            # claiming with SKIP LOCKED passes over it for that long at most).
+            if not self._jobs().filter(pk=job_id).update(**values):
                 return
-            ended = {
-                "outcome": outcome,
-                "finished_at": finished_at,
-                "duration": duration,
-                "error": error or "",
-            }
-            if not self._runs().filter(task_id=task_id).update(**ended):
-                try:
-                    with transaction.atomic(using=self.using):
-                        self._runs().create(job_id=job_id, task_id=task_id, **ended)
-                except IntegrityError:
-                    self._runs().filter(task_id=task_id).update(**ended)
-            row.last_finished_at = finished_at
-            row.last_duration = duration
-            row.status = status_after_run(JobStatus(row.status), row.next_run_time, error).value
-            if error is not None:
-                row.last_error = error
-            row.save(
-                using=self.using,
-                update_fields=["last_finished_at", "last_duration", "status", "last_error", "updated_at"],
-            )
             # A finished run frees a max_instances slot: wake the beat.
-            self._bump()
+            with transaction.atomic(using=self.using):
+                self._bump()
+            # Then the run record, holding no job row.
+            run = m.JobRun(
+                job_id=job_id,
+                task_id=task_id,
+                outcome=outcome,
+                finished_at=finished_at,
+                duration=duration,
+                error=error or "",
+            )
+            self._write_run(run, overwrite=("outcome", "finished_at", "duration", "error"))
 
     def running_count(self, now: datetime) -> int:
         with self._errors():
@@ -504,19 +835,17 @@ class DjangoStore:
         return LeaseInfo(owner=lease.owner, acquired_at=lease.acquired_at, expires_at=lease.expires_at)
 
     def write_status(self, status: BeatStatus) -> None:
+        values = {
+            "owner": status.owner,
+            "leader_since": status.leader_since,
+            "last_tick_at": status.last_tick_at,
+            "due_backlog": status.due_backlog,
+            "jobs_fired": status.jobs_fired,
+            "jobs_missed": status.jobs_missed,
+            "jobs_skipped": status.jobs_skipped,
+        }
         with self._errors():
-            m.BeatState.objects.using(self.using).update_or_create(
-                pk=_SINGLETON,
-                defaults={
-                    "owner": status.owner,
-                    "leader_since": status.leader_since,
-                    "last_tick_at": status.last_tick_at,
-                    "due_backlog": status.due_backlog,
-                    "jobs_fired": status.jobs_fired,
-                    "jobs_missed": status.jobs_missed,
-                    "jobs_skipped": status.jobs_skipped,
-                },
-            )
+            self._upsert_singleton(m.BeatState, _SINGLETON, values)
 
     def read_meta(self, key: str) -> str | None:
         with self._errors():
@@ -525,7 +854,8 @@ class DjangoStore:
 
     def write_meta(self, key: str, value: str) -> None:
         with self._errors():
-            m.MetaValue.objects.using(self.using).update_or_create(pk=key, defaults={"value": value})
+            # Beats starting together all write the beat_schedule ids: no duplicate-key race.
+            self._upsert_singleton(m.MetaValue, key, {"value": value})
 
     def read_status(self) -> BeatStatus | None:
         with self._errors():
@@ -552,9 +882,9 @@ class DjangoStore:
         """
         deadline = time.monotonic() + max(timeout, 0.0)
         if self._seen_version is None:
-            self._seen_version = self.change_version()
+            self._seen_version = self._change_version()
         while True:
-            version = self.change_version()
+            version = self._change_version()
             if version != self._seen_version:
                 self._seen_version = version
                 return True
@@ -567,3 +897,32 @@ class DjangoStore:
         connection = connections[self.using]
         if not connection.in_atomic_block:
             connection.close()
+
+
+#: The store's entry points: each one notices when it is called from a signal handler.
+for _name in (
+    "change_version",
+    "add_job",
+    "update_job",
+    "remove_job",
+    "get_job",
+    "count_jobs_by_status",
+    "get_jobs",
+    "next_run_time",
+    "acquire_due_jobs",
+    "release_jobs",
+    "record_dispatch",
+    "due_count",
+    "run_started",
+    "run_finished",
+    "running_count",
+    "acquire_lease",
+    "release_lease",
+    "get_lease",
+    "write_status",
+    "read_meta",
+    "write_meta",
+    "read_status",
+    "wait_for_change",
+):
+    setattr(DjangoStore, _name, _reentrant(getattr(DjangoStore, _name)))

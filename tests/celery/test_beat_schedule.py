@@ -173,3 +173,39 @@ def test_get_scheduler_validates_funcs_and_is_cached() -> None:
         with pytest.raises(ValueError, match="task"):
             manager.add_job(bad, IntervalTrigger(seconds=5))
     assert get_scheduler(app, key_prefix="other:") is not manager
+
+
+def test_a_beat_that_loses_the_race_to_add_a_job_leaves_it_as_the_winner_wrote_it() -> None:
+    """Three beats start together: the ones whose add_job finds the id taken must not
+    re-anchor the job (a new revision, a new next run) with their own start time."""
+    store = MemoryStore()
+    winner = JobManager(store)
+    entries = {"every-10s": {"task": "proj.tasks.ping", "schedule": 10.0, "relative": False}}
+    import_beat_schedule(winner, entries)
+    stored = store.get_job("every-10s")
+    assert stored is not None and stored.revision == 1
+
+    class LateReader(MemoryStore):
+        """Reads the job as absent once: the winner added it right after this read."""
+
+        def __init__(self, inner: MemoryStore) -> None:
+            self.inner, self.lied = inner, False
+
+        def get_job(self, job_id: str) -> Any:
+            if not self.lied:
+                self.lied = True
+                return None
+            return self.inner.get_job(job_id)
+
+        def __getattribute__(self, name: str) -> Any:
+            if name in {"get_job", "inner", "lied"}:
+                return object.__getattribute__(self, name)
+            return getattr(object.__getattribute__(self, "inner"), name)
+
+    import time
+
+    time.sleep(0.01)  # a later start time: re-anchoring would show
+    loser = JobManager(LateReader(store))  # type: ignore[arg-type]
+    import_beat_schedule(loser, entries)
+    again = store.get_job("every-10s")
+    assert again is not None and again.revision == 1 and again.next_run_time == stored.next_run_time

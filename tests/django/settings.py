@@ -3,7 +3,8 @@
 The PostgreSQL alias exists only when the server answers (tests marked ``postgres`` skip, or
 fail under CI=true, through ``tests.conftest.require_service``). Test database names carry a
 random suffix so concurrent runs never share one; the SQLite test database is a file, so a
-beat subprocess can open it (``BEATX_TEST_SQLITE`` names it for that subprocess).
+beat subprocess can open it (``BEATX_TEST_SQLITE`` names it for that subprocess), and
+``BEATX_TEST_PG_DEFAULT`` makes a subprocess's ``default`` the PostgreSQL test database.
 """
 
 from __future__ import annotations
@@ -89,7 +90,20 @@ if _postgres_up():
         "PORT": 5432,
         "USER": os.environ.get("BEATX_PG_USER", "postgres"),
         "NAME": "test",
-        "TEST": {"NAME": f"test_beatx_dj_{_RUN}"},
+        # No dependency on "default": a run that selects only PostgreSQL tests sets up this
+        # database alone (Django would otherwise report a circular dependency).
+        "TEST": {"NAME": f"test_beatx_dj_{_RUN}", "DEPENDENCIES": []},
+    }
+
+# A beat or worker subprocess of a PostgreSQL test (tests/django/test_pg_soak.py): its
+# "default" database, and so its django:// store, is that test's PostgreSQL database.
+if os.environ.get("BEATX_TEST_PG_DEFAULT"):
+    DATABASES["default"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": "127.0.0.1",
+        "PORT": 5432,
+        "USER": os.environ.get("BEATX_PG_USER", "postgres"),
+        "NAME": os.environ["BEATX_TEST_PG_DEFAULT"],
     }
 
 CELERY_BROKER_URL = os.environ.get("BEATX_TEST_BROKER", "memory://")

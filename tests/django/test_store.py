@@ -8,9 +8,10 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connections
+from django.db import DatabaseError, connections
 
 from beatx.jobs import JobStatus, fire_task_id
+from beatx.stores.base import status_after_run
 from beatx.testing import FakeClock
 from django_beatx.models import ChangeCounter, JobRun
 from django_beatx.models import Job as JobRow
@@ -33,14 +34,18 @@ class TestDjangoStoreOnPostgres(StoreContract):
         return DjangoStore(clock=clock, using="postgres")
 
 
-@pytest.fixture(params=[pytest.param("default", id="sqlite"), pytest.param("postgres", id="postgres")])
+@pytest.fixture(
+    params=[
+        pytest.param("default", id="sqlite", marks=pytest.mark.django_db(databases=["default"])),
+        # Marked at collection, so a run of these tests alone still sets the database up.
+        pytest.param("postgres", id="postgres", marks=postgres_marks()),
+    ]
+)
 def any_store(request: pytest.FixtureRequest, clock: FakeClock) -> DjangoStore:
     """A store on each database, for the tests below (a function-scoped db per alias)."""
     alias = request.param
     if alias == "postgres":
         request.getfixturevalue("postgres_available")
-    request.applymarker(pytest.mark.django_db(databases=[alias]))
-    request.getfixturevalue("_django_db_helper")
     return DjangoStore(clock=clock, using=alias)
 
 
@@ -84,7 +89,7 @@ def test_every_store_write_moves_the_change_counter(any_store: DjangoStore) -> N
     any_store.add_job(job)
     assert version() == start + 1
     job.status = JobStatus.PAUSED
-    any_store.update_job(job)
+    any_store.update_job(job, reschedule=True)
     assert version() == start + 2
     any_store.remove_job("a")
     assert version() == start + 3
@@ -149,3 +154,59 @@ def test_two_beats_claiming_concurrently_never_claim_a_job_twice(postgres_availa
     every = claimed["one"] + claimed["two"]
     assert len(every) == len(set(every)) == 300
     assert claimed["one"] and claimed["two"], "both beats should have claimed some jobs"
+
+
+def test_only_a_reschedule_ends_a_claim(any_store: DjangoStore) -> None:
+    any_store.add_job(make_job("a"))
+    (claimed,) = any_store.acquire_due_jobs(T0, limit=10)
+    rows = JobRow.objects.using(any_store.using)
+    assert rows.get(pk="a").claim_token == claimed.claim
+    edited = any_store.get_job("a")
+    assert edited is not None
+    edited.name = "renamed"
+    any_store.update_job(edited)
+    row = rows.get(pk="a")
+    assert (row.name, row.claim_token, row.claimed_until) == (
+        "renamed",
+        claimed.claim,
+        T0 + timedelta(seconds=60),
+    )
+    edited.status = JobStatus.PAUSED
+    any_store.update_job(edited, reschedule=True)
+    row = rows.get(pk="a")
+    assert (row.status, row.claim_token, row.claimed_by, row.claimed_until) == ("paused", "", "", None)
+
+
+def test_a_run_end_sets_the_status_status_after_run_gives(any_store: DjangoStore) -> None:
+    """run_finished computes the status in SQL; every status, with and without a next run
+    time and an error, gets what :func:`status_after_run` says."""
+    rows = JobRow.objects.using(any_store.using)
+    cases = [
+        (status, next_time, error)
+        for status in JobStatus
+        if status is not JobStatus.CANCELLED  # never stored
+        for next_time in (T0, None)
+        for error in ("boom", None)
+    ]
+    for n, (status, next_time, error) in enumerate(cases):
+        job_id = f"j{n}"
+        any_store.add_job(make_job(job_id))
+        rows.filter(pk=job_id).update(status=status.value, next_run_time=next_time)
+        any_store.run_finished(job_id, f"t{n}", finished_at=T0, duration=0.5, error=error)
+        row = rows.get(pk=job_id)
+        assert row.status == status_after_run(status, next_time, error).value, (status, next_time, error)
+        assert (row.last_finished_at, row.last_duration) == (T0, 0.5)
+        assert row.last_error == (error or "")
+
+
+@pytest.mark.django_db(databases=["default"])
+def test_an_interruption_is_not_hidden_by_the_database_error_that_follows_it() -> None:
+    """SystemExit raised in the middle of a statement (celery's SIGTERM handler) makes the
+    rollback fail; the store re-raises the SystemExit, not a StoreError the beat would retry."""
+    store = DjangoStore(using="default")
+    with pytest.raises(SystemExit), store._errors():
+        try:
+            raise SystemExit(0)
+        except SystemExit:
+            # What Django's atomic() raises when its rollback finds the statement still active.
+            raise DatabaseError("can't change 'autocommit' now: connection in transaction status ACTIVE")  # noqa: B904
