@@ -443,6 +443,14 @@ def locate(store: JobStore, job_id: str) -> set[str]:
         if job_id in inner._claims:
             places.add("claims")
         return places
+    if not hasattr(inner, "_client"):  # the Django store: the index is the row's own columns
+        from django_beatx.models import Job as JobRow
+
+        row = JobRow.objects.using(inner.using).get(id=job_id)
+        if row.claimed_until is not None or row.claim_token:
+            return {"claims"} | ({"schedule"} if row.claimed_until is None or not row.claim_token else set())
+        schedulable = JobStatus(row.status).schedulable and row.next_run_time is not None
+        return {"schedule"} if schedulable else set()
     client = inner._client
     places = set()
     if client.zscore(inner._schedule_key, job_id) is not None:
