@@ -26,8 +26,10 @@ A call made while another call of the store is running in the same thread (a sig
 of its own, since the thread's connection may be in the middle of a statement.
 
 Every change to a job definition bumps :class:`django_beatx.models.ChangeCounter` in the
-same transaction; :meth:`DjangoStore.wait_for_change` polls that one row, so an edit in the
-admin reaches a running beat within ``poll_interval`` seconds.
+same transaction. On PostgreSQL the same transaction sends ``NOTIFY beatx_changes`` and
+:meth:`DjangoStore.wait_for_change` waits on ``LISTEN`` (see :mod:`django_beatx.notify`), so
+an edit in the admin reaches a running beat in milliseconds; elsewhere (SQLite) it polls that
+one row every ``poll_interval`` seconds.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from beatx.errors import (
 from beatx.jobs import Job, JobStatus, fire_task_id
 from beatx.stores.base import BeatStatus, JobRelease, LeaseInfo, new_claim_token, status_after_run
 from django_beatx import models as m
+from django_beatx.notify import ChangeListener, notify_sql
 
 __all__ = ["DEFINITION_FIELDS", "DjangoStore", "definition_values", "fill_definition", "fill_row"]
 
@@ -239,7 +242,7 @@ class DjangoStore:
     :param clock: the time source (a :class:`beatx.testing.FakeClock` in tests).
     :param using: the database alias.
     :param poll_interval: seconds between two reads of the change counter in
-        :meth:`wait_for_change`.
+        :meth:`wait_for_change` where the database has no LISTEN/NOTIFY (SQLite).
     """
 
     def __init__(
@@ -249,6 +252,7 @@ class DjangoStore:
         self.using = using
         self.poll_interval = poll_interval
         self._seen_version: int | None = None
+        self._listener = ChangeListener(using)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -382,10 +386,14 @@ class DjangoStore:
     def _bump(self) -> None:
         """Move the change counter, inside the caller's transaction (after its job rows)."""
         counters = m.ChangeCounter.objects.using(self.using)
-        if counters.filter(pk=_SINGLETON).update(version=F("version") + 1):
-            return
-        if not self._create_once(m.ChangeCounter(pk=_SINGLETON, version=1)):  # created concurrently
+        if not counters.filter(pk=_SINGLETON).update(version=F("version") + 1) and not self._create_once(
+            m.ChangeCounter(pk=_SINGLETON, version=1)
+        ):  # created concurrently
             counters.filter(pk=_SINGLETON).update(version=F("version") + 1)
+        connection = connections[self.using]
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(notify_sql())
 
     def _upsert_singleton(self, model: type[models.Model], key: Any, values: dict[str, Any]) -> None:
         """Write the row ``key`` of ``model`` with ``values``, creating it if needed."""
@@ -881,6 +889,7 @@ class DjangoStore:
         beat was busy ticking is reported at once rather than lost.
         """
         deadline = time.monotonic() + max(timeout, 0.0)
+        listens = connections[self.using].vendor == "postgresql" and self._listener.listening()
         if self._seen_version is None:
             self._seen_version = self._change_version()
         while True:
@@ -891,9 +900,14 @@ class DjangoStore:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            time.sleep(min(self.poll_interval, remaining))
+            if listens:
+                # Woken by a NOTIFY (or the timeout); the counter says whether it was new.
+                listens = self._listener.wait(remaining) or self._listener.listening()
+            else:
+                time.sleep(min(self.poll_interval, remaining))
 
     def close(self) -> None:
+        self._listener.close()
         connection = connections[self.using]
         if not connection.in_atomic_block:
             connection.close()
