@@ -32,6 +32,9 @@ __all__ = ["Beat", "Leadership", "make_owner_token"]
 
 logger = logging.getLogger("beatx.beat")
 
+#: Jobs a leader checks per renewal interval for being in no index (see ``_sweep_step``).
+SWEEP_STEP = 5000
+
 
 def make_owner_token() -> str:
     """A lease token naming this process: ``host:pid:random``."""
@@ -181,6 +184,7 @@ class Beat:
         self.restore = restore
         self._watch: StoreWatch | None = None
         self._swept_term = 0
+        self._sweep_cursor: str | None = None
         self._watched_at = float("-inf")
         self.store = store
         self.clock = clock or SystemClock()
@@ -235,8 +239,9 @@ class Beat:
             self.engine.discard()
             self.engine.owner = self.leadership.owner
         if self._swept_term != self.leadership.term:
+            # A new term sweeps the store once more, a step per renewal interval.
             self._swept_term = self.leadership.term
-            self._sweep_orphans()
+            self._sweep_cursor = "0"
         started = self.clock.monotonic()
         if started < self._backoff_until:
             return self._backoff_until - started
@@ -268,16 +273,19 @@ class Beat:
         sleep = max(result.sleep - elapsed, 0.0)
         return max(0.0, min(sleep, until_renewal))
 
-    def _sweep_orphans(self) -> None:
-        """At the start of a term, put back any job a store left in no index (stores that
-        keep separate indexes offer ``reindex_orphans``)."""
-        sweep = getattr(self.store, "reindex_orphans", None)
-        if sweep is None:
+    def _sweep_step(self) -> None:
+        """One step of the sweep that puts back any job a store left in no index (stores that
+        keep separate indexes offer ``reindex_orphans_step``): :data:`SWEEP_STEP` jobs per
+        renewal interval, so the sweep never weighs on a tick, even with a million jobs."""
+        step = getattr(self.store, "reindex_orphans_step", None)
+        if step is None or self._sweep_cursor is None or not self.leadership.is_leader:
             return
         try:
-            sweep()
+            cursor, _ = step(self._sweep_cursor, SWEEP_STEP)
         except StoreError as exc:
             logger.warning("could not sweep the store for jobs in no index: %s", exc)
+            return
+        self._sweep_cursor = None if cursor == "0" else cursor
 
     def _watch_store(self) -> None:
         """Every renewal interval, check that the store still holds its data (one small read);
@@ -293,6 +301,7 @@ class Beat:
                 self.engine.discard()
         except StoreError as exc:
             logger.warning("cannot check the store for data loss: %s", exc)
+        self._sweep_step()
 
     def _after_tick(self, now: datetime, result: TickResult, duration: float) -> None:
         self.last_tick_at = now

@@ -3,6 +3,10 @@
 Every step the beat takes is one atomic Lua script whose cost depends on what is due, never on
 how many jobs exist, and the beat process keeps no copy of the jobs. See :class:`RedisStore`
 for the key layout.
+
+This module holds the jobs (:class:`beatx.stores.base.JobStorage`); :class:`RedisStore`
+delegates the leader lease to :mod:`beatx.stores.redis_lease` and the change feed to
+:mod:`beatx.stores.redis_changes`, all three over one client (:mod:`beatx.stores.redis_common`).
 """
 
 from __future__ import annotations
@@ -10,30 +14,27 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from importlib import resources
+from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from redis.client import PubSub
 
 from beatx.clock import Clock, SystemClock
 from beatx.errors import (
     ConflictingIdError,
     JobLookupError,
-    LeaseLostError,
     RevisionConflictError,
     SerializationError,
     StoreError,
 )
 from beatx.jobs import Job, JobStatus, job_from_dict, job_to_dict
 from beatx.stores.base import BeatStatus, JobRelease, LeaseInfo, new_claim_token
+from beatx.stores.redis_changes import RedisChangeFeed
+from beatx.stores.redis_common import EPOCH, SharedClient, as_str, from_iso, lua, ts, utc
+from beatx.stores.redis_lease import RedisLease
 
 __all__ = ["RedisStore"]
 
@@ -57,9 +58,12 @@ LEASE_KEY = "{prefix}lease"
 STATUS_KEY = "{prefix}status"
 #: Hash of beatx's own small named values (read_meta / write_meta).
 META_KEY = "{prefix}meta"
-#: Counter bumped on every change; the same name is the pub/sub channel that announces it.
+#: Counter bumped on every change.
 CHANGES_KEY = "{prefix}changes"
-CHANGES_CHANNEL = "{prefix}changes"
+#: The pub/sub channel that announces each new value of the counter. Keys are per database but
+#: channels are per server, so the channel names the database (``db``): stores with the same
+#: prefix on two databases of one server do not wake each other.
+CHANGES_CHANNEL = "{prefix}changes@{db}"
 
 #: The hash fields a job is read from, in the order :meth:`RedisStore._decode` takes them:
 #: the definition, then the mutable state (which wins over the same keys in an older ``def``).
@@ -93,75 +97,19 @@ DEFINITION_KEYS = (
 
 logger = logging.getLogger("beatx.stores.redis")
 
-_LEASE_LOST = "BEATX_LEASE_LOST"
+# -- Lua: one script a file in beatx/stores/lua/, each documented there (see redis_common.lua) ---
 
-# -- Lua (one script a file in beatx/stores/lua/, each documented there) --------------------------
-#
-# Scripts read job keys they build from the ``job:`` and ``running:`` prefixes passed in ARGV
-# (which come from the templates above), so the templates stay the one source of truth.
-# Timestamps travel as exact decimal strings (``_ts``) and are stored as given, because Lua's
-# number-to-string conversion keeps only 14 digits.
-
-
-def _lua(name: str) -> str:
-    """The script ``beatx/stores/lua/{name}.lua``, with ``helpers.lua`` before it when it
-    uses them (its first lines say so)."""
-    text = (resources.files("beatx.stores") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
-    if "-- Runs after helpers.lua" in text:
-        return _lua("helpers") + "\n" + text
-    return text
-
-
-LUA_PUT = _lua("put")
-LUA_UPDATE = _lua("update")
-LUA_REMOVE = _lua("remove")
-LUA_NEXT_RUN_TIME = _lua("next_run_time")
-LUA_ACQUIRE = _lua("acquire")
-LUA_RELEASE = _lua("release")
-LUA_DUE_COUNT = _lua("due_count")
-LUA_RUN_STARTED = _lua("run_started")
-LUA_RUN_FINISHED = _lua("run_finished")
-LUA_ACQUIRE_LEASE = _lua("acquire_lease")
-LUA_RELEASE_LEASE = _lua("release_lease")
-LUA_NOTIFY = _lua("notify")
-LUA_COUNT_STATUSES = _lua("count_statuses")
-LUA_SWEEP = _lua("sweep")
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICRO = timedelta(microseconds=1)
-
-
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is UTC:
-        return value
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _ts(value: datetime) -> str:
-    """Epoch seconds as an exact decimal string (microsecond precision)."""
-    micros = (_utc(value) - _EPOCH) // _MICRO
-    sign = "-" if micros < 0 else ""
-    seconds, fraction = divmod(abs(micros), 1_000_000)
-    return f"{sign}{seconds}.{fraction:06d}"
-
-
-def _from_ts(value: str) -> datetime:
-    """The inverse of :func:`_ts` (also reads plain numbers)."""
-    text = value.strip()
-    negative = text.startswith("-")
-    whole, _, fraction = text.lstrip("+-").partition(".")
-    micros = int(whole or "0") * 1_000_000 + int((fraction + "000000")[:6])
-    return _EPOCH + _MICRO * (-micros if negative else micros)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else _utc(value).isoformat()
-
-
-def _from_iso(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    return _utc(datetime.fromisoformat(value))
+LUA_PUT = lua("put")
+LUA_UPDATE = lua("update")
+LUA_REMOVE = lua("remove")
+LUA_NEXT_RUN_TIME = lua("next_run_time")
+LUA_ACQUIRE = lua("acquire")
+LUA_RELEASE = lua("release")
+LUA_DUE_COUNT = lua("due_count")
+LUA_RUN_STARTED = lua("run_started")
+LUA_RUN_FINISHED = lua("run_finished")
+LUA_COUNT_STATUSES = lua("count_statuses")
+LUA_SWEEP = lua("sweep")
 
 
 def _batched(items: Iterable[Job], size: int) -> Iterator[list[Job]]:
@@ -173,32 +121,6 @@ def _batched(items: Iterable[Job], size: int) -> Iterator[list[Job]]:
             batch = []
     if batch:
         yield batch
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _redact(url: str) -> str:
-    """The URL without its password."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + netloc))
-
-
-def _describe(client: redis.Redis) -> str:
-    """A URL naming the server a client talks to (for error messages)."""
-    kwargs = client.connection_pool.connection_kwargs
-    if "path" in kwargs:
-        return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
-    scheme = "rediss" if client.connection_pool.connection_class is redis.SSLConnection else "redis"
-    return f"{scheme}://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,8 +166,10 @@ class RedisStore:
         {prefix}lease          hash    owner, acquired_at, expires_at (epoch seconds)
         {prefix}status         string  JSON of the leading beat's BeatStatus
         {prefix}meta           hash    beatx's own small named values (read_meta / write_meta)
-        {prefix}changes        counter bumped on every change, and the pub/sub channel on
-                                       which the new value is published
+        {prefix}changes        counter bumped on every change
+        {prefix}changes@{db}   pub/sub channel on which each new value of the counter is
+                               published ({db}: the database number, as channels are
+                               server-wide)
 
     What is due is a ``ZRANGEBYSCORE`` of the schedule, so a tick costs O(log n + due).
     Claiming and releasing are one Lua script each, fenced by the lease token when ``owner``
@@ -267,6 +191,10 @@ class RedisStore:
     how many jobs are stored. :meth:`get_jobs` reads every job (SSCAN of ``jobs`` and a
     pipeline per batch); the beat never calls it. Scripts build job keys from ids, so the
     store needs a single Redis server (or a primary with replicas), not Redis Cluster.
+
+    The jobs are this class's own; the lease and beat status are served by a
+    :class:`~beatx.stores.redis_lease.RedisLease` and :meth:`wait_for_change` by a
+    :class:`~beatx.stores.redis_changes.RedisChangeFeed`, over the same client.
 
     Connection failures and timeouts raise :class:`StoreError` naming the server; the client
     reconnects on the next call, and the pub/sub connection of :meth:`wait_for_change` is
@@ -299,35 +227,31 @@ class RedisStore:
         if claim_ahead_from < 1:
             raise ValueError(f"claim_ahead_from must be at least 1, got {claim_ahead_from!r}")
         self._claim_ahead_from = claim_ahead_from
-        self._url = _redact(url) if client is None else _describe(client)
         self._prefix = key_prefix
         self._clock = clock or SystemClock()
-        self._owns_client = client is None
-        if client is None:
-            try:
-                client = redis.Redis.from_url(
-                    url,
-                    socket_timeout=socket_timeout,
-                    socket_connect_timeout=socket_timeout,
-                    decode_responses=True,
-                )
-            except ValueError as exc:
-                raise StoreError(f"Redis store at {self._url}: invalid URL: {exc}") from exc
-        self._client: redis.Redis = client
-        self._decodes = bool(client.connection_pool.connection_kwargs.get("decode_responses"))
+        self._shared = SharedClient(url, client=client, socket_timeout=socket_timeout)
+        self._client: redis.Redis = self._shared.client
+        self._url = self._shared.url
+        self._errors = self._shared.errors
+        self._lease_lost = self._shared.lease_lost
+        self._decodes = self._shared.decodes
         p = key_prefix
+        self._leader = RedisLease(
+            self._shared, key=LEASE_KEY.format(prefix=p), status_key=STATUS_KEY.format(prefix=p)
+        )
+        self._feed = RedisChangeFeed(
+            self._shared,
+            key=CHANGES_KEY.format(prefix=p),
+            channel=CHANGES_CHANNEL.format(prefix=p, db=self._shared.db),
+        )
         self._jobs_key = JOBS_KEY.format(prefix=p)
         self._schedule_key = SCHEDULE_KEY.format(prefix=p)
         self._claims_key = CLAIMS_KEY.format(prefix=p)
         self._running_all_key = RUNNING_ALL_KEY.format(prefix=p)
-        self._lease_key = LEASE_KEY.format(prefix=p)
-        self._status_key = STATUS_KEY.format(prefix=p)
         self._meta_key = META_KEY.format(prefix=p)
-        self._changes_key = CHANGES_KEY.format(prefix=p)
-        self._channel = CHANGES_CHANNEL.format(prefix=p)
         self._job_prefix = JOB_KEY.format(prefix=p, job_id="")
         self._running_prefix = RUNNING_KEY.format(prefix=p, job_id="")
-        reg = client.register_script
+        reg = self._client.register_script
         self._put = reg(LUA_PUT)
         self._update = reg(LUA_UPDATE)
         self._due_count = reg(LUA_DUE_COUNT)
@@ -337,19 +261,11 @@ class RedisStore:
         self._release = reg(LUA_RELEASE)
         self._started = reg(LUA_RUN_STARTED)
         self._finished = reg(LUA_RUN_FINISHED)
-        self._lease_take = reg(LUA_ACQUIRE_LEASE)
-        self._lease_give = reg(LUA_RELEASE_LEASE)
-        self._notify = reg(LUA_NOTIFY)
         self._count_statuses = reg(LUA_COUNT_STATUSES)
         self._sweep = reg(LUA_SWEEP)
-        self._wait_lock = threading.Lock()
         self._claim_ahead_lock = threading.Lock()
         self._claim_ahead: _ClaimAhead | None = None
         self._releases_sent: list[_SentRelease] = []
-        #: The lease this store last took or renewed: its owner and the expiry it wrote.
-        self._lease_taken: tuple[str, datetime] | None = None
-        self._pubsub: PubSub | None = None
-        self._seen_changes: int | None = None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
@@ -359,24 +275,34 @@ class RedisStore:
     def __repr__(self) -> str:
         return f"RedisStore({self._url!r}, key_prefix={self._prefix!r})"
 
+    # -- the keys of the lease and the change feed, which the job scripts also take ------------
+
+    @property
+    def _lease_key(self) -> str:
+        return self._leader.key
+
+    @property
+    def _status_key(self) -> str:
+        return self._leader.status_key
+
+    @property
+    def _changes_key(self) -> str:
+        return self._feed.key
+
+    @property
+    def _channel(self) -> str:
+        return self._feed.channel
+
+    @property
+    def _lease_taken(self) -> tuple[str, datetime] | None:
+        """The lease this store last took or renewed: its owner and the expiry it wrote."""
+        return self._leader.taken
+
+    @_lease_taken.setter
+    def _lease_taken(self, value: tuple[str, datetime] | None) -> None:
+        self._leader.taken = value
+
     # -- helpers -------------------------------------------------------------------------------
-
-    @contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        """Turn redis-py errors into :class:`StoreError` naming the server and the operation."""
-        try:
-            yield
-        except redis.ResponseError as exc:
-            if _LEASE_LOST in str(exc):
-                raise self._lease_lost(what) from exc
-            raise StoreError(f"Redis store at {self._url}: {what} failed: {exc}") from exc
-        except (redis.RedisError, OSError) as exc:
-            raise StoreError(
-                f"Redis store at {self._url}: {what} failed: {type(exc).__name__}: {exc}"
-            ) from exc
-
-    def _lease_lost(self, what: str) -> LeaseLostError:
-        return LeaseLostError(f"Redis store at {self._url}: {what}: the beat does not hold the leader lease")
 
     def _job_key(self, job_id: str) -> str:
         return JOB_KEY.format(prefix=self._prefix, job_id=job_id)
@@ -397,7 +323,7 @@ class RedisStore:
         ]
         next_ts = ""
         if job.next_run_time is not None:
-            next_ts = _ts(job.next_run_time)
+            next_ts = ts(job.next_run_time)
             fields += ("next_run_time", data["next_run_time"], "next_run_ts", next_ts)
         fields += (
             "total_run_count",
@@ -411,7 +337,7 @@ class RedisStore:
             if data[name] is not None:
                 fields += (name, data[name])
         if job.last_run_time is not None:
-            fields += ("last_run_ts", _ts(job.last_run_time))
+            fields += ("last_run_ts", ts(job.last_run_time))
         if job.last_duration is not None:
             fields += ("last_duration", repr(float(job.last_duration)))
         return [job.id, fields, data["status"], next_ts]
@@ -432,7 +358,7 @@ class RedisStore:
     def _decode(self, job_id: str, values: Sequence[Any], running: int) -> Job:
         """A job from the values of its :data:`RECORD_FIELDS` (``def`` None: no such job)."""
         if not self._decodes:
-            values = [None if v is None else _text(v) for v in values]
+            values = [None if v is None else as_str(v) for v in values]
         (text, status, next_run, revision, total, misfires, skips, last_run, error, finished, duration) = (
             values
         )
@@ -517,7 +443,7 @@ class RedisStore:
                     collect(*pending)
         finally:
             if sent:
-                self._bump()
+                self._feed.notify()
         if conflict is not None:
             raise ConflictingIdError(conflict)
         return stored
@@ -526,10 +452,6 @@ class RedisStore:
         """How many jobs are stored (O(1)). Not part of :class:`JobStore`."""
         with self._errors("count jobs"):
             return int(self._client.scard(self._jobs_key))
-
-    def _bump(self) -> None:
-        with self._errors("change notification"):
-            self._notify(keys=[self._changes_key], args=[self._channel])
 
     def update_job(self, job: Job, *, expected_revision: int | None = None, reschedule: bool = False) -> None:
         data = job_to_dict(job)
@@ -544,8 +466,8 @@ class RedisStore:
             definition,
             "1" if reschedule else "0",
             job.status.value,
-            "" if nrt is None else _utc(nrt).isoformat(),
-            "" if nrt is None else _ts(nrt),
+            "" if nrt is None else utc(nrt).isoformat(),
+            "" if nrt is None else ts(nrt),
             self._channel,
         ]
         keys = [self._schedule_key, self._claims_key, self._changes_key]
@@ -570,7 +492,7 @@ class RedisStore:
             return bool(self._remove(keys=keys, args=args))
 
     def get_job(self, job_id: str) -> Job | None:
-        now = _ts(self._clock.now())
+        now = ts(self._clock.now())
         with self._errors(f"read job {job_id!r}"):
             pipe = self._client.pipeline(transaction=False)
             pipe.hmget(self._job_key(job_id), RECORD_FIELDS)
@@ -583,7 +505,7 @@ class RedisStore:
     def get_jobs(self, status: JobStatus | None = None, *, batch_size: int = 1000) -> list[Job]:
         """Every job (or those with ``status``), read in batches of ``batch_size`` (SSCAN and a
         pipeline per batch), ordered by next run time then id."""
-        now = _ts(self._clock.now())
+        now = ts(self._clock.now())
         jobs: list[Job] = []
         wanted = None if status is None else JobStatus(status).value
         with self._errors("list jobs"):
@@ -605,37 +527,43 @@ class RedisStore:
                 reply = self._count_statuses(
                     keys=[self._jobs_key], args=[self._job_prefix, cursor, batch_size]
                 )
-                cursor = _text(reply[0])
+                cursor = as_str(reply[0])
                 for i in range(1, len(reply), 2):
-                    status = by_value.get(_text(reply[i]))
+                    status = by_value.get(as_str(reply[i]))
                     if status is not None:
                         counts[status] += int(reply[i + 1])
                 if cursor == "0":
                     return counts
 
-    def reindex_orphans(self, *, batch_size: int = 1000) -> list[str]:
-        """Put back in the schedule every schedulable job found in no index (neither scheduled
-        nor claimed), one script call per ``batch_size`` jobs; returns their ids. The leading
-        beat runs it when it takes the lease (see :meth:`beatx.beat.Beat.run_once`)."""
-        found: list[str] = []
-        cursor = "0"
+    def reindex_orphans_step(self, cursor: str = "0", batch_size: int = 1000) -> tuple[str, list[str]]:
+        """One step of the sweep that puts back in the schedule every schedulable job found
+        in no index (neither scheduled nor claimed): about ``batch_size`` jobs from the SSCAN
+        ``cursor`` ("0" to start). Returns the next cursor ("0" when the sweep is done) and
+        the ids put back. A leading beat runs one step per renewal interval from the start of
+        each term (see :meth:`beatx.beat.Beat.run_once`)."""
         keys = [self._jobs_key, self._schedule_key, self._claims_key]
         with self._errors("re-index jobs found in no index"):
-            while True:
-                reply = self._sweep(keys=keys, args=[self._job_prefix, cursor, batch_size])
-                cursor = _text(reply[0])
-                found += [_text(job_id) for job_id in reply[1:]]
-                if cursor == "0":
-                    break
+            reply = self._sweep(keys=keys, args=[self._job_prefix, cursor, batch_size])
+        found = [as_str(job_id) for job_id in reply[1:]]
         if found:
             logger.error("re-indexed %d job(s) found in no index: %s", len(found), ", ".join(found[:20]))
+        return as_str(reply[0]), found
+
+    def reindex_orphans(self, *, batch_size: int = 1000) -> list[str]:
+        """The whole sweep of :meth:`reindex_orphans_step` at once; returns the ids put back."""
+        found: list[str] = []
+        cursor, step = self.reindex_orphans_step("0", batch_size)
+        found += step
+        while cursor != "0":
+            cursor, step = self.reindex_orphans_step(cursor, batch_size)
+            found += step
         return found
 
     def _id_batches(self, batch_size: int) -> Iterator[list[str]]:
         """Every job id (SSCAN of ``jobs``), ``batch_size`` at a time."""
         ids: list[str] = []
         for job_id in self._client.sscan_iter(self._jobs_key, count=batch_size):
-            ids.append(_text(job_id))
+            ids.append(as_str(job_id))
             if len(ids) >= batch_size:
                 yield ids
                 ids = []
@@ -654,7 +582,7 @@ class RedisStore:
             values, running = results[2 * i], results[2 * i + 1]
             if values[0] is None:  # removed since the scan
                 continue
-            if wanted is not None and _text(values[status_at] or "") != wanted:
+            if wanted is not None and as_str(values[status_at] or "") != wanted:
                 continue
             out.append(self._decode(job_id, values, int(running)))
         return out
@@ -667,9 +595,9 @@ class RedisStore:
             self._next(keys=[self._schedule_key], args=[self._job_prefix], client=pipe)
             pipe.zrange(self._claims_key, 0, 0, withscores=True)
             value, claims = pipe.execute()
-        earliest = None if value is None else _from_iso(_text(value))
+        earliest = None if value is None else from_iso(as_str(value))
         if claims:
-            expires = _EPOCH + timedelta(seconds=float(claims[0][1]))
+            expires = EPOCH + timedelta(seconds=float(claims[0][1]))
             earliest = expires if earliest is None else min(earliest, expires)
         return earliest
 
@@ -691,7 +619,7 @@ class RedisStore:
         jobs: list[Job] = []
         broken: list[tuple[str, str]] = []
         for i in range(0, len(result), 3):
-            job_id = _text(result[i])
+            job_id = as_str(result[i])
             try:
                 job = self._decode(job_id, result[i + 1], int(result[i + 2]))
             except SerializationError as exc:
@@ -713,8 +641,8 @@ class RedisStore:
     ) -> tuple[list[str], list[str]]:
         """KEYS and ARGV of :data:`LUA_ACQUIRE`."""
         keys = [self._lease_key, self._schedule_key, self._claims_key]
-        deadline = _ts(now + timedelta(seconds=claim_ttl))
-        args = [owner, _ts(now), str(int(limit)), deadline, self._job_prefix, self._running_prefix, token]
+        deadline = ts(now + timedelta(seconds=claim_ttl))
+        args = [owner, ts(now), str(int(limit)), deadline, self._job_prefix, self._running_prefix, token]
         return keys, args + list(RECORD_FIELDS)
 
     def _send_claim_ahead(self, now: datetime, limit: int, owner: str, claim_ttl: float) -> None:
@@ -775,11 +703,9 @@ class RedisStore:
         return reply, ahead.token
 
     def _holds_lease(self, owner: str, now: datetime) -> bool:
-        """Whether ``owner`` holds the lease at ``now`` by the lease this store last took:
-        another beat takes a lease only once it has expired, so no read is needed (a read
-        would wait behind the scripts of the burst that Redis is running)."""
-        taken = self._lease_taken
-        return taken is not None and taken[0] == owner and now < taken[1]
+        """Whether ``owner`` holds the lease at ``now``, without a read (see
+        :meth:`beatx.stores.redis_lease.RedisLease.holds`)."""
+        return self._leader.holds(owner, now)
 
     def _give_back(self, ahead: _ClaimAhead) -> None:
         """Return the jobs of an unused claim ahead to the schedule, unchanged."""
@@ -791,7 +717,7 @@ class RedisStore:
             releases = []
             for i in range(0, len(reply), 3):
                 try:
-                    job = self._decode(_text(reply[i]), reply[i + 1], 0)
+                    job = self._decode(as_str(reply[i]), reply[i + 1], 0)
                 except SerializationError:
                     continue  # quarantined when claimed again, after its claim deadline
                 job.claim = ahead.token
@@ -823,9 +749,9 @@ class RedisStore:
         for r in releases:
             nrt, last = r.next_run_time, r.last_run_time
             if nrt not in stamps:
-                stamps[nrt] = (_utc(nrt).isoformat(), _ts(nrt))  # type: ignore[arg-type]
+                stamps[nrt] = (utc(nrt).isoformat(), ts(nrt))  # type: ignore[arg-type]
             if last not in stamps:
-                stamps[last] = (_utc(last).isoformat(), _ts(last))  # type: ignore[arg-type]
+                stamps[last] = (utc(last).isoformat(), ts(last))  # type: ignore[arg-type]
             items.append(
                 [
                     r.job_id,
@@ -841,7 +767,7 @@ class RedisStore:
             )
         args = [
             owner or "",
-            _ts(self._clock.now()),
+            ts(self._clock.now()),
             self._job_prefix,
             self._channel,
             json.dumps(items, separators=(",", ":"), ensure_ascii=False),
@@ -879,17 +805,15 @@ class RedisStore:
     def due_count(self, now: datetime) -> int:
         with self._errors("count due jobs"):
             return int(
-                self._due_count(
-                    keys=[self._schedule_key, self._claims_key], args=[_ts(now), self._job_prefix]
-                )
+                self._due_count(keys=[self._schedule_key, self._claims_key], args=[ts(now), self._job_prefix])
             )
 
     # -- run state -----------------------------------------------------------------------------
 
     def run_started(self, job_id: str, task_id: str, *, started_at: datetime, timeout: float) -> None:
-        expires = _ts(started_at + timedelta(seconds=timeout))
+        expires = ts(started_at + timedelta(seconds=timeout))
         keys = [self._running_key(job_id), self._running_all_key]
-        args = [self._job_key(job_id), task_id, _ts(started_at), expires, f"{job_id}\0{task_id}"]
+        args = [self._job_key(job_id), task_id, ts(started_at), expires, f"{job_id}\0{task_id}"]
         with self._errors(f"record the start of run {task_id!r} of job {job_id!r}"):
             self._started(keys=keys, args=args)
 
@@ -913,7 +837,7 @@ class RedisStore:
             self._job_key(job_id),
             task_id,
             f"{job_id}\0{task_id}",
-            _utc(finished_at).isoformat(),
+            utc(finished_at).isoformat(),
             "" if duration is None else repr(float(duration)),
             "0" if error is None else "1",
             error or "",
@@ -925,164 +849,47 @@ class RedisStore:
 
     def running_count(self, now: datetime) -> int:
         with self._errors("count running jobs"):
-            return int(self._client.zcount(self._running_all_key, f"({_ts(now)}", "+inf"))
+            return int(self._client.zcount(self._running_all_key, f"({ts(now)}", "+inf"))
 
-    # -- leadership ----------------------------------------------------------------------------
-
-    def acquire_lease(self, owner: str, *, now: datetime, ttl: float) -> bool:
-        expires = now + timedelta(seconds=ttl)
-        args = [owner, _ts(now), _ts(expires)]
-        self._lease_taken = None
-        with self._errors(f"acquire the lease for {owner!r}"):
-            held = bool(self._lease_take(keys=[self._lease_key], args=args))
-        if held:
-            self._lease_taken = (owner, expires)
-        return held
-
-    def release_lease(self, owner: str) -> None:
-        self._lease_taken = None
-        with self._errors(f"release the lease of {owner!r}"):
-            self._lease_give(keys=[self._lease_key], args=[owner])
-
-    def get_lease(self) -> LeaseInfo | None:
-        with self._errors("read the lease"):
-            owner, acquired, expires = self._client.hmget(
-                self._lease_key, ["owner", "acquired_at", "expires_at"]
-            )
-        if owner is None or acquired is None or expires is None:
-            return None
-        try:
-            return LeaseInfo(
-                owner=_text(owner), acquired_at=_from_ts(_text(acquired)), expires_at=_from_ts(_text(expires))
-            )
-        except ValueError as exc:
-            raise SerializationError(f"corrupt lease record at {self._lease_key!r}: {exc}") from exc
-
-    def write_status(self, status: BeatStatus) -> None:
-        data = {
-            "owner": status.owner,
-            "leader_since": _iso(status.leader_since),
-            "last_tick_at": _iso(status.last_tick_at),
-            "due_backlog": status.due_backlog,
-            "jobs_fired": status.jobs_fired,
-            "jobs_missed": status.jobs_missed,
-            "jobs_skipped": status.jobs_skipped,
-        }
-        with self._errors("write the beat status"):
-            self._client.set(self._status_key, json.dumps(data))
+    # -- beatx's own small records ------------------------------------------------------------
 
     def read_meta(self, key: str) -> str | None:
         with self._errors(f"read {key!r}"):
             value = self._client.hget(self._meta_key, key)
-        return None if value is None else _text(value)
+        return None if value is None else as_str(value)
 
     def write_meta(self, key: str, value: str) -> None:
         with self._errors(f"write {key!r}"):
             self._client.hset(self._meta_key, key, value)
 
+    # -- leadership: served by RedisLease ------------------------------------------------------
+
+    def acquire_lease(self, owner: str, *, now: datetime, ttl: float) -> bool:
+        return self._leader.acquire_lease(owner, now=now, ttl=ttl)
+
+    def release_lease(self, owner: str) -> None:
+        self._leader.release_lease(owner)
+
+    def get_lease(self) -> LeaseInfo | None:
+        return self._leader.get_lease()
+
+    def write_status(self, status: BeatStatus) -> None:
+        self._leader.write_status(status)
+
     def read_status(self) -> BeatStatus | None:
-        with self._errors("read the beat status"):
-            raw = self._client.get(self._status_key)
-        if raw is None:
-            return None
-        try:
-            data = json.loads(_text(raw))
-            last_tick = _from_iso(data["last_tick_at"])
-            if last_tick is None:
-                raise ValueError("last_tick_at is null")
-            return BeatStatus(
-                owner=data["owner"],
-                leader_since=_from_iso(data.get("leader_since")),
-                last_tick_at=last_tick,
-                due_backlog=int(data["due_backlog"]),
-                jobs_fired=int(data.get("jobs_fired", 0)),
-                jobs_missed=int(data.get("jobs_missed", 0)),
-                jobs_skipped=int(data.get("jobs_skipped", 0)),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SerializationError(f"corrupt beat status at {self._status_key!r}: {exc}") from exc
+        return self._leader.read_status()
 
-    # -- changes -------------------------------------------------------------------------------
-
-    def _changes(self) -> int:
-        return int(self._client.get(self._changes_key) or 0)
-
-    def _subscribe(self) -> PubSub:
-        pubsub: PubSub = self._client.pubsub()  # type: ignore[no-untyped-call]
-        try:
-            pubsub.subscribe(self._channel)
-            # Wait for the confirmation, so a change published after it cannot be missed.
-            deadline = time.monotonic() + 5.0
-            while time.monotonic() < deadline:
-                message = pubsub.get_message(timeout=max(deadline - time.monotonic(), 0.0))
-                if message is not None and _text(message["type"]) == "subscribe":
-                    break
-            self._seen_changes = self._changes()
-        except BaseException:
-            pubsub.close()
-            raise
-        return pubsub
-
-    def _drop_pubsub(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            try:
-                pubsub.close()
-            except redis.RedisError:
-                pass
+    # -- changes: served by RedisChangeFeed ----------------------------------------------------
 
     def wait_for_change(self, timeout: float) -> bool:
-        """Wait for a message on the ``changes`` channel (one long-lived subscription).
+        """Wait for a message on this store's ``changes`` channel (see
+        :meth:`beatx.stores.redis_changes.RedisChangeFeed.wait_for_change`).
 
         Returns ``True`` at once if the ``changes`` counter moved since the previous call, so
         a change made between two waits is not lost. The first call (and the first after a
         connection error) subscribes and only sees changes from then on.
         """
-        deadline = time.monotonic() + max(timeout, 0.0)
-        with self._wait_lock, self._errors("wait for changes"):
-            try:
-                if self._pubsub is None:
-                    self._pubsub = self._subscribe()
-                else:
-                    queued = self._drain(self._pubsub)
-                    current = self._changes()
-                    # Lower than seen means the counter was reset (FLUSHDB): moved too.
-                    moved = current != self._seen_changes
-                    self._seen_changes = current
-                    if queued or moved:
-                        return True
-                pubsub = self._pubsub
-                while True:
-                    remaining = deadline - time.monotonic()
-                    message = pubsub.get_message(timeout=max(remaining, 0.0))
-                    if self._is_new_change(message):
-                        self._drain(pubsub)  # one wake-up covers what is already queued
-                        return True
-                    if remaining <= 0:
-                        return False
-            except (redis.RedisError, OSError):
-                self._drop_pubsub()
-                raise
-
-    def _drain(self, pubsub: PubSub) -> bool:
-        """Read every message already received, without waiting. Returns whether one was new."""
-        new = False
-        while (message := pubsub.get_message(timeout=0.0)) is not None:
-            new = self._is_new_change(message) or new
-        return new
-
-    def _is_new_change(self, message: Mapping[str, Any] | None) -> bool:
-        """Whether ``message`` announces a change not seen yet (and note it as seen)."""
-        if message is None or _text(message["type"]) != "message":
-            return False
-        try:
-            value = int(_text(message["data"]))
-        except ValueError:
-            return True
-        if self._seen_changes is not None and value <= self._seen_changes:
-            return False
-        self._seen_changes = value
-        return True
+        return self._feed.wait_for_change(timeout)
 
     def close(self) -> None:
         try:
@@ -1093,7 +900,5 @@ class RedisStore:
             ahead, self._claim_ahead = self._claim_ahead, None
         if ahead is not None:
             self._give_back(ahead)
-        with self._wait_lock:
-            self._drop_pubsub()
-        if self._owns_client:
-            self._client.close()
+        self._feed.close()
+        self._shared.close()

@@ -163,6 +163,57 @@ def test_wait_for_change_returns_within_its_timeout(store: RedisStore) -> None:
         assert time.perf_counter() - started < timeout + 0.5
 
 
+@pytest.fixture
+def other_db_url(redis_url: str, key_prefix: str) -> Iterator[str]:
+    """Another database of the same server, taken through a lock key ``beatx-test-lock:N``
+    as ``redis_url`` takes its own (tests/conftest.py); only keys under ``key_prefix`` are
+    deleted afterwards."""
+    base = redis_url.rsplit("/", 1)[0]
+    admin = redis.Redis.from_url(f"{base}/0")
+    token = uuid.uuid4().hex
+    db = next((n for n in range(1, 16) if admin.set(f"beatx-test-lock:{n}", token, nx=True, ex=900)), None)
+    if db is None:
+        admin.close()
+        pytest.fail("no second free Redis database for the test (all of 1-15 are locked)")
+    try:
+        yield f"{base}/{db}"
+    finally:
+        client = redis.Redis.from_url(f"{base}/{db}")
+        keys = list(client.scan_iter(match=f"{key_prefix}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+        if admin.get(f"beatx-test-lock:{db}") == token.encode():
+            admin.delete(f"beatx-test-lock:{db}")
+        admin.close()
+
+
+def test_a_change_on_another_database_does_not_wake_a_store_with_the_same_prefix(
+    redis_url: str, other_db_url: str, key_prefix: str, clock: FakeClock
+) -> None:
+    """Pub/sub channels are server-wide: the channel names the database, so two deployments
+    with the same prefix on two databases of one server do not wake each other."""
+    a = RedisStore(redis_url, key_prefix=key_prefix, clock=clock)
+    b = RedisStore(other_db_url, key_prefix=key_prefix, clock=clock)
+    try:
+        assert a._channel == f"{key_prefix}changes@{redis_url.rsplit('/', 1)[1]}"
+        assert b._channel == f"{key_prefix}changes@{other_db_url.rsplit('/', 1)[1]}"
+        assert b.wait_for_change(0.01) is False  # subscribe
+        # Changes made while B waits, so only a message on B's channel can wake it.
+        change_on_a = threading.Timer(0.05, lambda: a.add_job(make_job("on-a")))
+        change_on_a.start()
+        assert b.wait_for_change(0.5) is False, "a change on another database woke the store"
+        change_on_a.join()
+        assert a.get_job("on-a") is not None and b.get_job("on-a") is None
+        change_on_b = threading.Timer(0.05, lambda: b.add_job(make_job("on-b")))
+        change_on_b.start()
+        assert b.wait_for_change(2.0) is True
+        change_on_b.join()
+    finally:
+        a.close()
+        b.close()
+
+
 def test_run_finished_and_a_status_changing_release_wake_a_beat(store: RedisStore, other: RedisStore) -> None:
     other.add_job(make_job("a"))
     store.wait_for_change(0.01)
@@ -677,6 +728,13 @@ def test_a_job_left_in_no_index_is_put_back_by_the_next_leader(
     raw.zrem(store._schedule_key, "lost")  # what a script failing half-way used to leave
     assert [job.id for job in store.acquire_due_jobs(T0, limit=10)] == ["fine"]
     dispatcher = RecordingDispatcher()
-    Beat(store, dispatcher, clock=clock, lease_timeout=30).run_once()
-    assert [fire.job_id for fire in dispatcher.fires] == ["lost"]
+    beat = Beat(store, dispatcher, clock=clock, lease_timeout=30)
+    beat.run_once()
+    assert dispatcher.fires == []  # the sweep does not delay the first tick
+    clock.advance(beat.leadership.renew_interval)
+    beat.run_once()  # one sweep step, then the tick sends the job put back, fire by fire
+    assert [(f.job_id, f.scheduled_at) for f in dispatcher.fires] == [
+        ("lost", T0),
+        ("lost", T0 + timedelta(seconds=10)),
+    ]
     assert store.reindex_orphans() == []  # a claimed job is not an orphan

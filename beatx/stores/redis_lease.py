@@ -1,0 +1,114 @@
+"""The leader lease and the beat status of a Redis store (:class:`beatx.stores.base.LeaderLease`).
+
+:class:`beatx.stores.redis.RedisStore` serves it by delegating to :class:`RedisLease`, and its
+claims and write-backs are fenced by the same ``lease`` key, in their own scripts.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from beatx.errors import SerializationError
+from beatx.stores.base import BeatStatus, LeaseInfo
+from beatx.stores.redis_common import SharedClient, as_str, from_iso, from_ts, iso, lua, ts
+
+__all__ = ["RedisLease"]
+
+LUA_ACQUIRE_LEASE = lua("acquire_lease")
+LUA_RELEASE_LEASE = lua("release_lease")
+
+
+class RedisLease:
+    """The lease the beats compete for and the leader's health report.
+
+    Lease validity is judged against the time passed in, not Redis key expiry. The lease this
+    object last took or renewed is remembered (:attr:`taken`), so the store can tell whether
+    its beat still holds it without a read (:meth:`holds`).
+
+    :param key: the lease hash (``{prefix}lease``): ``owner``, ``acquired_at``, ``expires_at``.
+    :param status_key: the string holding the JSON of the last :class:`BeatStatus`
+        (``{prefix}status``).
+    """
+
+    def __init__(self, shared: SharedClient, *, key: str, status_key: str) -> None:
+        self._shared = shared
+        self.key = key
+        self.status_key = status_key
+        self._take = shared.client.register_script(LUA_ACQUIRE_LEASE)
+        self._give = shared.client.register_script(LUA_RELEASE_LEASE)
+        #: The lease this store last took or renewed: its owner and the expiry it wrote.
+        self.taken: tuple[str, datetime] | None = None
+
+    def holds(self, owner: str, now: datetime) -> bool:
+        """Whether ``owner`` holds the lease at ``now`` by the lease this store last took:
+        another beat takes a lease only once it has expired, so no read is needed (a read
+        would wait behind the scripts of the burst that Redis is running)."""
+        taken = self.taken
+        return taken is not None and taken[0] == owner and now < taken[1]
+
+    def acquire_lease(self, owner: str, *, now: datetime, ttl: float) -> bool:
+        expires = now + timedelta(seconds=ttl)
+        args = [owner, ts(now), ts(expires)]
+        self.taken = None
+        with self._shared.errors(f"acquire the lease for {owner!r}"):
+            held = bool(self._take(keys=[self.key], args=args))
+        if held:
+            self.taken = (owner, expires)
+        return held
+
+    def release_lease(self, owner: str) -> None:
+        self.taken = None
+        with self._shared.errors(f"release the lease of {owner!r}"):
+            self._give(keys=[self.key], args=[owner])
+
+    def get_lease(self) -> LeaseInfo | None:
+        with self._shared.errors("read the lease"):
+            owner, acquired, expires = self._shared.client.hmget(
+                self.key, ["owner", "acquired_at", "expires_at"]
+            )
+        if owner is None or acquired is None or expires is None:
+            return None
+        try:
+            return LeaseInfo(
+                owner=as_str(owner),
+                acquired_at=from_ts(as_str(acquired)),
+                expires_at=from_ts(as_str(expires)),
+            )
+        except ValueError as exc:
+            raise SerializationError(f"corrupt lease record at {self.key!r}: {exc}") from exc
+
+    def write_status(self, status: BeatStatus) -> None:
+        data = {
+            "owner": status.owner,
+            "leader_since": iso(status.leader_since),
+            "last_tick_at": iso(status.last_tick_at),
+            "due_backlog": status.due_backlog,
+            "jobs_fired": status.jobs_fired,
+            "jobs_missed": status.jobs_missed,
+            "jobs_skipped": status.jobs_skipped,
+        }
+        with self._shared.errors("write the beat status"):
+            self._shared.client.set(self.status_key, json.dumps(data))
+
+    def read_status(self) -> BeatStatus | None:
+        with self._shared.errors("read the beat status"):
+            raw = self._shared.client.get(self.status_key)
+        if raw is None:
+            return None
+        try:
+            data = json.loads(as_str(raw))
+            last_tick = from_iso(data["last_tick_at"])
+            if last_tick is None:
+                raise ValueError("last_tick_at is null")
+            return BeatStatus(
+                owner=data["owner"],
+                leader_since=from_iso(data.get("leader_since")),
+                last_tick_at=last_tick,
+                due_backlog=int(data["due_backlog"]),
+                jobs_fired=int(data.get("jobs_fired", 0)),
+                jobs_missed=int(data.get("jobs_missed", 0)),
+                jobs_skipped=int(data.get("jobs_skipped", 0)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SerializationError(f"corrupt beat status at {self.status_key!r}: {exc}") from exc
