@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install demo demo-django test test-slow lint format typecheck docs bench all clean
+.PHONY: install demo demo-django test test-slow screenshots lint format typecheck docs bench wheel all clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,17 @@ test: install lint typecheck docs
 ## The slow tests: chaos/failover, million-job scale, benchmark guards.
 test-slow: install
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+## A wheel of this checkout in dist/ (until beatx is on PyPI: pip install "dist/beatx-<version>-py3-none-any.whl[redis]").
+## build/ is setuptools' scratch folder: a stale one would put deleted modules in the wheel.
+wheel: install
+	rm -rf build
+	$(PY) -m pip wheel --no-deps . -w dist
+
+## Refresh the admin screenshots in docs/img (headless Chromium; plain test runs write them
+## to a tmp folder and leave the tracked PNGs alone).
+screenshots: install
+	BEATX_UPDATE_SCREENSHOTS=1 $(PY) -m pytest tests/django/test_browser.py $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -7,6 +7,7 @@ Triggers say when, the engine applies misfire / coalesce / overlap rules, stores
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from beatx.clock import Clock, SystemClock
@@ -81,7 +82,27 @@ def get_scheduler(app: Celery | None = None, **overrides: Any) -> JobManager:
     ``app`` defaults to Celery's current app (in a Django project, the one your
     ``celery.py`` creates). Jobs added here are picked up by the running beat at once.
     Needs ``pip install 'beatx[celery]'``.
+
+    Warns (:class:`UserWarning`) when the store is ``memory://``, ``beatx_store``'s default:
+    most often the app was not imported yet (Celery's current app is then its empty default
+    app), and the jobs added would live in this process only.
     """
     from beatx.celery import get_scheduler as celery_get_scheduler
+    from beatx.stores.memory import MemoryStore
 
-    return celery_get_scheduler(app, **overrides)
+    if app is None:
+        from celery import current_app
+
+        app = current_app._get_current_object()
+    manager = celery_get_scheduler(app, **overrides)
+    if isinstance(manager.store, MemoryStore):
+        warnings.warn(
+            f"beatx.get_scheduler(): the store of the Celery app {app.main!r} is memory:// "
+            "(beatx_store's default): the jobs added live in this process only, no beat sees them "
+            "and they are lost when it exits. Import your Celery app first (or pass it: "
+            "get_scheduler(app)) and set its beatx_store (CELERY_BEATX_STORE in Django settings), "
+            "e.g. 'redis://127.0.0.1:6379/0' or 'django://'; or pass store='redis://...'.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return manager

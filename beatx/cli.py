@@ -160,6 +160,7 @@ def _celery_manager(app_path: str, overrides: dict[str, str]) -> JobManager:
     except ImportError as exc:
         raise ConfigurationError(f"--app needs beatx's Celery integration: {exc}") from exc
     manager: JobManager = get_scheduler(app, **overrides)
+    _warn_if_memory(manager.store)  # the app sets no beatx_store (or sets memory://)
     return manager
 
 
@@ -412,12 +413,8 @@ def jobs_show(ctx: click.Context, job_id: str, as_json: bool) -> None:
     job = manager.get_job(job_id)
     if job is None:
         raise JobLookupError(job_id)
-    runs = _recent_runs(manager.store, job_id)
-    detail = _job_detail(job)
-    if runs is not None:
-        detail["recent_runs"] = runs
     if as_json:
-        _echo_json(detail)
+        _echo_json(_job_detail(job))
         return
     tz = manager.timezone
     table = _key_value_table()
@@ -445,39 +442,7 @@ def jobs_show(ctx: click.Context, job_id: str, as_json: bool) -> None:
     ]
     for label, value in rows:
         table.add_row(label, value)
-    console = _console()
-    console.print(table)
-    if runs:
-        from rich.table import Table
-
-        runs_table = Table(title="recent runs", box=None, pad_edge=False, header_style="bold")
-        columns = list(dict.fromkeys(key for run in runs for key in run))
-        for column in columns:
-            runs_table.add_column(column.upper().replace("_", " "), overflow="fold")
-        for run in runs:
-            runs_table.add_row(
-                *(
-                    _when(run.get(c), tz) if isinstance(run.get(c), datetime) else _cell(run.get(c))
-                    for c in columns
-                )
-            )
-        console.print(runs_table)
-
-
-def _recent_runs(store: JobStore, job_id: str, limit: int = 10) -> list[dict[str, Any]] | None:
-    """Run history, when the store keeps one (an optional ``recent_runs(job_id, limit=)``
-    method; the core store protocol has none)."""
-    reader = getattr(store, "recent_runs", None)
-    if not callable(reader):
-        return None
-    rows: list[dict[str, Any]] = []
-    for run in reader(job_id, limit=limit):
-        if isinstance(run, Mapping):
-            rows.append(dict(run))
-        else:
-            fields = ("task_id", "scheduled_at", "started_at", "finished_at", "duration", "status", "error")
-            rows.append({name: getattr(run, name) for name in fields if hasattr(run, name)})
-    return rows
+    _console().print(table)
 
 
 @jobs.command("add", epilog=EXIT_CODES_HELP)

@@ -112,6 +112,12 @@ class JobManager:
         self.func_validator = func_validator
         self._handed_out: weakref.WeakValueDictionary[str, Job] = weakref.WeakValueDictionary()
 
+    def __repr__(self) -> str:
+        # Which store the jobs go to; one without a repr of its own shows as its class name.
+        store = self.store
+        shown = f"{type(store).__name__}()" if type(store).__repr__ is object.__repr__ else repr(store)
+        return f"JobManager(store={shown})"
+
     # -- building jobs -------------------------------------------------------------------------
 
     def build_trigger(self, trigger: Trigger | str | None, trigger_args: dict[str, Any]) -> Trigger:

@@ -254,6 +254,6 @@ def beatx_edit_once(lead: float) -> dict[str, Any]:
 
     def apply(due: float) -> None:
         job.next_run_time = datetime.fromtimestamp(due, UTC)
-        store.update_job(job)
+        store.update_job(job, reschedule=True)  # a new next run: a schedule write
 
     return edit_signal(lead, apply)

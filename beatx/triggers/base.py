@@ -133,7 +133,3 @@ class Trigger(ABC):
 
         :raises SerializationError: on an unknown kind or a newer format version.
         """
-
-
-def utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)

@@ -26,6 +26,7 @@ from beatx.dispatch.base import is_transient
 from beatx.dispatch.celery import PIPELINE_CHUNK, CeleryDispatcher
 from beatx.jobs import Fire
 from tests.celery.conftest import DEFAULT_QUEUE, queued
+from tests.conftest import delete_amqp_queue
 
 AT = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 #: The queue of the apps on a private redis-server (Celery's default).
@@ -218,7 +219,7 @@ def test_poison_fires_on_rabbitmq_fail_permanently_alone(
                     time.sleep(0.05)
                 assert channel.queue_declare(queue, passive=True).message_count == 1 + 4 + 1
             finally:
-                channel.queue_delete(queue)
+                delete_amqp_queue(rabbitmq_url, queue)
 
 
 # -- error replies --------------------------------------------------------------------------

@@ -402,24 +402,3 @@ def test_an_app_that_cannot_be_loaded_exits_3() -> None:
     result = run_beatx("--app", "no_such_project_xyz", "jobs", "list")
     assert result.returncode == 3
     assert "cannot load the Celery app 'no_such_project_xyz'" in error_line(result)
-
-
-def test_show_lists_recent_runs_when_the_store_keeps_them() -> None:
-    from beatx.cli import _recent_runs
-
-    class Run:
-        task_id = "t1"
-        scheduled_at = datetime(2026, 3, 2, 12, 0)
-        duration = 0.5
-        error = None
-
-    class StoreWithHistory:
-        def recent_runs(self, job_id: str, limit: int) -> list[object]:
-            return [Run(), {"task_id": "t0", "error": "boom"}]
-
-    rows = _recent_runs(StoreWithHistory(), "j")  # type: ignore[arg-type]
-    assert rows == [
-        {"task_id": "t1", "scheduled_at": datetime(2026, 3, 2, 12, 0), "duration": 0.5, "error": None},
-        {"task_id": "t0", "error": "boom"},
-    ]
-    assert _recent_runs(object(), "j") is None  # type: ignore[arg-type]

@@ -1,11 +1,12 @@
 """The admin in a real browser (headless Chromium): the errors, the preview and the actions a
-person sees. Saves the screenshots the docs use (docs/img/admin-*.png)."""
+person sees. Takes the screenshots the docs use (docs/img/admin-*.png): into the test's tmp
+folder, or over the docs' own with BEATX_UPDATE_SCREENSHOTS=1 (``make screenshots``)."""
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,17 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+#: Set to 1 to write the screenshots over the tracked ones in docs/img (``make screenshots``).
+UPDATE_SCREENSHOTS_ENV = "BEATX_UPDATE_SCREENSHOTS"
+
+
+def screenshot_dir(tmp_path: Path) -> Path:
+    """docs/img when BEATX_UPDATE_SCREENSHOTS=1 asks to refresh the docs; else a folder of the
+    test's own, so an ordinary run leaves the tracked PNGs alone."""
+    if os.environ.get(UPDATE_SCREENSHOTS_ENV, "").strip().lower() in {"1", "true", "yes"}:
+        return DOCS_IMG
+    return tmp_path / "screenshots"
 
 
 @pytest.fixture
@@ -59,12 +70,34 @@ def browser() -> Iterator[Any]:
         driver.quit()
 
 
-def shot(driver: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(SHOTS / f"admin-{name}.png"))
+@pytest.fixture
+def shot(tmp_path: Path) -> Callable[[Any, str], None]:
+    """``shot(driver, name)`` saves ``admin-<name>.png`` into :func:`screenshot_dir`."""
+    directory = screenshot_dir(tmp_path)
+
+    def save(driver: Any, name: str) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"admin-{name}.png"
+        assert driver.save_screenshot(str(path)), f"no screenshot saved at {path}"
+
+    return save
 
 
-def test_create_fix_preview_and_pause_a_cron_job(browser: Any, live_server: Any, admin_user: Any) -> None:
+def test_screenshots_refresh_docs_img_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(UPDATE_SCREENSHOTS_ENV, raising=False)
+    assert screenshot_dir(tmp_path) == tmp_path / "screenshots"
+    monkeypatch.setenv(UPDATE_SCREENSHOTS_ENV, "0")
+    assert screenshot_dir(tmp_path) == tmp_path / "screenshots"
+    monkeypatch.setenv(UPDATE_SCREENSHOTS_ENV, "1")
+    assert screenshot_dir(tmp_path) == DOCS_IMG
+    assert DOCS_IMG.is_dir() and (DOCS_IMG / "admin-job-list.png").is_file()
+
+
+def test_create_fix_preview_and_pause_a_cron_job(
+    browser: Any, live_server: Any, admin_user: Any, shot: Callable[[Any, str], None]
+) -> None:
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait

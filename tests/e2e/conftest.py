@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import redis
 
+from tests.conftest import delete_amqp_queue
+
 ROOT = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).with_name("celery"))
 
@@ -177,7 +179,11 @@ def make_cluster(tmp_path: Path, broker: str, store: str, key_prefix: str, **ext
 
 
 @pytest.fixture
-def cluster_factory(tmp_path: Path, key_prefix: str) -> Iterator[Callable[..., CeleryCluster]]:
+def cluster_factory(
+    tmp_path: Path, key_prefix: str, redis_url: str
+) -> Iterator[Callable[..., CeleryCluster]]:
+    # Takes redis_url (the store and record database of every cluster) so the processes stop
+    # before that database is emptied: a key written after it would be left behind.
     clusters: list[CeleryCluster] = []
 
     def factory(broker: str, store: str, **extra: str) -> CeleryCluster:
@@ -190,6 +196,9 @@ def cluster_factory(tmp_path: Path, key_prefix: str) -> Iterator[Callable[..., C
     finally:
         for cluster in clusters:
             cluster.stop_all()
+        for cluster in clusters:  # the test's queue on RabbitMQ is durable: it would outlive the test
+            if cluster.env["BEATX_TEST_BROKER"].startswith("amqp"):
+                delete_amqp_queue(cluster.env["BEATX_TEST_BROKER"], cluster.env["BEATX_TEST_QUEUE"])
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ def test_due_count_matches_a_full_count_for_a_large_random_heap() -> None:
     for job in rng.sample(jobs, 300):  # stale heap entries: re-scheduled and paused jobs
         job.next_run_time = T0 + timedelta(seconds=rng.randint(-500, 500))
         job.status = rng.choice([JobStatus.ACTIVE, JobStatus.PAUSED])
-        store.update_job(job)
+        store.update_job(job, reschedule=True)
     for offset in (-600, -100, 0, 250, 600):
         now = T0 + timedelta(seconds=offset)
         expected = sum(

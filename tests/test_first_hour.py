@@ -1,0 +1,278 @@
+"""What a new user meets in the first hour: how to install from a checkout, a test suite that
+leaves their Redis and RabbitMQ data alone, and a management API that says where jobs go."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import beatx
+from beatx import JobManager
+from beatx.stores.memory import MemoryStore
+from tests.conftest import (
+    REDIS_DB_MARKER,
+    REDIS_DBS_ENV,
+    REDIS_HOST,
+    REDIS_PORT,
+    NoRedisDatabase,
+    claim_redis_db,
+    delete_amqp_queue,
+    redis_test_dbs,
+    release_redis_db,
+    require_service,
+    take_redis_db,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def read(name: str) -> str:
+    return (ROOT / name).read_text(encoding="utf-8")
+
+
+# -- installing before beatx is on PyPI -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/quickstart.md"])
+def test_the_install_from_a_checkout_or_a_wheel_is_spelled_out(page: str) -> None:
+    text = read(page)
+    assert 'pip install ".[redis]"' in text
+    assert "pip wheel --no-deps . -w dist" in text
+    # The wheel's file name, with the version this checkout builds (a glob would not do:
+    # the shell reads `*.whl[redis]` as a pattern and pip gets it as it is).
+    wheel = f"dist/beatx-{beatx.__version__}-py3-none-any.whl"
+    assert f'pip install "{wheel}[redis]"' in text
+    named = set(re.findall(r"dist/beatx-([0-9][^-\s]*)-py3-none-any\.whl", text))
+    assert named == {beatx.__version__}, f"{page} names another version: {named}"
+
+
+def test_the_changelog_has_an_unreleased_section_with_this_round() -> None:
+    text = read("CHANGELOG.md")
+    assert text.startswith("# Changelog")
+    sections = re.findall(r"^## (.+)$", text, flags=re.MULTILINE)
+    assert sections and sections[0] == "Unreleased"
+    unreleased = text.split("## Unreleased", 1)[1].split("\n## ", 1)[0]
+    for change in ("LICENSE", "BEATX_TEST_REDIS_DBS", "get_scheduler()", "py.typed"):
+        assert change in unreleased, change
+
+
+def test_the_license_is_mit_by_the_beatx_authors() -> None:
+    text = read("LICENSE")
+    assert text.startswith("MIT License\n")
+    assert "Copyright (c) 2026 the beatx authors" in text
+    assert 'license = "MIT"' in read("pyproject.toml")
+
+
+# -- the test suite and the user's Redis ---------------------------------------------------------
+
+
+def test_the_test_databases_come_from_an_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(REDIS_DBS_ENV, raising=False)
+    assert redis_test_dbs() == list(range(1, 16))
+    monkeypatch.setenv(REDIS_DBS_ENV, "8-10, 3,9")
+    assert redis_test_dbs() == [8, 9, 10, 3]
+    assert redis_test_dbs("12") == [12]
+    for bad in (",", "a-b", "5-2", "1,,2", "-3"):
+        with pytest.raises(ValueError, match=REDIS_DBS_ENV):
+            redis_test_dbs(bad)
+    monkeypatch.setenv(REDIS_DBS_ENV, "")  # set but empty: the default
+    assert redis_test_dbs() == list(range(1, 16))
+    with pytest.raises(ValueError, match="database 0"):
+        redis_test_dbs("0-3")
+    assert "BEATX_TEST_REDIS_DBS" in read("README.md")
+
+
+@pytest.fixture
+def admin() -> Iterator[Any]:
+    require_service("Redis", REDIS_HOST, REDIS_PORT)
+    import redis
+
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
+    yield client
+    client.close()
+
+
+@pytest.mark.redis
+def test_a_taken_database_is_marked_locked_and_emptied_after(admin: Any) -> None:
+    taken = take_redis_db(admin, redis_test_dbs())
+    try:
+        assert taken.client.dbsize() == 1
+        assert taken.client.get(REDIS_DB_MARKER) == taken.token.encode()
+        assert admin.get(f"beatx-test-lock:{taken.db}") == taken.token.encode()
+        assert taken.url == f"redis://{REDIS_HOST}:{REDIS_PORT}/{taken.db}"
+        taken.client.set("beatx-test-written:key", "by the test")
+    finally:
+        release_redis_db(admin, taken)
+    import redis
+
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=taken.db)
+    try:
+        assert client.dbsize() == 0
+        assert admin.get(f"beatx-test-lock:{taken.db}") != taken.token.encode()
+    finally:
+        client.close()
+
+
+@pytest.mark.redis
+def test_a_database_with_keys_the_tests_did_not_write_is_skipped_and_kept(admin: Any) -> None:
+    # A database taken the usual way, made to look like one of the user's: no marker, a key.
+    user = take_redis_db(admin, redis_test_dbs())
+    user_key = f"app:{uuid.uuid4().hex}"
+    user.client.delete(REDIS_DB_MARKER)
+    user.client.set(user_key, "precious")
+    try:
+        assert claim_redis_db(user.client, user.token) == 1  # lock held: only the keys say no
+        assert user.client.get(user_key) == b"precious"
+        assert not user.client.exists(REDIS_DB_MARKER)
+
+        admin.delete(f"beatx-test-lock:{user.db}")  # free, as a user's database is
+        with pytest.raises(NoRedisDatabase, match=rf"{user.db}: (holds 1 key|in use)"):
+            take_redis_db(admin, [user.db])
+        other = take_redis_db(admin, [user.db, *redis_test_dbs()])
+        try:
+            assert other.db != user.db
+        finally:
+            release_redis_db(admin, other)
+        assert user.client.get(user_key) == b"precious"
+        assert user.client.dbsize() == 1
+    finally:
+        user.client.delete(user_key)  # the one key of this "user" database: the test wrote it
+        user.client.close()
+
+
+@pytest.mark.redis
+def test_what_a_killed_run_left_is_emptied_by_the_next_one(admin: Any) -> None:
+    taken = take_redis_db(admin, redis_test_dbs())
+    try:
+        taken.client.set("beatx-test-left:a", "1")
+        taken.client.set("beatx-test-left:b", "2")
+        # The run dies (no teardown); its lock expires. The lock is ours again here.
+        assert claim_redis_db(taken.client, "next-run") == 0
+        assert taken.client.dbsize() == 1
+        assert taken.client.get(REDIS_DB_MARKER) == b"next-run"
+    finally:
+        release_redis_db(admin, taken)
+
+
+# -- RabbitMQ --------------------------------------------------------------------------------------
+
+
+@pytest.mark.rabbitmq
+def test_delete_amqp_queue_removes_the_queue_and_its_exchange(rabbitmq_url: str) -> None:
+    from amqp.exceptions import NotFound
+    from kombu import Exchange, Queue
+    from kombu.connection import Connection
+
+    name = f"beatx-test-{uuid.uuid4().hex[:8]}"
+    with Connection(rabbitmq_url) as connection:  # type: ignore[no-untyped-call]
+        channel = connection.channel()
+        # What Celery declares for a task_default_queue: a durable queue and direct exchange.
+        Queue(name, Exchange(name, "direct"), routing_key=name)(channel).declare()
+        assert channel.queue_declare(name, passive=True).queue == name
+        delete_amqp_queue(rabbitmq_url, name)
+        with pytest.raises(NotFound):
+            connection.channel().queue_declare(name, passive=True)
+        with pytest.raises(NotFound):
+            connection.channel().exchange_declare(name, "direct", passive=True)
+    delete_amqp_queue(rabbitmq_url, name)  # deleting what is gone is fine
+
+
+# -- get_scheduler() and the memory store ----------------------------------------------------------
+
+
+def test_get_scheduler_without_a_store_warns_how_to_configure_one() -> None:
+    from celery import Celery
+
+    app = Celery("first-hour", broker="memory://", set_as_current=False)
+    with pytest.warns(UserWarning, match=r"memory://") as record:
+        manager = beatx.get_scheduler(app)
+    assert isinstance(manager.store, MemoryStore)
+    (warning,) = record
+    message = str(warning.message)
+    assert "'first-hour'" in message and "beatx_store" in message and "CELERY_BEATX_STORE" in message
+    assert "redis://127.0.0.1:6379/0" in message
+    assert warning.filename == __file__  # points at the caller's line
+    assert repr(manager) == "JobManager(store=MemoryStore())"
+
+
+def test_get_scheduler_on_a_configured_store_says_nothing_and_shows_it() -> None:
+    from celery import Celery
+
+    app = Celery("first-hour-redis", broker="memory://", set_as_current=False)
+    app.conf.beatx_store = "redis://:secret@127.0.0.1:1/7"  # not reached: nothing is read
+    app.conf.beatx_key_prefix = "shop:"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        manager = beatx.get_scheduler(app)
+    assert repr(manager) == "JobManager(store=RedisStore('redis://:***@127.0.0.1:1/7', key_prefix='shop:'))"
+    manager.store.close()
+
+
+def test_a_fresh_process_without_the_app_imported_is_warned() -> None:
+    """The first-hour case: ``get_scheduler()`` before the project's Celery app is imported."""
+    code = "import beatx\nprint(repr(beatx.get_scheduler()))\n"
+    result = subprocess.run(
+        [sys.executable, "-W", "default", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "JobManager(store=MemoryStore())"
+    assert "UserWarning: beatx.get_scheduler(): the store of the Celery app 'default' is memory://" in (
+        result.stderr
+    )
+
+
+def test_a_manager_shows_a_store_without_a_repr_by_its_class_name() -> None:
+    class PlainStore(MemoryStore):
+        pass
+
+    assert repr(JobManager(PlainStore())) == "JobManager(store=PlainStore())"
+
+    class NamedStore(MemoryStore):
+        def __repr__(self) -> str:
+            return "NamedStore('somewhere')"
+
+    assert repr(JobManager(NamedStore())) == "JobManager(store=NamedStore('somewhere'))"
+
+
+def test_the_cli_on_a_celery_app_without_a_store_warns(tmp_path: Path) -> None:
+    (tmp_path / "first_hour_proj.py").write_text(
+        'from celery import Celery\n\napp = Celery("first_hour_proj", broker="memory://")\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "beatx.cli", "--app", "first_hour_proj", "jobs", "list", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    assert "warning: the memory:// store lives only as long as this command" in result.stderr
+
+
+# -- what nothing used -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("module", "name"), [("beatx.cli", "_recent_runs"), ("beatx.triggers.base", "utc")])
+def test_unused_helpers_are_gone(module: str, name: str) -> None:
+    import importlib
+
+    assert not hasattr(importlib.import_module(module), name)
+    for path in [*(ROOT / "beatx").rglob("*.py"), *(ROOT / "django_beatx").rglob("*.py")]:
+        text = path.read_text(encoding="utf-8")
+        assert f"from {module} import {name}" not in text, path
