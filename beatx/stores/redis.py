@@ -223,12 +223,16 @@ class RedisStore:
         client: redis.Redis | None = None,
         socket_timeout: float = 5.0,
         claim_ahead_from: int = 100,
+        server_time: bool | None = None,
     ) -> None:
         if claim_ahead_from < 1:
             raise ValueError(f"claim_ahead_from must be at least 1, got {claim_ahead_from!r}")
         self._claim_ahead_from = claim_ahead_from
         self._prefix = key_prefix
         self._clock = clock or SystemClock()
+        #: Whether leases and claims are judged by the Redis server's clock (TIME) rather
+        #: than the callers' (the default unless a clock is given, as tests with a fake one do).
+        self._server_time = clock is None if server_time is None else server_time
         self._shared = SharedClient(url, client=client, socket_timeout=socket_timeout)
         self._client: redis.Redis = self._shared.client
         self._url = self._shared.url
@@ -237,7 +241,10 @@ class RedisStore:
         self._decodes = self._shared.decodes
         p = key_prefix
         self._leader = RedisLease(
-            self._shared, key=LEASE_KEY.format(prefix=p), status_key=STATUS_KEY.format(prefix=p)
+            self._shared,
+            key=LEASE_KEY.format(prefix=p),
+            status_key=STATUS_KEY.format(prefix=p),
+            server_time=self._server_time,
         )
         self._feed = RedisChangeFeed(
             self._shared,
@@ -641,9 +648,16 @@ class RedisStore:
     ) -> tuple[list[str], list[str]]:
         """KEYS and ARGV of :data:`LUA_ACQUIRE`."""
         keys = [self._lease_key, self._schedule_key, self._claims_key]
-        deadline = ts(now + timedelta(seconds=claim_ttl))
-        args = [owner, ts(now), str(int(limit)), deadline, self._job_prefix, self._running_prefix, token]
-        return keys, args + list(RECORD_FIELDS)
+        claim_clock = "" if self._server_time else ts(now)
+        args = [
+            owner,
+            ts(now),
+            str(int(limit)),
+            repr(float(claim_ttl)),
+            self._job_prefix,
+            self._running_prefix,
+        ]
+        return keys, [*args, token, claim_clock, *RECORD_FIELDS]
 
     def _send_claim_ahead(self, now: datetime, limit: int, owner: str, claim_ttl: float) -> None:
         """Send the next claim of a burst without waiting for its reply (see the class doc)."""
@@ -767,7 +781,7 @@ class RedisStore:
             )
         args = [
             owner or "",
-            ts(self._clock.now()),
+            "" if self._server_time else ts(self._clock.now()),
             self._job_prefix,
             self._channel,
             json.dumps(items, separators=(",", ":"), ensure_ascii=False),

@@ -31,8 +31,10 @@ class RedisLease:
         (``{prefix}status``).
     """
 
-    def __init__(self, shared: SharedClient, *, key: str, status_key: str) -> None:
+    def __init__(self, shared: SharedClient, *, key: str, status_key: str, server_time: bool = True) -> None:
         self._shared = shared
+        #: Judge expiry by the Redis server's clock (``now`` then only names the caller's).
+        self.server_time = server_time
         self.key = key
         self.status_key = status_key
         self._take = shared.client.register_script(LUA_ACQUIRE_LEASE)
@@ -48,14 +50,19 @@ class RedisLease:
         return taken is not None and taken[0] == owner and now < taken[1]
 
     def acquire_lease(self, owner: str, *, now: datetime, ttl: float) -> bool:
-        expires = now + timedelta(seconds=ttl)
-        args = [owner, ts(now), ts(expires)]
+        """See :meth:`beatx.stores.base.LeaderLease.acquire_lease`; with ``server_time`` the
+        lease is taken, renewed and judged expired by the Redis server's clock, so a beat
+        whose clock runs ahead cannot take a lease early."""
+        args = [owner, "" if self.server_time else ts(now), repr(float(ttl))]
         self.taken = None
         with self._shared.errors(f"acquire the lease for {owner!r}"):
-            held = bool(self._take(keys=[self.key], args=args))
-        if held:
-            self.taken = (owner, expires)
-        return held
+            reply = self._take(keys=[self.key], args=args)
+        if not reply or as_str(reply) == "0":
+            return False
+        expires = from_ts(as_str(reply))
+        # The memory of :meth:`holds` is on the caller's clock: never past what it asked for.
+        self.taken = (owner, min(expires, now + timedelta(seconds=ttl)) if self.server_time else expires)
+        return True
 
     def release_lease(self, owner: str) -> None:
         self.taken = None

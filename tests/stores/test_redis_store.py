@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
@@ -738,3 +738,37 @@ def test_a_job_left_in_no_index_is_put_back_by_the_next_leader(
         ("lost", T0 + timedelta(seconds=10)),
     ]
     assert store.reindex_orphans() == []  # a claimed job is not an orphan
+
+
+def test_leases_and_claims_are_judged_by_the_redis_server_clock(redis_url: str, key_prefix: str) -> None:
+    """Without a test clock, a beat whose clock runs an hour ahead can neither take a lease
+    another beat holds nor take over its claims: Redis' own TIME decides."""
+    honest = RedisStore(redis_url, key_prefix=key_prefix)
+    ahead = RedisStore(redis_url, key_prefix=key_prefix)
+    try:
+        now = datetime.now(UTC)
+        skewed = now + timedelta(hours=1)
+        assert honest.acquire_lease("honest:1", now=now, ttl=30)
+        assert not ahead.acquire_lease("ahead:1", now=skewed, ttl=30)
+        lease = ahead.get_lease()
+        assert lease is not None and lease.owner == "honest:1"
+        assert abs((lease.expires_at - now).total_seconds() - 30) < 5  # written from the server's clock
+
+        honest.add_job(make_job("a", at=now - timedelta(seconds=1)))
+        (claimed,) = honest.acquire_due_jobs(now, limit=10, owner="honest:1", claim_ttl=10)
+        assert ahead.acquire_due_jobs(skewed, limit=10) == []  # the claim has not expired for Redis
+        with pytest.raises(LeaseLostError):
+            ahead.acquire_due_jobs(skewed, limit=10, owner="ahead:1")
+        honest.release_jobs([release_of(claimed, fired=(claimed.next_run_time,))], owner="honest:1")
+        got = honest.get_job("a")
+        assert got is not None and got.total_run_count == 1
+
+        # The same skew with caller clocks (server_time=False) would take the lease at once.
+        trusting = RedisStore(redis_url, key_prefix=key_prefix, server_time=False)
+        try:
+            assert trusting.acquire_lease("ahead:2", now=skewed, ttl=30)
+        finally:
+            trusting.close()
+    finally:
+        honest.close()
+        ahead.close()

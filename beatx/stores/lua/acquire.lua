@@ -1,12 +1,15 @@
 -- Claim due jobs. KEYS: lease, schedule, claims.
--- ARGV: owner ('' for none), now, limit, claim deadline, job prefix, running prefix, claim
--- token, then the hash fields to return (`RECORD_FIELDS`).
+-- ARGV: owner ('' for none), now (what is due, and runs in flight), limit, claim lifetime
+-- (seconds), job prefix, running prefix, claim token, claim clock ('' for the server's: claim
+-- deadlines and the lease are judged by it), then the hash fields to return (`RECORD_FIELDS`).
 -- Returns id, the fields' values, running count for each claimed job, earliest first; each
 -- claimed job's hash holds the token in its `claim` field until its write-back.
 -- Runs after helpers.lua (prepended by the store).
-local owner, now, limit, deadline, jp, rp = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
-check_owner(KEYS[1], owner, now)
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)) do
+local owner, now, limit, jp, rp = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[5], ARGV[6]
+local claim_now = clock(ARGV[8])
+local deadline = later(claim_now, ARGV[4])
+check_owner(KEYS[1], owner, claim_now)
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', claim_now)) do
   unclaim(KEYS[3], jp .. id, id)
   reindex(KEYS[2], KEYS[3], jp .. id, id)
 end
@@ -17,7 +20,7 @@ end
 local token = ARGV[7]
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
 local claims = {}
-local fields = {unpack(ARGV, 8)}
+local fields = {unpack(ARGV, 9)}
 for n, id in ipairs(ids) do
   claims[2 * n - 1] = deadline
   claims[2 * n] = id

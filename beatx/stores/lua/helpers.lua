@@ -35,10 +35,26 @@ local function notify(changes, channel)
   redis.call('PUBLISH', channel, n)
 end
 
+-- The time leases and claims are judged by: the caller's (a decimal string, tests with a
+-- fake clock) or, given '', the server's own (TIME), so beats' clocks need not agree.
+local function clock(now)
+  if now ~= '' then
+    return now
+  end
+  local t = redis.call('TIME')
+  return t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+end
+
+-- A time ``seconds`` after ``now`` (decimal strings, microseconds kept).
+local function later(now, seconds)
+  return string.format('%.6f', tonumber(now) + tonumber(seconds))
+end
+
 local function check_owner(lease, owner, now)
   if owner == '' then
     return
   end
+  now = clock(now)
   local l = redis.call('HMGET', lease, 'owner', 'expires_at')
   if l[1] ~= owner or not l[2] or tonumber(l[2]) <= tonumber(now) then
     error({err = 'BEATX_LEASE_LOST beat does not hold the leader lease'})
