@@ -1,8 +1,12 @@
 """The jobs admin.
 
-Every change goes through :class:`beatx.manager.JobManager` over the Django store (never a
-bare ``QuerySet.update``), so next run times are computed by beatx and a running beat sees
-each change within a fraction of a second.
+Every change goes through the Django store (never a bare ``QuerySet.update``): a saved form
+through :class:`beatx.manager.JobManager`, the bulk actions (pause, resume, delete,
+duplicate, run now) through the store's set-based writes, which apply the same rules to the
+whole selection at once (a few statements, one wake-up of the beat), so next run times are
+computed by beatx and a running beat sees each change within a fraction of a second.
+
+Everything is read from and written to the database ``BEATX["DATABASE"]`` names.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from beatx.errors import BeatxError, InvalidJobError
-from beatx.jobs import JobStatus
+from beatx.errors import BeatxError, InvalidJobError, JobLookupError
+from beatx.jobs import Fire, JobStatus
+from beatx.jobs import Job as BeatxJob
 from beatx.triggers.base import get_timezone
 from django_beatx import conf
 from django_beatx.forms import JobForm
@@ -84,7 +89,8 @@ def fire_time_preview(row: Job, *, count: int = 5, now: datetime | None = None) 
 class RecentRunsFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
     def get_queryset(self) -> QuerySet[JobRun]:
         if not hasattr(self, "_recent"):
-            self._recent = super().get_queryset().order_by("-scheduled_at", "-id")[: conf.run_history_limit()]
+            runs = super().get_queryset().using(conf.setting("DATABASE"))
+            self._recent = runs.order_by("-scheduled_at", "-id")[: conf.run_history_limit()]
         return self._recent
 
 
@@ -119,9 +125,20 @@ class JobRunInline(admin.TabularInline):  # type: ignore[type-arg]
         return False
 
 
+class AdminJobForm(JobForm):
+    def validate_unique(self) -> None:
+        """A new job's id must be free in the store's database (Django's own check reads
+        the ``default`` database, whatever ``BEATX["DATABASE"]`` says)."""
+        if not self.instance._state.adding:
+            return  # the id is read-only on the change page; no other field is unique
+        job_id = self.cleaned_data.get("id")
+        if job_id and Job.objects.using(conf.setting("DATABASE")).filter(pk=job_id).exists():
+            self.add_error("id", self.instance.unique_error_message(Job, ("id",)))
+
+
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    form = JobForm
+    form = AdminJobForm
     inlines = (JobRunInline,)
     list_display = (
         "display_name",
@@ -153,6 +170,11 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "created_at",
         "updated_at",
     )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
+        """The jobs of the store's database (``BEATX["DATABASE"]``): the list, the change and
+        delete pages and the actions' selections."""
+        return super().get_queryset(request).using(conf.setting("DATABASE"))
 
     # -- list ----------------------------------------------------------------------------------
 
@@ -307,16 +329,13 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         conf.get_manager().remove_job(obj.pk)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        manager = conf.get_manager()
-        for job_id in queryset.values_list("pk", flat=True):
-            manager.remove_job(job_id)
+        conf.get_store().remove_jobs(queryset.values_list("pk", flat=True))
 
-    # -- actions -------------------------------------------------------------------------------
+    # -- actions: set-based, one transaction and one wake-up of the beat for the selection ----
 
     @admin.action(description=_("Pause selected jobs"), permissions=["change"])
     def pause_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        manager = conf.get_manager()
-        done = sum(1 for job_id in queryset.values_list("pk", flat=True) if manager.pause_job(job_id))
+        done = conf.get_store().pause_jobs(queryset.values_list("pk", flat=True))
         self.message_user(
             request,
             ngettext("%(count)d job was paused.", "%(count)d jobs were paused.", done) % {"count": done},
@@ -325,8 +344,7 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description=_("Resume selected jobs"), permissions=["change"])
     def resume_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        manager = conf.get_manager()
-        done = sum(1 for job_id in queryset.values_list("pk", flat=True) if manager.resume_job(job_id))
+        done = conf.get_store().resume_jobs(queryset.values_list("pk", flat=True))
         self.message_user(
             request,
             ngettext("%(count)d job was resumed.", "%(count)d jobs were resumed.", done) % {"count": done},
@@ -355,48 +373,66 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 messages.ERROR,
             )
             return
-        dispatcher = CeleryDispatcher(app)
         store = conf.get_store()
-        manager = conf.get_manager(dispatcher=dispatcher)
-        sent = 0
+        job_ids = list(queryset.values_list("pk", flat=True))
+        jobs = store.get_jobs_by_id(job_ids)
+        now = datetime.now(UTC)
+        # One fire per job, outside its schedule (its next run is unchanged), as
+        # JobManager.run_job_now sends it; the whole selection in one batch.
+        fires = [Fire(jobs[job_id], now) for job_id in job_ids if job_id in jobs]
+        failures: dict[str, BaseException] = {
+            job_id: JobLookupError(job_id) for job_id in job_ids if job_id not in jobs
+        }
+        dispatcher = CeleryDispatcher(app)
         try:
-            for job_id in queryset.values_list("pk", flat=True):
-                try:
-                    now = manager.clock.now()
-                    task_id = manager.run_job_now(job_id)
-                except Exception as exc:
-                    self.message_user(
-                        request,
-                        _("Could not send %(job)s: %(error)s") % {"job": job_id, "error": exc},
-                        messages.ERROR,
-                    )
-                    continue
-                store.record_dispatch(job_id, task_id, scheduled_at=now)
-                sent += 1
+            try:
+                results: list[BaseException | None] = list(dispatcher.dispatch(fires))
+            except Exception as exc:
+                results = [exc] * len(fires)
         finally:
             dispatcher.close()
+        sent = [
+            (fire.job_id, fire.task_id, now)
+            for fire, error in zip(fires, results, strict=True)
+            if error is None
+        ]
+        failures.update(
+            {fire.job_id: error for fire, error in zip(fires, results, strict=True) if error is not None}
+        )
+        for job_id in job_ids:
+            if job_id in failures:
+                self.message_user(
+                    request,
+                    _("Could not send %(job)s: %(error)s") % {"job": job_id, "error": failures[job_id]},
+                    messages.ERROR,
+                )
         if sent:
+            store.record_dispatches(sent)
             self.message_user(
                 request,
                 ngettext(
-                    "%(count)d job was sent to the workers.", "%(count)d jobs were sent to the workers.", sent
+                    "%(count)d job was sent to the workers.",
+                    "%(count)d jobs were sent to the workers.",
+                    len(sent),
                 )
-                % {"count": sent},
+                % {"count": len(sent)},
                 messages.SUCCESS,
             )
 
     @admin.action(description=_("Duplicate selected jobs (paused)"), permissions=["add"])
     def duplicate_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         manager = conf.get_manager()
-        copies = 0
-        for job_id in queryset.values_list("pk", flat=True):
-            job = manager.get_job(job_id)
-            if job is None:
-                continue
-            new_id = f"{job.id}-copy"
-            if manager.get_job(new_id) is not None:
-                new_id = f"{job.id}-copy-{uuid.uuid4().hex[:6]}"
-            manager.add_job(
+        store = conf.get_store()
+        jobs = store.get_jobs_by_id(queryset.values_list("pk", flat=True))
+        copy_ids = {job_id: f"{job_id}-copy" for job_id in jobs}
+        taken = store.existing_ids(copy_ids.values())
+        now = manager.clock.now()
+        copies: list[BeatxJob] = []
+        for job_id, job in sorted(jobs.items()):
+            new_id = copy_ids[job_id]
+            if new_id in taken:
+                new_id = f"{job_id}-copy-{uuid.uuid4().hex[:6]}"
+            copy = manager.build_job(
                 job.func,
                 job.trigger,
                 id=new_id,
@@ -409,14 +445,16 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 coalesce=job.coalesce,
                 paused=True,
             )
-            copies += 1
+            manager.schedule(copy, now=now)
+            copies.append(copy)
+        done = store.add_new_jobs(copies)
         self.message_user(
             request,
             ngettext(
                 "%(count)d job was duplicated; the copy is paused until you resume it.",
                 "%(count)d jobs were duplicated; the copies are paused until you resume them.",
-                copies,
+                done,
             )
-            % {"count": copies},
+            % {"count": done},
             messages.SUCCESS,
         )

@@ -9,6 +9,10 @@
 
 Every key is optional. The Celery side (``CELERY_BEATX_STORE = "django://"`` and friends) is
 read by :mod:`beatx.celery` from the Celery app's configuration.
+
+``DATABASE`` is the one place the store's database is named: the admin, the management
+commands, the beat (``celery beat -S beatx`` with ``django://``) and the workers' run
+records all use it (see :func:`store_database`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ if TYPE_CHECKING:
     from beatx.manager import JobManager
     from django_beatx.store import DjangoStore
 
-__all__ = ["get_manager", "get_store", "run_history_limit", "setting", "timezone_name"]
+__all__ = ["get_manager", "get_store", "run_history_limit", "setting", "store_database", "timezone_name"]
 
 _DEFAULTS: dict[str, Any] = {
     "TIMEZONE": None,
@@ -58,6 +62,43 @@ def timezone_name() -> str:
 
 def run_history_limit() -> int:
     return int(setting("RUN_HISTORY_LIMIT"))
+
+
+def store_database(url: str = "django://") -> str:
+    """The database alias a ``django://`` store URL opens: ``BEATX["DATABASE"]``.
+
+    The URL may name the alias, ``django://<alias>``; it must then be the one
+    ``BEATX["DATABASE"]`` names (``"default"`` when unset), since the admin and the
+    management commands use that one: a beat or a worker on another database would run
+    jobs nobody edits, and record runs nobody sees.
+
+    :raises beatx.errors.ConfigurationError: for a malformed URL, an alias that is not in
+        ``DATABASES``, or an alias other than ``BEATX["DATABASE"]``.
+    """
+    from beatx.errors import ConfigurationError
+
+    scheme, sep, rest = url.partition("://")
+    named = rest.rstrip("/")
+    if scheme.lower() != "django" or not sep or any(c in named for c in "/?#@:"):
+        raise ConfigurationError(f"store {url!r}: expected django:// or django://<database alias>")
+    try:
+        configured = setting("DATABASE")
+    except ImproperlyConfigured as exc:
+        raise ConfigurationError(str(exc)) from exc
+    if not isinstance(configured, str) or not configured:
+        raise ConfigurationError(f'BEATX["DATABASE"]: expected a database alias, got {configured!r}')
+    if named and named != configured:
+        raise ConfigurationError(
+            f'store {url!r} names the database {named!r}, but BEATX["DATABASE"] (the database of '
+            f"the admin and the management commands) is {configured!r}: set "
+            f'BEATX = {{"DATABASE": {named!r}}}, or use django:// alone'
+        )
+    if configured not in settings.DATABASES:
+        raise ConfigurationError(
+            f'BEATX["DATABASE"] is {configured!r}, which is not in DATABASES '
+            f"({', '.join(map(repr, settings.DATABASES))})"
+        )
+    return configured
 
 
 def get_store() -> DjangoStore:

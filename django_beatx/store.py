@@ -119,6 +119,25 @@ _R = TypeVar("_R")
 _calls = threading.local()
 #: How long a call made from a signal handler waits for a row lock before giving up.
 _REENTERED_LOCK_TIMEOUT = "500ms"
+#: Most job ids one statement of a bulk write names (fewer where the database takes fewer
+#: parameters: SQLite).
+_BULK_IDS = 10_000
+#: Rows per ``UPDATE`` that writes a value of its own to each row (:meth:`DjangoStore._write_schedules`).
+_BULK_UPDATE_ROWS = 1_000
+#: Statuses a pause leaves alone (``JobManager.pause_job``).
+_NOT_PAUSABLE = (JobStatus.PAUSED.value, JobStatus.COMPLETED.value, JobStatus.CANCELLED.value)
+#: The columns :meth:`django_beatx.models.Job.build_trigger` reads.
+_TRIGGER_FIELDS = (
+    "trigger_kind",
+    "cron_expression",
+    "interval_seconds",
+    "start_now",
+    "run_at",
+    "timezone",
+    "start_date",
+    "end_date",
+)
+_ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 def _reentrant(
@@ -553,6 +572,225 @@ class DjangoStore:
                     logger.warning("skipping unreadable job: %s", exc)
         return jobs
 
+    # -- bulk management (the admin's actions) -------------------------------------------------
+    #
+    # What the management API does one job at a time, for a whole selection at once: the rows
+    # are locked in id order (the store's lock order), written with one UPDATE (or DELETE, or
+    # INSERT) per batch of ids in one transaction, and the change counter moves once, so a
+    # running beat is woken once (one NOTIFY on PostgreSQL) however many jobs changed.
+
+    def _id_batches(self, job_ids: Iterable[str]) -> list[list[str]]:
+        """The distinct ``job_ids`` in id order, cut in batches one statement can name."""
+        ids = sorted(set(job_ids))
+        max_params = connections[self.using].features.max_query_params
+        size = _BULK_IDS if max_params is None else max(1, min(_BULK_IDS, max_params - 10))
+        return [ids[start : start + size] for start in range(0, len(ids), size)]
+
+    def _lock_ids(self, rows: Any, *, key_update: bool = False) -> Any:
+        """The rows of ``rows``, locked in id order where rows can be locked (PostgreSQL:
+        ``FOR NO KEY UPDATE``, or ``FOR UPDATE`` for a delete), as a queryset on their ids.
+        Elsewhere (SQLite, where the transaction holds the database) ``rows`` itself."""
+        features = connections[self.using].features
+        if not features.has_select_for_update:
+            return rows
+        ordered = rows.order_by("pk")
+        locked = ordered.select_for_update() if key_update else self._locked(ordered)
+        return self._jobs().filter(pk__in=list(locked.values_list("pk", flat=True)))
+
+    def pause_jobs(self, job_ids: Iterable[str]) -> int:
+        """Pause these jobs at once, as :meth:`beatx.manager.JobManager.pause_job` does one by
+        one: each one ACTIVE or FAILED becomes PAUSED (its next run time stays), with its
+        ``revision`` bumped and any claim dropped (a reschedule write: a beat's write-back
+        under that claim then records only what it sent). Paused, completed and unknown
+        jobs are left alone. Returns how many of the jobs are paused afterwards (paused here
+        or before: those ``pause_job`` answers True for)."""
+        written = 0
+        paused = 0
+        with self._errors(), transaction.atomic(using=self.using):
+            now = timezone.now()
+            for batch in self._id_batches(job_ids):
+                pausable = self._jobs().filter(pk__in=batch).exclude(status__in=_NOT_PAUSABLE)
+                written += self._lock_ids(pausable).update(
+                    status=JobStatus.PAUSED.value,
+                    revision=F("revision") + 1,
+                    claimed_by="",
+                    claimed_until=None,
+                    claim_token="",
+                    updated_at=now,
+                )
+                paused += self._jobs().filter(pk__in=batch, status=JobStatus.PAUSED.value).count()
+            if written:
+                self._bump()
+        return paused
+
+    def resume_jobs(self, job_ids: Iterable[str]) -> int:
+        """Resume these jobs at once, as :meth:`beatx.manager.JobManager.resume_job` does one
+        by one: each PAUSED job's next run is its first fire time at or after now (never one
+        it already ran), ACTIVE, or COMPLETED when its trigger fires no more; ``revision``
+        bumped, any claim dropped. The next run times are computed here, job by job, and
+        written in bulk (:meth:`_write_schedules`). Other ids are left alone, and so is a job whose stored
+        trigger is unreadable (logged). Returns how many jobs were resumed."""
+        resumed = 0
+        with self._errors(), transaction.atomic(using=self.using):
+            after_now = self._clock.now() - _ONE_MICROSECOND
+            written = timezone.now()
+            for batch in self._id_batches(job_ids):
+                query = (
+                    self._jobs()
+                    .filter(pk__in=batch, status=JobStatus.PAUSED.value)
+                    .order_by("pk")
+                    .only("pk", "last_run_time", *_TRIGGER_FIELDS)
+                )
+                changed: list[m.Job] = []
+                for row in self._locked(query):
+                    try:
+                        trigger = row.build_trigger()
+                    except (TypeError, ValueError) as exc:
+                        logger.warning("not resuming job %r: stored row is not a valid job: %s", row.pk, exc)
+                        continue
+                    after = after_now
+                    if row.last_run_time is not None and row.last_run_time > after:
+                        after = row.last_run_time
+                    row.next_run_time = trigger.next_fire_time(after)
+                    row.status = (
+                        JobStatus.ACTIVE if row.next_run_time is not None else JobStatus.COMPLETED
+                    ).value
+                    changed.append(row)
+                if not changed:
+                    continue
+                self._write_schedules(changed)
+                self._jobs().filter(pk__in=[row.pk for row in changed]).update(
+                    revision=F("revision") + 1,
+                    claimed_by="",
+                    claimed_until=None,
+                    claim_token="",
+                    updated_at=written,
+                )
+                resumed += len(changed)
+            if resumed:
+                self._bump()
+        return resumed
+
+    def _write_schedules(self, rows: Sequence[m.Job]) -> None:
+        """Write the ``status`` and ``next_run_time`` of each row, by batches of rows.
+
+        On PostgreSQL one ``UPDATE ... FROM (VALUES ...)`` a batch: ``bulk_update`` builds a
+        ``CASE`` branch per row and field, whose compiling alone costs about 0.3 ms a row
+        (3 s for 5,000 jobs). Elsewhere ``bulk_update``."""
+        connection = connections[self.using]
+        if connection.vendor != "postgresql":
+            self._jobs().bulk_update(rows, ["status", "next_run_time"], batch_size=_BULK_UPDATE_ROWS)
+            return
+        qn = connection.ops.quote_name
+        meta = m.Job._meta
+        column = {f.name: str(f.column) for f in meta.local_concrete_fields}
+        next_run_time = m.Job._meta.get_field("next_run_time")
+        assert isinstance(next_run_time, models.DateTimeField)
+        sql = (
+            f"UPDATE {qn(meta.db_table)} AS job SET {qn(column['status'])} = new.status, "
+            f"{qn(column['next_run_time'])} = new.next_run_time "
+            f"FROM (VALUES {{values}}) AS new (id, status, next_run_time) "
+            f"WHERE job.{qn(column['id'])} = new.id"
+        )
+        with connection.cursor() as cursor:
+            for start in range(0, len(rows), _BULK_UPDATE_ROWS):
+                chunk = rows[start : start + _BULK_UPDATE_ROWS]
+                params: list[Any] = []
+                for row in chunk:
+                    params += [
+                        row.pk,
+                        row.status,
+                        next_run_time.get_db_prep_save(row.next_run_time, connection),
+                    ]
+                cursor.execute(
+                    sql.format(values=", ".join(["(%s, %s, %s::timestamptz)"] * len(chunk))), params
+                )
+
+    def remove_jobs(self, job_ids: Iterable[str]) -> int:
+        """Remove these jobs and their run history at once (:meth:`remove_job` for a
+        selection). Returns how many jobs were removed."""
+        batches = self._id_batches(job_ids)
+        for attempt in range(_RACE_ATTEMPTS):
+            removed = 0
+            try:
+                with self._errors(), transaction.atomic(using=self.using):
+                    for batch in batches:
+                        rows = self._lock_ids(self._jobs().filter(pk__in=batch), key_update=True)
+                        _, per_model = rows.delete()
+                        removed += per_model.get(m.Job._meta.label, 0)
+                    if removed:
+                        self._bump()
+            except IntegrityError:
+                # A run of one of the jobs was recorded during the delete: delete again.
+                if attempt + 1 == _RACE_ATTEMPTS:
+                    raise
+                continue
+            return removed
+        raise AssertionError("unreachable")
+
+    def get_jobs_by_id(self, job_ids: Iterable[str]) -> dict[str, Job]:
+        """The jobs with these ids, by id (unknown ids are missing), read with one query per
+        batch of ids. An unreadable row is left out (logged)."""
+        now = self._clock.now()
+        jobs: dict[str, Job] = {}
+        with self._errors():
+            for batch in self._id_batches(job_ids):
+                rows = list(self._jobs().filter(pk__in=batch))
+                running = self._running_counts([row.pk for row in rows], now)
+                for row in rows:
+                    try:
+                        jobs[row.pk] = job_from_row(row, running=running.get(row.pk, 0))
+                    except SerializationError as exc:
+                        logger.warning("skipping unreadable job: %s", exc)
+        return jobs
+
+    def existing_ids(self, job_ids: Iterable[str]) -> set[str]:
+        """Which of these ids name a job (one query per batch of ids)."""
+        return self._existing_ids(job_ids)
+
+    def _existing_ids(self, job_ids: Iterable[str]) -> set[str]:
+        found: set[str] = set()
+        with self._errors():
+            for batch in self._id_batches(job_ids):
+                found.update(self._jobs().filter(pk__in=batch).values_list("pk", flat=True))
+        return found
+
+    def add_new_jobs(self, jobs: Sequence[Job]) -> int:
+        """Add these jobs (each with its next run time set) at once, as :meth:`add_job`
+        does one by one, except that a job whose id is taken is left out instead of raising
+        :class:`ConflictingIdError`. Returns how many jobs were added."""
+        rows = []
+        for job in jobs:
+            row = m.Job(id=job.id)
+            fill_row(row, job)
+            row.revision = 1
+            rows.append(row)
+        with self._errors(), transaction.atomic(using=self.using):
+            taken = self._existing_ids(row.pk for row in rows)
+            new = [row for row in rows if row.pk not in taken]
+            if not new:
+                return 0
+            if self._upserts:
+                # An id taken meanwhile by another writer is skipped, without a duplicate-key error.
+                added = self._insert(m.Job, new, conflict="id")
+            else:
+                self._jobs().bulk_create(new, ignore_conflicts=True)
+                added = len(new)
+            if added:
+                self._bump()
+        return added
+
+    def record_dispatches(self, fires: Iterable[tuple[str, str, datetime]]) -> None:
+        """:meth:`record_dispatch` for several fires sent outside the beat at once: ``(job id,
+        task id, scheduled at)`` each."""
+        now = self._clock.now()
+        runs = [
+            m.JobRun(job_id=job_id, scheduled_at=scheduled_at, dispatched_at=now, task_id=task_id)
+            for job_id, task_id, scheduled_at in fires
+        ]
+        with self._errors():
+            self._record_dispatches(runs)
+
     # -- the beat ------------------------------------------------------------------------------
 
     def next_run_time(self) -> datetime | None:
@@ -922,6 +1160,13 @@ for _name in (
     "get_job",
     "count_jobs_by_status",
     "get_jobs",
+    "pause_jobs",
+    "resume_jobs",
+    "remove_jobs",
+    "get_jobs_by_id",
+    "existing_ids",
+    "add_new_jobs",
+    "record_dispatches",
     "next_run_time",
     "acquire_due_jobs",
     "release_jobs",

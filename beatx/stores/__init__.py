@@ -20,7 +20,9 @@ def open_store(
     - ``memory://``: :class:`MemoryStore` (this process only, lost on exit);
     - ``redis://host:port/db`` (or ``rediss://``, ``unix://``): :class:`beatx.stores.redis.RedisStore`
       with ``key_prefix``;
-    - ``django://``: :class:`django_beatx.store.DjangoStore` (the Django app must be installed).
+    - ``django://``: :class:`django_beatx.store.DjangoStore` (the Django app must be installed)
+      on the database ``BEATX["DATABASE"]`` names, the one the admin uses (``django://<alias>``
+      names it too, and must agree; see :func:`django_beatx.conf.store_database`).
 
     :raises ConfigurationError: for another scheme or a missing optional dependency.
     """
@@ -35,11 +37,14 @@ def open_store(
         return RedisStore(url, key_prefix=key_prefix, clock=clock, **options)
     if scheme == "django":
         try:
+            from django_beatx.conf import store_database  # type: ignore[import-not-found,unused-ignore]
             from django_beatx.store import DjangoStore  # type: ignore[import-not-found,unused-ignore]
         except ImportError as exc:
             raise ConfigurationError(
                 f"store {url!r} needs Django and django_beatx in INSTALLED_APPS: pip install 'beatx[django]' ({exc})"
             ) from exc
+        if "using" not in options:
+            options["using"] = store_database(url)
         store: JobStore = DjangoStore(clock=clock, **options)
         return store
     raise ConfigurationError(

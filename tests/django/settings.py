@@ -106,6 +106,13 @@ if os.environ.get("BEATX_TEST_PG_DEFAULT"):
         "NAME": os.environ["BEATX_TEST_PG_DEFAULT"],
     }
 
+# A beat or worker subprocess of a test of BEATX["DATABASE"] (tests/django/test_database_setting.py):
+# "postgres" is that test's PostgreSQL database, and BEATX["DATABASE"] names the alias.
+if os.environ.get("BEATX_TEST_PG_NAME") and "postgres" in DATABASES:
+    DATABASES["postgres"]["NAME"] = os.environ["BEATX_TEST_PG_NAME"]
+if os.environ.get("BEATX_TEST_DATABASE"):
+    BEATX = {"DATABASE": os.environ["BEATX_TEST_DATABASE"]}
+
 CELERY_BROKER_URL = os.environ.get("BEATX_TEST_BROKER", "memory://")
 CELERY_BEATX_STORE = "django://"
 CELERY_TASK_ALWAYS_EAGER = False

@@ -197,7 +197,7 @@ def test_pause_resume_and_duplicate_actions(admin: Client, store: DjangoStore) -
     response = admin.post(url, {"action": "pause_jobs", "_selected_action": ["a", "b"]}, follow=True)
     assert "2 jobs were paused." in response.content.decode()
     assert set(Job.objects.values_list("status", flat=True)) == {"paused"}
-    assert store.change_version() == version + 2
+    assert store.change_version() == version + 1  # one wake-up of the beat for the selection
     response = admin.post(url, {"action": "resume_jobs", "_selected_action": ["a"]}, follow=True)
     assert "1 job was resumed." in response.content.decode()
     assert Job.objects.get(pk="a").status == "active"
