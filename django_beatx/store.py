@@ -66,6 +66,9 @@ __all__ = ["DEFINITION_FIELDS", "DjangoStore", "definition_values", "fill_defini
 logger = logging.getLogger("django_beatx.store")
 
 _SINGLETON = m.SINGLETON_ID
+#: How long a beat's transaction may sit idle on PostgreSQL before the server ends it (and
+#: its row locks): far above a healthy claim or write-back, far below a lease.
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 2000
 _RUNNING = m.JobRun.Outcome.RUNNING
 #: Vendors whose ``INSERT ... ON CONFLICT (column) DO NOTHING / DO UPDATE`` the store uses.
 _UPSERT_VENDORS = frozenset({"postgresql", "sqlite"})
@@ -272,6 +275,8 @@ class DjangoStore:
         self.poll_interval = poll_interval
         self._seen_version: int | None = None
         self._listener = ChangeListener(using)
+        #: ids of the connections whose idle-in-transaction limit is set.
+        self._limited_sessions: set[int] = set()
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -319,6 +324,24 @@ class DjangoStore:
                 # hide it, or the process would go on as if the store had failed.
                 raise interruption from None
             raise StoreError(f"Django store (database {self.using!r}): {exc}") from exc
+
+    def _limit_idle_transactions(self) -> None:
+        """On PostgreSQL, end (server side) a transaction of this connection that stays idle
+        for :data:`IDLE_IN_TRANSACTION_TIMEOUT_MS`: a beat frozen in the middle of a claim or a
+        write-back (SIGSTOP, a VM pause) would otherwise hold the lease row locked, and no
+        standby could take over until it woke. Set once per connection, before the beat's
+        transactions."""
+        connection = connections[self.using]
+        if connection.vendor != "postgresql" or connection.in_atomic_block:
+            return
+        with self._errors():
+            connection.ensure_connection()
+            raw = connection.connection
+            if id(raw) in self._limited_sessions:
+                return
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_TIMEOUT_MS}")
+            self._limited_sessions.add(id(raw))
 
     @contextmanager
     def _own_connection(self) -> Iterator[None]:
@@ -820,6 +843,7 @@ class DjangoStore:
     ) -> list[Job]:
         if limit <= 0:
             return []
+        self._limit_idle_transactions()
         until = now + timedelta(seconds=claim_ttl)
         token = new_claim_token(owner)
         claim = {"claimed_by": owner or "", "claimed_until": until, "claim_token": token}
@@ -861,6 +885,7 @@ class DjangoStore:
         if not releases and owner is None:
             return
         now = self._clock.now()
+        self._limit_idle_transactions()
         with self._errors():
             # The run history first, in a transaction of its own that holds no job row: a
             # worker reporting the same task ids never waits for the beat's job rows, nor
@@ -1054,6 +1079,7 @@ class DjangoStore:
 
     def acquire_lease(self, owner: str, *, now: datetime, ttl: float) -> bool:
         expires = now + timedelta(seconds=ttl)
+        self._limit_idle_transactions()
         with self._errors(), transaction.atomic(using=self.using):
             lease = self._lease_row(lock=True)
             if lease.owner == owner:

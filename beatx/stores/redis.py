@@ -712,7 +712,10 @@ class RedisStore:
             # The claim was fenced at its own time; this call is fenced at ``now``, as a claim
             # made now would be. A beat that lost its lease leaves the jobs claimed.
             lease = self.get_lease()
-            if lease is None or lease.owner != owner or lease.expires_at <= now:
+            # (With the server's clock the expiry is not comparable with ``now``: the release
+            # of these jobs is fenced by Redis itself.)
+            expired = not self._server_time and lease is not None and lease.expires_at <= now
+            if lease is None or lease.owner != owner or expired:
                 raise self._lease_lost(what)
         return reply, ahead.token
 

@@ -59,9 +59,9 @@ class RedisLease:
             reply = self._take(keys=[self.key], args=args)
         if not reply or as_str(reply) == "0":
             return False
-        expires = from_ts(as_str(reply))
-        # The memory of :meth:`holds` is on the caller's clock: never past what it asked for.
-        self.taken = (owner, min(expires, now + timedelta(seconds=ttl)) if self.server_time else expires)
+        # The memory of :meth:`holds` is on the caller's clock (it is compared with the
+        # caller's ``now``): the lease asked for, from the caller's now.
+        self.taken = (owner, now + timedelta(seconds=ttl))
         return True
 
     def release_lease(self, owner: str) -> None:

@@ -303,7 +303,13 @@ class ChaosCluster:
         dedupe: bool = DEDUPE,
         beat_schedule_jobs: int = 0,
         interval: float = INTERVAL,
+        store: Any = None,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
+        """``store``: what this process reads the lease from and adds jobs to, for a store
+        URL it cannot open itself (``django://`` names a database of the subprocesses'
+        settings); a :class:`RedisStore` on ``store_url`` when omitted. ``extra_env``: added
+        to the subprocesses' environment (the Django settings of a ``django://`` store)."""
         self.logs = logs
         self.key_prefix = key_prefix
         self.lease_timeout = lease_timeout
@@ -325,11 +331,15 @@ class ChaosCluster:
             "BEATX_TEST_DEDUPE": "1" if dedupe else "0",
             "BEATX_TEST_BEAT_JOBS": str(beat_schedule_jobs),
             "BEATX_TEST_BEAT_INTERVAL": repr(float(interval)),
+            **(extra_env or {}),
         }
         self.job_ids: list[str] = beat_job_ids(beat_schedule_jobs)
         self.records_client = redis.Redis.from_url(record_url, socket_timeout=5)
         self.broker_client = redis.Redis.from_url(broker_url, socket_timeout=2, socket_connect_timeout=2)
-        self.store = RedisStore(store_url, key_prefix=key_prefix, socket_timeout=2.0)
+        self.own_store = store is None
+        self.store = (
+            RedisStore(store_url, key_prefix=key_prefix, socket_timeout=2.0) if store is None else store
+        )
         self.processes: list[ChaosProcess] = []
         self.beats: list[ChaosProcess] = []
         self.managers: list[Any] = []
@@ -378,10 +388,14 @@ class ChaosCluster:
         (the defaults: ``coalesce=True``, ``misfire_grace_time=None``, ``max_instances=1``)."""
         from beatx import IntervalTrigger
         from beatx.celery import get_scheduler
+        from beatx.manager import JobManager
         from tests.ha.proj import make_app
 
-        manager = get_scheduler(make_app(self.env))
-        self.managers.append(manager)
+        if self.own_store:
+            manager = get_scheduler(make_app(self.env))
+            self.managers.append(manager)
+        else:  # the store given: the manager the app would build on it, the app's defaults
+            manager = JobManager(self.store, timezone="UTC")
         start = datetime.fromtimestamp(math.floor(time.time()) + lead, UTC)
         ids = beat_job_ids(count)
         for job_id in ids:
@@ -758,3 +772,173 @@ def window_bounds(chaos_start: float, stop_at: float, interval: float = INTERVAL
     first = math.ceil(chaos_start / interval) * interval
     last = math.floor(stop_at / interval) * interval
     return first + interval, last - interval
+
+
+# -- the leader scenarios (shared by the Redis and the Django store) -------------------------------
+
+
+def start_cluster(cluster: ChaosCluster, *, add_jobs: bool, beats: int = BEATS, jobs: int = JOBS) -> None:
+    """The worker, ``beats`` beats, the jobs (unless ``beat_schedule`` has them), one run of each."""
+    cluster.worker(concurrency=16)
+    cluster.start_beats(beats)
+    if add_jobs:
+        cluster.add_jobs(jobs)
+    cluster.wait_for_leader(15)
+    cluster.wait_all_jobs_ran(20)
+
+
+def finish(cluster: ChaosCluster, stop_at: float) -> tuple[list[dict[str, Any]], bool, list[bool]]:
+    """Run until ``stop_at``, note which beats live, stop them, let the worker drain."""
+    sleep_until(stop_at)
+    alive = [beat.alive() for beat in cluster.beats]
+    cluster.stop_beats()
+    drained = cluster.drain()
+    return cluster.records(), drained, alive
+
+
+def check_harness(cluster: ChaosCluster, drained: bool) -> None:
+    assert cluster.processes[0].alive(), "the worker died: the counts are meaningless"
+    assert drained, f"the worker did not drain the queue (length {cluster.queue_length()})"
+
+
+def print_report(lines: list[str], m: Measurement) -> None:
+    print()
+    for line in lines:
+        print(line)
+    text = details(m)
+    if text:
+        print(text)
+
+
+def strike_lines(strikes: list[Strike]) -> list[str]:
+    return [strike.describe() for strike in strikes]
+
+
+def takeovers(strikes: list[Strike]) -> str:
+    return "[" + ",".join("-" if s.takeover_s is None else f"{s.takeover_s:.2f}" for s in strikes) + "]"
+
+
+def first_fires(strikes: list[Strike]) -> str:
+    return (
+        "["
+        + ",".join("-" if s.first_fire_at is None else f"{s.first_fire_at - s.at:.2f}" for s in strikes)
+        + "]"
+    )
+
+
+@dataclass
+class LeaderRun:
+    """What a leader scenario did and measured; the caller asserts and may add figures."""
+
+    scenario: str
+    planned: int
+    strikes: list[Strike]
+    m: Measurement
+    #: Per beat of ``cluster.beats``, whether it was alive when the run stopped.
+    alive: list[bool]
+    drained: bool
+    figures: dict[str, Any]
+
+    @property
+    def landed(self) -> int:
+        return sum(s.landed for s in self.strikes)
+
+    def strikes_message(self) -> str:
+        return f"{self.landed} of {self.planned} strikes landed on the lease holder:\n" + "\n".join(
+            strike_lines(self.strikes)
+        )
+
+    def report(self, cluster: ChaosCluster, **more: Any) -> str:
+        """Print the strikes, the beats' log counts and the summary line (returned)."""
+        line = summary(self.scenario, self.m, **self.figures, **more)
+        print_report([*strike_lines(self.strikes), f"beat logs: {cluster.beat_log_stats()}", line], self.m)
+        return line
+
+
+def sigkill_leader_every_10s(cluster: ChaosCluster, scenario: str = "sigkill-leader") -> LeaderRun:
+    """SIGKILL the lease holder every 10 s (6 kills, the 1st, 3rd and 5th while the 50 fires of
+    a second go out); each killed beat is replaced at once, so three stay up."""
+    planned = 6
+    start_cluster(cluster, add_jobs=True)
+    rng = random.Random(20261122)
+    chaos_start = time.time()
+    fault_end = chaos_start
+    strikes: list[Strike] = []
+    for n in range(planned):
+        sleep_until(chaos_start + 4 + 10 * n)
+        phase = mid_batch_phase(rng) if n % 2 == 0 else rng.uniform(0.1, 0.9)
+        strike = cluster.strike_leader("SIGKILL", n + 1, signal.SIGKILL, phase, timeout=LEASE_TIMEOUT + 5)
+        strikes.append(strike)
+        if not strike.signalled:
+            continue
+        cluster.spawn_beat()  # the killed beat restarted: three stay up
+        took = cluster.wait_takeover(strike.owner, LEASE_TIMEOUT + 5)
+        if took is not None:
+            strike.takeover_at, strike.new_pid, new_leader = took
+            strike.new_name = new_leader.name
+        fault_end = max(fault_end, strike.takeover_at or strike.at + LEASE_TIMEOUT)
+    stop_at = max(chaos_start + FAULT_PERIOD, fault_end) + SETTLE
+    rows, drained, alive = finish(cluster, stop_at)
+    fill_first_fires(strikes, rows)
+    start, end = window_bounds(chaos_start, stop_at)
+    m = measure(rows, cluster.job_ids, interval=INTERVAL, start=start, end=end)
+    landed = sum(s.landed for s in strikes)
+    figures = {
+        "kills_landed": f"{landed}/{planned}",
+        "mid_batch": sum(1 for s in strikes if s.landed and s.phase < 0.02),
+        "beats_alive_at_stop": f"{sum(alive)} of {len(alive)} started",
+        "takeover_s": takeovers(strikes),
+        "first_fire_s": first_fires(strikes),
+        "dedupe": cluster.dedupe,
+        "delivered_twice": delivered_twice(cluster.deliveries(), start, end),
+        "missing_causes": missing_causes(m, cluster.dispatches(), cluster.deliveries()),
+    }
+    return LeaderRun(scenario, planned, strikes, m, alive, drained, figures)
+
+
+def sigstop_leader_past_its_lease(cluster: ChaosCluster, scenario: str = "sigstop-leader") -> LeaderRun:
+    """SIGSTOP the lease holder for 8 s (the lease is 5 s) three times, each while the 50 fires
+    of a second go out, then SIGCONT."""
+    planned, frozen_for = 3, 8.0
+    start_cluster(cluster, add_jobs=True)
+    rng = random.Random(7)
+    chaos_start = time.time()
+    fault_end = chaos_start
+    strikes: list[Strike] = []
+    for n in range(planned):
+        sleep_until(chaos_start + 4 + 20 * n)
+        strike = cluster.strike_leader(
+            "SIGSTOP", n + 1, signal.SIGSTOP, mid_batch_phase(rng), timeout=LEASE_TIMEOUT + 5
+        )
+        strikes.append(strike)
+        if not strike.signalled:
+            continue
+        frozen = cluster.by_pid(strike.pid)
+        assert frozen is not None
+        took = cluster.wait_takeover(strike.owner, max(0.0, strike.at + frozen_for - time.time()))
+        if took is not None:
+            strike.takeover_at, strike.new_pid, new_leader = took
+            strike.new_name = new_leader.name
+        sleep_until(strike.at + frozen_for)
+        frozen.signal(signal.SIGCONT)
+        strike.resumed_at = time.time()
+        fault_end = max(fault_end, strike.resumed_at)
+    stop_at = max(chaos_start + FAULT_PERIOD, fault_end) + SETTLE
+    rows, drained, alive = finish(cluster, stop_at)
+    fill_first_fires(strikes, rows)
+    deliveries = cluster.deliveries()
+    start, end = window_bounds(chaos_start, stop_at)
+    m = measure(rows, cluster.job_ids, interval=INTERVAL, start=start, end=end)
+    landed = sum(s.landed for s in strikes)
+    figures = {
+        "freezes_landed": f"{landed}/{planned}",
+        "frozen_s": frozen_for,
+        "beats_alive_at_stop": f"{sum(alive)}/{len(alive)}",
+        "takeover_s": takeovers(strikes),
+        "first_fire_s": first_fires(strikes),
+        "woken_beat_messages_after_sigcont": woken_messages(strikes, deliveries, stop_at),
+        "dedupe": cluster.dedupe,
+        "delivered_twice": delivered_twice(deliveries, start, end),
+        "missing_causes": missing_causes(m, cluster.dispatches(), deliveries),
+    }
+    return LeaderRun(scenario, planned, strikes, m, alive, drained, figures)

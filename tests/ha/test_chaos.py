@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 import random
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,21 +45,23 @@ from tests.ha.chaos import (
     LEASE_TIMEOUT,
     SETTLE,
     ChaosCluster,
-    Measurement,
     RedisServer,
-    Strike,
+    check_harness,
     delivered_twice,
     details,
-    fill_first_fires,
+    finish,
     fmt_us,
     measure,
     mid_batch_phase,
     missing_causes,
+    print_report,
+    sigkill_leader_every_10s,
+    sigstop_leader_past_its_lease,
     sleep_until,
+    start_cluster,
     summary,
     to_us,
     window_bounds,
-    woken_messages,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
@@ -113,108 +114,16 @@ def chaos(tmp_path: Path, redis_url: str, key_prefix: str) -> Iterator[ChaosEnv]
         env.close()
 
 
-def _start(cluster: ChaosCluster, *, add_jobs: bool) -> None:
-    """The worker, three beats, the jobs (unless ``beat_schedule`` has them), one run of each."""
-    cluster.worker(concurrency=16)
-    cluster.start_beats(BEATS)
-    if add_jobs:
-        cluster.add_jobs(JOBS)
-    cluster.wait_for_leader(15)
-    cluster.wait_all_jobs_ran(20)
-
-
-def _finish(cluster: ChaosCluster, stop_at: float) -> tuple[list[dict[str, Any]], bool, list[bool]]:
-    """Run until ``stop_at``, note which beats live, stop them, let the worker drain."""
-    sleep_until(stop_at)
-    alive = [beat.alive() for beat in cluster.beats]
-    cluster.stop_beats()
-    drained = cluster.drain()
-    return cluster.records(), drained, alive
-
-
-def _check_harness(cluster: ChaosCluster, drained: bool) -> None:
-    assert cluster.processes[0].alive(), "the worker died: the counts are meaningless"
-    assert drained, f"the worker did not drain the queue (length {cluster.queue_length()})"
-
-
-def _print(lines: list[str], m: Measurement) -> None:
-    print()
-    for line in lines:
-        print(line)
-    text = details(m)
-    if text:
-        print(text)
-
-
-def _strike_lines(strikes: list[Strike]) -> list[str]:
-    return [strike.describe() for strike in strikes]
-
-
-def _takeovers(strikes: list[Strike]) -> str:
-    return "[" + ",".join("-" if s.takeover_s is None else f"{s.takeover_s:.2f}" for s in strikes) + "]"
-
-
-def _first_fires(strikes: list[Strike]) -> str:
-    return (
-        "["
-        + ",".join("-" if s.first_fire_at is None else f"{s.first_fire_at - s.at:.2f}" for s in strikes)
-        + "]"
-    )
-
-
 @pytest.mark.timeout(TIME_LIMIT, method="signal")
 def test_sigkill_leader_every_10s(chaos: ChaosEnv) -> None:
     """SIGKILL the lease holder every 10 s (6 kills, the 1st, 3rd and 5th while the 50 fires of
     a second go out); each killed beat is replaced at once, so three stay up."""
-    planned = 6
     cluster = chaos.cluster()
-    _start(cluster, add_jobs=True)
-    rng = random.Random(20261122)
-    chaos_start = time.time()
-    fault_end = chaos_start
-    strikes: list[Strike] = []
-    for n in range(planned):
-        sleep_until(chaos_start + 4 + 10 * n)
-        phase = mid_batch_phase(rng) if n % 2 == 0 else rng.uniform(0.1, 0.9)
-        strike = cluster.strike_leader("SIGKILL", n + 1, signal.SIGKILL, phase, timeout=LEASE_TIMEOUT + 5)
-        strikes.append(strike)
-        if not strike.signalled:
-            continue
-        cluster.spawn_beat()  # the killed beat restarted: three stay up
-        took = cluster.wait_takeover(strike.owner, LEASE_TIMEOUT + 5)
-        if took is not None:
-            strike.takeover_at, strike.new_pid, new_leader = took
-            strike.new_name = new_leader.name
-        fault_end = max(fault_end, strike.takeover_at or strike.at + LEASE_TIMEOUT)
-    stop_at = max(chaos_start + FAULT_PERIOD, fault_end) + SETTLE
-    rows, drained, alive = _finish(cluster, stop_at)
-    fill_first_fires(strikes, rows)
-    start, end = window_bounds(chaos_start, stop_at)
-    m = measure(rows, cluster.job_ids, interval=INTERVAL, start=start, end=end)
-    landed = sum(s.landed for s in strikes)
-    _print(
-        [
-            *_strike_lines(strikes),
-            f"beat logs: {cluster.beat_log_stats()}",
-            summary(
-                "sigkill-leader",
-                m,
-                kills_landed=f"{landed}/{planned}",
-                mid_batch=sum(1 for s in strikes if s.landed and s.phase < 0.02),
-                beats_alive_at_stop=f"{sum(alive)} of {len(alive)} started",
-                takeover_s=_takeovers(strikes),
-                first_fire_s=_first_fires(strikes),
-                dedupe=cluster.dedupe,
-                delivered_twice=delivered_twice(cluster.deliveries(), start, end),
-                missing_causes=missing_causes(m, cluster.dispatches(), cluster.deliveries()),
-            ),
-        ],
-        m,
-    )
-    assert landed == planned, f"{landed} of {planned} kills landed on the lease holder:\n" + "\n".join(
-        _strike_lines(strikes)
-    )
-    _check_harness(cluster, drained)
+    run = sigkill_leader_every_10s(cluster)
+    run.report(cluster)
+    m = run.m
+    assert run.landed == run.planned, run.strikes_message()
+    check_harness(cluster, run.drained)
     assert not m.duplicates, f"{len(m.duplicates)} fire(s) executed more than once\n{details(m)}"
     assert not m.missing, f"{len(m.missing)} of {m.expected} expected fires never executed\n{details(m)}"
 
@@ -223,63 +132,12 @@ def test_sigkill_leader_every_10s(chaos: ChaosEnv) -> None:
 def test_sigstop_leader_past_its_lease(chaos: ChaosEnv) -> None:
     """SIGSTOP the lease holder for 8 s (the lease is 5 s) three times, each while the 50 fires
     of a second go out, then SIGCONT."""
-    planned, frozen_for = 3, 8.0
     cluster = chaos.cluster()
-    _start(cluster, add_jobs=True)
-    rng = random.Random(7)
-    chaos_start = time.time()
-    fault_end = chaos_start
-    strikes: list[Strike] = []
-    for n in range(planned):
-        sleep_until(chaos_start + 4 + 20 * n)
-        strike = cluster.strike_leader(
-            "SIGSTOP", n + 1, signal.SIGSTOP, mid_batch_phase(rng), timeout=LEASE_TIMEOUT + 5
-        )
-        strikes.append(strike)
-        if not strike.signalled:
-            continue
-        frozen = cluster.by_pid(strike.pid)
-        assert frozen is not None
-        took = cluster.wait_takeover(strike.owner, max(0.0, strike.at + frozen_for - time.time()))
-        if took is not None:
-            strike.takeover_at, strike.new_pid, new_leader = took
-            strike.new_name = new_leader.name
-        sleep_until(strike.at + frozen_for)
-        frozen.signal(signal.SIGCONT)
-        strike.resumed_at = time.time()
-        fault_end = max(fault_end, strike.resumed_at)
-    stop_at = max(chaos_start + FAULT_PERIOD, fault_end) + SETTLE
-    rows, drained, alive = _finish(cluster, stop_at)
-    fill_first_fires(strikes, rows)
-    deliveries = cluster.deliveries()
-    woken_sent = woken_messages(strikes, deliveries, stop_at)
-    start, end = window_bounds(chaos_start, stop_at)
-    m = measure(rows, cluster.job_ids, interval=INTERVAL, start=start, end=end)
-    landed = sum(s.landed for s in strikes)
-    _print(
-        [
-            *_strike_lines(strikes),
-            f"beat logs: {cluster.beat_log_stats()}",
-            summary(
-                "sigstop-leader",
-                m,
-                freezes_landed=f"{landed}/{planned}",
-                frozen_s=frozen_for,
-                beats_alive_at_stop=f"{sum(alive)}/{len(alive)}",
-                takeover_s=_takeovers(strikes),
-                first_fire_s=_first_fires(strikes),
-                woken_beat_messages_after_sigcont=woken_sent,
-                dedupe=cluster.dedupe,
-                delivered_twice=delivered_twice(deliveries, start, end),
-                missing_causes=missing_causes(m, cluster.dispatches(), deliveries),
-            ),
-        ],
-        m,
-    )
-    assert landed == planned, f"{landed} of {planned} freezes landed on the lease holder:\n" + "\n".join(
-        _strike_lines(strikes)
-    )
-    _check_harness(cluster, drained)
+    run = sigstop_leader_past_its_lease(cluster)
+    run.report(cluster)
+    m = run.m
+    assert run.landed == run.planned, run.strikes_message()
+    check_harness(cluster, run.drained)
     assert not m.duplicates, f"{len(m.duplicates)} fire(s) executed more than once\n{details(m)}"
     assert not m.missing, f"{len(m.missing)} of {m.expected} expected fires never executed\n{details(m)}"
 
@@ -298,7 +156,7 @@ def test_store_restart(chaos: ChaosEnv, persistence: str) -> None:
     server = chaos.server("store-redis", appendonly=aof)
     server.start()
     cluster = chaos.cluster(store_url=server.url(0), beat_schedule_jobs=JOBS)
-    _start(cluster, add_jobs=False)
+    start_cluster(cluster, add_jobs=False)
     rng = random.Random(30)
     chaos_start = time.time()
     sleep_until(chaos_start + 29)
@@ -320,7 +178,7 @@ def test_store_restart(chaos: ChaosEnv, persistence: str) -> None:
             last_error = repr(exc)
         time.sleep(0.05)
     stop_at = max(chaos_start + FAULT_PERIOD, restarted_at) + SETTLE
-    rows, drained, alive = _finish(cluster, stop_at)
+    rows, drained, alive = finish(cluster, stop_at)
     start, end = window_bounds(chaos_start, stop_at)
     allowed_until = restarted_at if aof else restarted_at + LEASE_TIMEOUT + 1.0
     m = measure(
@@ -334,7 +192,7 @@ def test_store_restart(chaos: ChaosEnv, persistence: str) -> None:
         ):
             after_restart[row["job_id"]] = at
     resumed = [after_restart[j] / 1e6 - restarted_at for j in cluster.job_ids if j in after_restart]
-    _print(
+    print_report(
         [
             (
                 f"store redis-server ({persistence}) killed at {fmt_us(to_us(killed_at))} "
@@ -364,7 +222,7 @@ def test_store_restart(chaos: ChaosEnv, persistence: str) -> None:
         assert files_before and loaded, f"the AOF restart did not load the data:\n{server.log()}"
     else:
         assert not files_before and not loaded, f"the store did not restart empty:\n{server.log()}"
-    _check_harness(cluster, drained)
+    check_harness(cluster, drained)
     assert not m.duplicates, f"{len(m.duplicates)} fire(s) executed more than once\n{details(m)}"
     assert not m.missing, (
         f"{len(m.missing)} of {m.expected} expected fires never executed outside {m.window()}\n{details(m)}"
@@ -382,7 +240,7 @@ def test_broker_outage(chaos: ChaosEnv, fault: str) -> None:
     broker = chaos.server("broker-redis", appendonly=True)
     broker.start()
     cluster = chaos.cluster(broker_url=broker.url(0))
-    _start(cluster, add_jobs=True)
+    start_cluster(cluster, add_jobs=True)
     rng = random.Random(40)
     chaos_start = time.time()
     sleep_until(chaos_start + 19)
@@ -396,7 +254,7 @@ def test_broker_outage(chaos: ChaosEnv, fault: str) -> None:
         sleep_until(down_at + outage)
         up_at = broker.thaw()
     stop_at = max(chaos_start + FAULT_PERIOD, up_at) + SETTLE
-    rows, drained, alive = _finish(cluster, stop_at)
+    rows, drained, alive = finish(cluster, stop_at)
     start, end = window_bounds(chaos_start, stop_at)
     m = measure(rows, cluster.job_ids, interval=INTERVAL, start=start, end=end)
 
@@ -421,7 +279,7 @@ def test_broker_outage(chaos: ChaosEnv, fault: str) -> None:
         for at in range(math.ceil(down_at) * 1_000_000, first_sent, round(INTERVAL * 1_000_000))
     }
     by_policy = sum(1 for key in m.missing if key in coalesced)
-    _print(
+    print_report(
         [
             (
                 f"broker redis-server {fault} at {fmt_us(to_us(down_at))} (+{down_at % 1:.3f}s) "
@@ -448,7 +306,7 @@ def test_broker_outage(chaos: ChaosEnv, fault: str) -> None:
     )
     assert cluster.dispatches(), "no 'fire dispatched' line in the beat logs: cannot tell when jobs fired"
     assert len(alive) == BEATS and all(alive), f"a beat died during the broker outage: alive={alive}"
-    _check_harness(cluster, drained)
+    check_harness(cluster, drained)
     assert not m.duplicates, f"{len(m.duplicates)} fire(s) executed more than once\n{details(m)}"
     slow = {j: round(s, 2) for j, s in late.items() if s > 3.0}
     assert not never and not slow, (
