@@ -23,7 +23,7 @@ from datetime import datetime
 from beatx.clock import Clock, SystemClock
 from beatx.dispatch.base import Dispatcher
 from beatx.engine.engine import Engine, TickResult
-from beatx.errors import LeaseLostError, StoreError
+from beatx.errors import ConfigurationError, LeaseLostError, StoreError
 from beatx.events import Event, EventBus, EventKind
 from beatx.store_watch import StoreWatch
 from beatx.stores.base import BeatStatus, JobStore
@@ -59,7 +59,7 @@ class Leadership:
         events: EventBus | None = None,
     ) -> None:
         if lease_timeout <= 0:
-            raise ValueError(f"lease_timeout must be > 0 seconds, got {lease_timeout!r}")
+            raise ConfigurationError(f"lease_timeout must be > 0 seconds, got {lease_timeout!r}")
         self.store = store
         self.base_owner = owner or make_owner_token()
         self.term = 1

@@ -15,13 +15,16 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from beatx.clock import Clock, SystemClock
-from beatx.dispatch.base import Dispatcher
+from beatx.dispatch.base import Dispatcher, is_transient
 from beatx.errors import (
+    BeatxError,
     ConfigurationError,
     ConflictingIdError,
     InvalidJobError,
     JobLookupError,
+    PermanentDispatchError,
     RevisionConflictError,
+    TransientDispatchError,
 )
 from beatx.events import Event, EventBus, EventKind
 from beatx.jobs import STATE_FIELDS, Fire, Job, JobDefaults, JobFunc, JobStatus, func_ref
@@ -459,6 +462,8 @@ class JobManager:
 
         :raises JobLookupError: if there is no such job.
         :raises ConfigurationError: if this manager has no dispatcher.
+        :raises DispatchError: if the fire could not be sent (``TransientDispatchError``: the
+            broker is down or slow; ``PermanentDispatchError``: it can never be sent as is).
         """
         job = self.store.get_job(job_id)
         if job is None:
@@ -467,8 +472,11 @@ class JobManager:
             raise ConfigurationError("run_job_now needs a dispatcher; this scheduler has none")
         fire = Fire(job, self.clock.now())
         (error,) = self.dispatcher.dispatch([fire])
-        if error is not None:
+        if isinstance(error, BeatxError):
             raise error
+        if error is not None:
+            kind = TransientDispatchError if is_transient(error) else PermanentDispatchError
+            raise kind(f"job {job_id!r}: the fire could not be sent: {error!r}") from error
         return fire.task_id
 
     def _emit(self, kind: EventKind, job_id: str) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from beatx.dispatch.base import lease_lost
+from beatx.errors import ConfigurationError
 from beatx.jobs import Fire
 
 __all__ = ["FakeClock", "RecordingDispatcher"]
@@ -33,7 +34,7 @@ class FakeClock:
         """Move the clock forward by ``seconds`` (plus ``minutes=``, ``hours=``, ``days=``)."""
         step = timedelta(seconds=seconds, **units)
         if step < timedelta(0):
-            raise ValueError("a FakeClock only moves forward")
+            raise ConfigurationError("a FakeClock only moves forward")
         self._now += step
         self._monotonic += step.total_seconds()
         return self._now

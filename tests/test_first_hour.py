@@ -276,3 +276,34 @@ def test_unused_helpers_are_gone(module: str, name: str) -> None:
     for path in [*(ROOT / "beatx").rglob("*.py"), *(ROOT / "django_beatx").rglob("*.py")]:
         text = path.read_text(encoding="utf-8")
         assert f"from {module} import {name}" not in text, path
+
+
+def test_bad_arguments_and_failed_sends_raise_beatx_errors() -> None:
+    """Every error a user meets is a BeatxError naming what is wrong (still a ValueError where
+    it was one)."""
+    from datetime import datetime
+
+    import beatx
+    from beatx.beat import Beat
+    from beatx.engine.engine import Engine
+    from beatx.manager import JobManager
+    from beatx.stores.memory import MemoryStore
+    from beatx.testing import FakeClock, RecordingDispatcher
+    from beatx.triggers import CronTrigger
+
+    store = MemoryStore()
+    cases = [
+        (lambda: Beat(store, RecordingDispatcher(), lease_timeout=0), "lease_timeout"),
+        (lambda: Engine(store, RecordingDispatcher(), lookahead=1.0), "wait_until"),
+        (lambda: FakeClock().advance(-1), "forward"),
+        (lambda: CronTrigger("* * * * *").next_fire_time(datetime(2026, 1, 1)), "timezone-aware"),
+    ]
+    for call, words in cases:
+        with pytest.raises(beatx.BeatxError, match=words) as info:
+            call()
+        assert isinstance(info.value, ValueError)
+
+    manager = JobManager(store, dispatcher=RecordingDispatcher(fail_jobs=["down"]))
+    manager.add_job("t.job", "interval", seconds=60, id="down")
+    with pytest.raises(beatx.TransientDispatchError, match="'down'"):
+        manager.run_job_now("down")

@@ -28,7 +28,7 @@ from kombu.utils.json import dumps as json_dumps
 
 from beatx.dispatch.base import is_transient, lease_lost
 from beatx.dispatch.templates import MessageTemplate, Slot, plain_key, quote
-from beatx.errors import PermanentDispatchError, TransientDispatchError
+from beatx.errors import ConfigurationError, PermanentDispatchError, TransientDispatchError
 from beatx.jobs import Fire, Job
 
 if TYPE_CHECKING:
@@ -222,7 +222,7 @@ class CeleryDispatcher:
             or not math.isfinite(publish_timeout)
             or publish_timeout <= 0
         ):
-            raise ValueError(f"publish_timeout must be > 0 seconds, got {publish_timeout!r}")
+            raise ConfigurationError(f"publish_timeout must be > 0 seconds, got {publish_timeout!r}")
         self.app = app
         self.pipeline = pipeline
         self.retry = retry

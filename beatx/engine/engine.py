@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from beatx.clock import Clock
 from beatx.dispatch.base import Dispatcher, is_transient
 from beatx.engine.rules import FirePlan, plan_fires
-from beatx.errors import LeaseLostError, StoreError
+from beatx.errors import ConfigurationError, LeaseLostError, StoreError
 from beatx.events import Event, EventBus, EventKind
 from beatx.jobs import Fire, Job, JobStatus
 from beatx.stores.base import JobRelease, JobStore
@@ -108,7 +108,7 @@ class Engine:
         catch_up_window: float = 0.0,
     ) -> None:
         if lookahead < 0 or (lookahead > 0 and wait_until is None):
-            raise ValueError("lookahead must be >= 0 seconds, and a lookahead needs wait_until")
+            raise ConfigurationError("lookahead must be >= 0 seconds, and a lookahead needs wait_until")
         self.lookahead = timedelta(seconds=lookahead)
         self.wait_until = wait_until
         self.store = store

@@ -24,6 +24,7 @@ import redis
 
 from beatx.clock import Clock, SystemClock
 from beatx.errors import (
+    ConfigurationError,
     ConflictingIdError,
     JobLookupError,
     RevisionConflictError,
@@ -226,7 +227,7 @@ class RedisStore:
         server_time: bool | None = None,
     ) -> None:
         if claim_ahead_from < 1:
-            raise ValueError(f"claim_ahead_from must be at least 1, got {claim_ahead_from!r}")
+            raise ConfigurationError(f"claim_ahead_from must be at least 1, got {claim_ahead_from!r}")
         self._claim_ahead_from = claim_ahead_from
         self._prefix = key_prefix
         self._clock = clock or SystemClock()

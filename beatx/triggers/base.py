@@ -68,7 +68,7 @@ def as_aware(value: datetime, tz: tzinfo) -> datetime:
 
 def require_aware(value: datetime, name: str = "after") -> None:
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be a timezone-aware datetime, got naive {value!r}")
+        raise InvalidTriggerError(f"{name} must be a timezone-aware datetime, got naive {value!r}")
 
 
 def check_state(data: dict[str, Any], kind: str) -> None:
