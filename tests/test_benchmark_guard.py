@@ -54,15 +54,24 @@ def child(target: str, timeout: float = 300, **kwargs: Any) -> dict[str, Any]:
     return result.value
 
 
-def load_and(target: str, load: str, n: int, timeout: float = 300) -> dict[str, Any]:
+def load_and(target: str, load: str, n: int, timeout: float = 300, runs: int = 1) -> dict[str, Any]:
+    """Load ``n`` jobs, then measure ``runs`` times in fresh children; each ``*_s`` timing is
+    the best of the runs (a timing on a shared 2-core host is noisy; the best is the cost)."""
     from benchmarks.common import flush, run_child, store_db
 
     flush(store_db())
     loaded = run_child(load, timeout, n=n)
     assert loaded.ok, f"{load}(n={n}) failed: {loaded.error}"
-    measured = run_child(target, timeout, n=n)
-    assert measured.ok, f"{target}(n={n}) failed: {measured.error}"
-    return measured.value
+    best: dict[str, Any] = {}
+    for _ in range(runs):
+        measured = run_child(target, timeout, n=n)
+        assert measured.ok, f"{target}(n={n}) failed: {measured.error}"
+        for key, value in measured.value.items():
+            if key.endswith("_s") and key in best:
+                best[key] = min(best[key], value)
+            else:
+                best.setdefault(key, value)
+    return best
 
 
 # -- cheap: default suite --------------------------------------------------------------------------
@@ -164,8 +173,8 @@ def test_idle_engine_tick_does_not_grow_with_the_job_count(redis_url: str, key_p
 @pytest.mark.slow
 @pytest.mark.redis
 def test_beat_start_up_idle_tick_and_memory_are_flat_from_1k_to_100k(bench_env: int) -> None:
-    small = load_and("benchmarks.beatx_side:scale", "benchmarks.beatx_side:load", 1_000)
-    large = load_and("benchmarks.beatx_side:scale", "benchmarks.beatx_side:load", 100_000)
+    small = load_and("benchmarks.beatx_side:scale", "benchmarks.beatx_side:load", 1_000, runs=3)
+    large = load_and("benchmarks.beatx_side:scale", "benchmarks.beatx_side:load", 100_000, runs=3)
     assert large["stored"] == 100_000
     assert large["idle_tick_s"] / small["idle_tick_s"] <= 2.5, (small, large)
     assert large["startup_s"] / small["startup_s"] <= 3.0, (small, large)

@@ -69,6 +69,10 @@ def make_app(env: Mapping[str, str] | None = None) -> Celery:
     app.conf.update(
         task_default_queue=env.get("BEATX_TEST_QUEUE", "celery"),
         broker_connection_retry_on_startup=True,
+        # The chaos suite stops the broker for 10 s: the worker reconnects for as long as it
+        # takes (its default gives up after 100 retries and the process exits).
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
         beatx_store=env.get("BEATX_TEST_STORE", "memory://"),
