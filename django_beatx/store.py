@@ -75,12 +75,8 @@ _UPSERT_VENDORS = frozenset({"postgresql", "sqlite"})
 #: How often a write that lost a race with a concurrent delete is tried again.
 _RACE_ATTEMPTS = 5
 
-#: The columns of a job's definition: what a management write (``update_job``) writes.
-DEFINITION_FIELDS = (
-    "name",
-    "task",
-    "args",
-    "kwargs",
+#: The columns :meth:`django_beatx.models.Job.build_trigger` reads.
+_TRIGGER_FIELDS = (
     "trigger_kind",
     "cron_expression",
     "interval_seconds",
@@ -89,6 +85,14 @@ DEFINITION_FIELDS = (
     "timezone",
     "start_date",
     "end_date",
+)
+#: The columns of a job's definition: what a management write (``update_job``) writes.
+DEFINITION_FIELDS = (
+    "name",
+    "task",
+    "args",
+    "kwargs",
+    *_TRIGGER_FIELDS,
     "queue",
     "routing_key",
     "exchange",
@@ -129,17 +133,6 @@ _BULK_IDS = 10_000
 _BULK_UPDATE_ROWS = 1_000
 #: Statuses a pause leaves alone (``JobManager.pause_job``).
 _NOT_PAUSABLE = (JobStatus.PAUSED.value, JobStatus.COMPLETED.value, JobStatus.CANCELLED.value)
-#: The columns :meth:`django_beatx.models.Job.build_trigger` reads.
-_TRIGGER_FIELDS = (
-    "trigger_kind",
-    "cron_expression",
-    "interval_seconds",
-    "start_now",
-    "run_at",
-    "timezone",
-    "start_date",
-    "end_date",
-)
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
 
