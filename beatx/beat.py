@@ -21,9 +21,9 @@ from collections.abc import Callable
 from datetime import datetime
 
 from beatx.clock import Clock, SystemClock
-from beatx.dispatch.base import Dispatcher
-from beatx.engine.engine import Engine, TickResult
-from beatx.errors import ConfigurationError, LeaseLostError, StoreError
+from beatx.dispatch.base import Dispatcher, MessageRenderer
+from beatx.engine.engine import Engine, TickResult, atomic_fire_possible
+from beatx.errors import ConfigurationError, LeaseLostError, StoreError, TransientDispatchError
 from beatx.events import Event, EventBus, EventKind
 from beatx.store_watch import StoreWatch
 from beatx.stores.base import BeatStatus, JobStore
@@ -158,6 +158,11 @@ class Beat:
     (:func:`gc.freeze`), so its full passes no longer walk them: unfrozen, such a pass holds a
     tick back for tens of milliseconds and slows a burst. For a process
     that runs one beat (``celery beat -S beatx`` sets it); tests building many beats leave it off.
+
+    With ``atomic_fire`` (the default), the first tick as leader asks the dispatcher where its
+    broker is: when it is a Redis server the store is on too, the store's write-back script
+    pushes each fire's message (the engine's ``outbox``), so a fire goes out exactly when its
+    job is written back, whatever instant the beat is killed or frozen at.
     """
 
     def __init__(
@@ -176,6 +181,7 @@ class Beat:
         lookahead: float = 0.0,
         freeze_gc: bool = False,
         restore: Callable[[], str] | None = None,
+        atomic_fire: bool = True,
     ) -> None:
         if freeze_gc:
             gc.freeze()
@@ -212,6 +218,9 @@ class Beat:
             # then its claims) are each sent, not coalesced as after an outage.
             catch_up_window=lease_timeout + self.leadership.renew_interval,
         )
+        #: Whether the fire path is still to be chosen (on the first tick as leader, when
+        #: the broker can be asked where it is): see :meth:`_choose_fire_path`.
+        self._choosing_fire_path = atomic_fire
         self.status_interval = status_interval
         self.store_retry_delay = 1.0
         #: Back-off after a tick whose fires the broker refused: doubles per failing tick up
@@ -245,6 +254,8 @@ class Beat:
         started = self.clock.monotonic()
         if started < self._backoff_until:
             return self._backoff_until - started
+        if self._choosing_fire_path:
+            self._choose_fire_path()
         now = self.clock.now()
         try:
             result = self.engine.tick(now)
@@ -272,6 +283,31 @@ class Beat:
         # The engine's sleep counts from the start of the tick; the tick itself used some of it.
         sleep = max(result.sleep - elapsed, 0.0)
         return max(0.0, min(sleep, until_renewal))
+
+    def _choose_fire_path(self) -> None:
+        """Use the atomic fire (the store pushes each fire's message in its write-back script,
+        see :class:`~beatx.engine.engine.Engine`'s ``outbox``) when the store and the broker
+        are one Redis server; otherwise fires are published, then written back."""
+        dispatcher = self.engine.dispatcher
+        try:
+            possible = atomic_fire_possible(self.store, dispatcher)
+        except TransientDispatchError as exc:
+            logger.warning("the fire path is chosen once the broker answers: %s", exc)
+            return
+        self._choosing_fire_path = False
+        if possible:
+            assert isinstance(dispatcher, MessageRenderer)
+            self.engine.outbox = dispatcher
+            logger.info(
+                "atomic fire: broker and store share a Redis server, each fire's message is pushed "
+                "by the script that writes its job back (exactly once, even if this beat is killed)"
+            )
+        else:
+            logger.info(
+                "fires are published, then their jobs written back: a beat killed between the two "
+                "has its fires sent again with the same task ids (the worker-side guard, "
+                "beatx_dedupe, drops the repeat)"
+            )
 
     def _sweep_step(self) -> None:
         """One step of the sweep that puts back any job a store left in no index (stores that

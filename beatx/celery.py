@@ -43,7 +43,7 @@ from beatx.jobs import JobDefaults, JobFunc
 from beatx.manager import JobManager
 from beatx.stores import open_store
 from beatx.stores.base import JobStore
-from beatx.triggers import CronTrigger, IntervalTrigger, Trigger
+from beatx.triggers import CronTrigger, IntervalTrigger, SolarTrigger, Trigger
 from beatx.triggers.base import get_timezone, timezone_name
 
 if TYPE_CHECKING:
@@ -70,8 +70,6 @@ SOURCE_OPTION = "beatx_source"
 _DEFAULT_SCHEDULER = "celery.beat:PersistentScheduler"
 _DOTTED_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 _ENTRY_KEYS = frozenset({"task", "schedule", "args", "kwargs", "options", "relative"})
-#: How long the duplicate guard remembers a delivered task id (at least; see BeatxSettings).
-DEDUPE_MIN_TTL = 24 * 3600
 
 
 # -- settings -----------------------------------------------------------------------------------
@@ -121,12 +119,17 @@ class BeatxSettings:
     beatx_run_timeout        ``3600``                         seconds a started run counts as in
                                                               flight without a finish
     beatx_dedupe             ``False``                        worker-side duplicate-delivery guard
-                                                              (needs a Redis store)
+                                                              (Redis or Django store)
     beatx_metrics_port       ``None``                         serve Prometheus metrics from beat on
                                                               127.0.0.1:<port> (``beatx[metrics]``)
     beatx_lookahead          ``0.05``                         seconds before fires are due that beat
                                                               claims them and builds their messages
                                                               (then sends them on time); 0: off
+    beatx_atomic_fire        ``True``                         when broker and store are one Redis
+                                                              server, the store's write-back
+                                                              script pushes each fire's message
+                                                              (exactly once); False: publish, then
+                                                              write back
     ======================== ================================ ====================================
 
     In a Django project configured with ``namespace="CELERY"`` the names are upper case with
@@ -144,6 +147,7 @@ class BeatxSettings:
     dedupe: bool = False
     metrics_port: int | None = None
     lookahead: float = 0.05
+    atomic_fire: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.store, str) or "://" not in self.store:
@@ -176,6 +180,8 @@ class BeatxSettings:
         _number("beatx_lookahead", self.lookahead, up_to=1)
         if not isinstance(self.dedupe, bool):
             raise ConfigurationError(f"beatx_dedupe: expected True or False, got {self.dedupe!r}")
+        if not isinstance(self.atomic_fire, bool):
+            raise ConfigurationError(f"beatx_atomic_fire: expected True or False, got {self.atomic_fire!r}")
         if self.metrics_port is not None and (
             isinstance(self.metrics_port, bool)
             or not isinstance(self.metrics_port, int)
@@ -184,9 +190,15 @@ class BeatxSettings:
             raise ConfigurationError(
                 f"beatx_metrics_port: expected a TCP port number, got {self.metrics_port!r}"
             )
-        if self.dedupe and self.store.partition("://")[0].lower() not in ("redis", "rediss", "unix"):
+        if self.dedupe and self.store.partition("://")[0].lower() not in (
+            "redis",
+            "rediss",
+            "unix",
+            "django",
+        ):
             raise ConfigurationError(
-                f"beatx_dedupe: the duplicate-delivery guard needs a Redis store, beatx_store is {self.store!r}"
+                "beatx_dedupe: the duplicate-delivery guard needs a store the workers share (Redis or "
+                f"Django), beatx_store is {self.store!r}"
             )
 
     @classmethod
@@ -281,18 +293,20 @@ def convert_schedule(name: str, schedule: Any, *, timezone: str = "UTC", relativ
       :class:`~beatx.IntervalTrigger` (first fire when the job is first imported, as celery
       beat runs a new entry at once; ``relative=True`` anchors fire times to multiples of the
       interval since the epoch);
-    - a ``celery.schedules.crontab``: :class:`~beatx.CronTrigger` in ``timezone`` (the app's).
+    - a ``celery.schedules.crontab``: :class:`~beatx.CronTrigger` in ``timezone`` (the app's);
+    - a ``celery.schedules.solar``: :class:`~beatx.SolarTrigger` with the same event and place
+      (needs ``pip install 'beatx[solar]'``, as Celery's own solar schedule needs ``ephem``).
 
-    :raises ConfigurationError: naming the entry for ``solar`` and anything else.
+    :raises ConfigurationError: naming the entry, for anything else.
     """
     from celery.schedules import crontab, solar
     from celery.schedules import schedule as interval_schedule
 
     if isinstance(schedule, solar):
-        raise ConfigurationError(
-            f"beat_schedule entry {name!r}: solar schedules are not supported by beatx; "
-            "use a crontab at a fixed local time, or keep this entry on the default scheduler"
-        )
+        try:
+            return SolarTrigger(schedule.event, schedule.lat, schedule.lon)
+        except (AttributeError, ValueError) as exc:
+            raise ConfigurationError(f"beat_schedule entry {name!r}: solar schedule: {exc}") from exc
     if isinstance(schedule, crontab):
         fields = [
             _cron_field(name, "minute", schedule._orig_minute),
@@ -324,7 +338,7 @@ def convert_schedule(name: str, schedule: Any, *, timezone: str = "UTC", relativ
         raise ConfigurationError(
             f"beat_schedule entry {name!r}: cannot convert schedule {schedule!r} "
             f"({type(schedule).__module__}.{type(schedule).__qualname__}); beatx supports numbers, "
-            "timedelta, celery.schedules.schedule and celery.schedules.crontab"
+            "timedelta, celery.schedules.schedule, celery.schedules.crontab and celery.schedules.solar"
         )
     if seconds <= 0:
         raise ConfigurationError(f"beat_schedule entry {name!r}: the interval must be > 0, got {seconds!r}s")
@@ -568,6 +582,7 @@ class BeatxScheduler(Scheduler):  # type: ignore[misc]
                 lookahead=float(settings.lookahead),
                 freeze_gc=True,
                 restore=self._import_beat_schedule,
+                atomic_fire=settings.atomic_fire,
             )
             if settings.metrics_port is not None:
                 self._serve_metrics(settings.metrics_port)
@@ -693,7 +708,6 @@ class _WorkerState:
         self.app = app
         self._settings: BeatxSettings | None = None
         self._store: JobStore | None = None
-        self._redis: Any = None
         self._pid = 0
         self._lock = threading.Lock()
         self.started: dict[str, tuple[float, float]] = {}
@@ -708,7 +722,6 @@ class _WorkerState:
         if self._pid != os.getpid():
             # A forked child must not share its parent's sockets.
             self._store = None
-            self._redis = None
             self._pid = os.getpid()
 
     @property
@@ -719,21 +732,6 @@ class _WorkerState:
                 settings = self.settings
                 self._store = open_store(settings.store, key_prefix=settings.key_prefix)
             return self._store
-
-    def redis(self) -> Any:
-        with self._lock:
-            self._check_fork()
-            if self._redis is None:
-                import redis
-
-                self._redis = redis.Redis.from_url(self.settings.store, socket_timeout=5.0)
-            return self._redis
-
-    def first_delivery(self, task_id: str, retries: int) -> bool:
-        settings = self.settings
-        key = f"{settings.key_prefix}delivered:{task_id}" + (f":{retries}" if retries else "")
-        ttl = int(max(settings.run_timeout, DEDUPE_MIN_TTL))
-        return bool(self.redis().set(key, "1", nx=True, ex=ttl))
 
 
 _worker_states: weakref.WeakKeyDictionary[Any, _WorkerState] = weakref.WeakKeyDictionary()
@@ -760,15 +758,19 @@ def _on_task_prerun(sender: Any = None, task_id: str | None = None, task: Any = 
         return
     try:
         settings = state.settings
+        now = datetime.now(UTC)
+        timeout = float(settings.run_timeout)
         if settings.dedupe:
             retries = int(getattr(task.request, "retries", 0) or 0)
-            if not state.first_delivery(task_id, retries):
+            if not state.store.start_run_once(
+                str(job_id), task_id, attempt=retries, started_at=now, timeout=timeout
+            ):
                 logger.warning("dropping a second delivery job=%s task_id=%s", job_id, task_id)
                 setattr(task.request, _DUPLICATE_FLAG, True)
                 return
-        now = datetime.now(UTC)
+        else:
+            state.store.run_started(str(job_id), task_id, started_at=now, timeout=timeout)
         state.started[task_id] = (time.monotonic(), now.timestamp())
-        state.store.run_started(str(job_id), task_id, started_at=now, timeout=float(settings.run_timeout))
     except Exception as exc:
         logger.warning("could not record the start of job=%s task_id=%s: %s", job_id, task_id, exc)
 
@@ -867,7 +869,7 @@ def setup(app: Celery) -> None:
     - workers record each beatx run in the store (start, end, duration, ``"ExcType: message"``
       of a failure), for the tasks whose message carries a ``beatx_job_id`` header; the store
       is opened lazily in each worker process (after the fork);
-    - with ``beatx_dedupe = True`` (Redis store), a second delivery of the same task id is
+    - with ``beatx_dedupe = True`` (Redis or Django store), a second delivery of the same task id is
       dropped (``Ignore``) before the task runs;
     - ``beat_scheduler`` becomes ``"beatx"`` unless set to something else.
 

@@ -10,9 +10,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -57,16 +58,33 @@ def release_thread_resources() -> None:
         logger.warning("could not close the store thread's database connections: %s", exc)
 
 
-def check_local_func(func: JobFunc) -> None:
-    """Refuse a func this process cannot call."""
-    if callable(func):
-        return
-    if isinstance(func, str) and ":" in func:
+def check_local_func(func: JobFunc, allowed_modules: Sequence[str] | None = None) -> None:
+    """Refuse a func this process cannot call, or (with ``allowed_modules``) may not."""
+    if not callable(func) and not (isinstance(func, str) and ":" in func):
+        raise ConfigurationError(
+            f"func {func!r}: the in-process scheduler needs a callable or a 'package.module:callable' reference"
+        )
+    if allowed_modules is not None:
+        module = func_ref(func).partition(":")[0]
+        if not any(module == name or module.startswith(name + ".") for name in allowed_modules):
+            raise ConfigurationError(
+                f"func {func_ref(func)!r}: jobs kept in the database may run functions of the modules "
+                f'of BEATX["ALLOWED_CALLABLE_MODULES"] only (now: {", ".join(allowed_modules) or "none"})'
+            )
+    if isinstance(func, str):
         resolve_func(func)
-        return
-    raise ConfigurationError(
-        f"func {func!r}: the in-process scheduler needs a callable or a 'package.module:callable' reference"
-    )
+
+
+def database_allowed_modules(store: JobStore) -> tuple[str, ...] | None:
+    """The modules whose functions jobs read from ``store`` may run in this process: for the
+    Django store, ``BEATX["ALLOWED_CALLABLE_MODULES"]`` (anyone with the admin's change
+    permission writes those rows, and must not be able to name ``os:system``); None (any)
+    for the others, whose jobs only code writes."""
+    if type(store).__module__ != "django_beatx.store":
+        return None
+    from django_beatx.conf import allowed_callable_modules
+
+    return allowed_callable_modules()
 
 
 class Scheduler(JobManager):
@@ -104,7 +122,9 @@ class Scheduler(JobManager):
             job_defaults=self.config.job_defaults,
             clock=clock,
             events=events,
-            func_validator=check_local_func,
+            func_validator=functools.partial(
+                check_local_func, allowed_modules=database_allowed_modules(store)
+            ),
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -161,7 +181,12 @@ class Scheduler(JobManager):
         self._loop, self._store_thread, self._stopping = loop, store_thread, False
         self._wake = asyncio.Event()
         self._local = AsyncioDispatcher(
-            self.store, loop, clock=self.clock, events=self.events, store_executor=store_thread
+            self.store,
+            loop,
+            clock=self.clock,
+            events=self.events,
+            store_executor=store_thread,
+            allowed_modules=database_allowed_modules(self.store),
         )
         self.dispatcher = self._local
         self._beat = Beat(

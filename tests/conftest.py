@@ -167,10 +167,9 @@ def _unlock(admin: Any, db: int, token: str) -> None:
         admin.delete(lock)
 
 
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    """A Redis URL on a database of its own, holding only the tests' marker key when handed
-    out, emptied after the test (see above)."""
+def _a_redis_database() -> Iterator[str]:
+    """The URL of an empty database of the test Redis server, taken for the test and emptied
+    after it (see above)."""
     require_service("Redis", REDIS_HOST, REDIS_PORT)
     import redis
 
@@ -186,6 +185,20 @@ def redis_url() -> Iterator[str]:
             release_redis_db(admin, taken)
     finally:
         admin.close()
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis URL on a database of its own, holding only the tests' marker key when handed
+    out, emptied after the test (see above)."""
+    yield from _a_redis_database()
+
+
+@pytest.fixture
+def other_redis_url(redis_url: str) -> Iterator[str]:
+    """A second database of the same Redis server, empty like :func:`redis_url`'s (a broker
+    beside a store, say)."""
+    yield from _a_redis_database()
 
 
 @pytest.fixture

@@ -645,17 +645,22 @@ def test_a_scheduler_starts_again_after_shutdown() -> None:
 
 
 def test_the_store_thread_ends_at_shutdown() -> None:
+    # Only this scheduler's thread: another test's may still be retiring in the same process.
+    before = {t for t in threading.enumerate() if t.name.startswith("beatx-store")}
+    ours: list[threading.Thread] = []
+
     async def main() -> None:
         scheduler = Scheduler()
         scheduler.add_job(print, IntervalTrigger(hours=1, start_now=False), id="j")
         await scheduler.start()
         await asyncio.sleep(0.1)
-        assert any(t.name.startswith("beatx-store") for t in threading.enumerate())
+        ours.extend(t for t in threading.enumerate() if t.name.startswith("beatx-store") and t not in before)
+        assert ours, "no store thread was started"
         await scheduler.shutdown()
 
     run(main)
     deadline = time.monotonic() + 5
-    while any(t.name.startswith("beatx-store") for t in threading.enumerate()):
+    while any(t.is_alive() for t in ours):
         assert time.monotonic() < deadline, "the store thread is still alive"
         time.sleep(0.01)
 

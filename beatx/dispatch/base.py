@@ -7,8 +7,9 @@ from typing import Protocol, runtime_checkable
 
 from beatx.errors import LeaseLostError, PermanentDispatchError, TransientDispatchError
 from beatx.jobs import Fire
+from beatx.stores.base import QueuedMessage
 
-__all__ = ["Dispatcher", "is_transient", "lease_lost"]
+__all__ = ["Dispatcher", "MessageRenderer", "is_transient", "lease_lost"]
 
 #: Exception class names (anywhere in an error's MRO) that mean "the broker or the network is
 #: unavailable or slow now": kombu's and py-amqp's connection errors, redis-py's connection,
@@ -48,6 +49,24 @@ class Dispatcher(Protocol):
             passes the leader's lease check here, so a beat frozen in the middle of a batch
             sends nothing more once it wakes without its lease.
         """
+        ...
+
+
+@runtime_checkable
+class MessageRenderer(Protocol):
+    """A dispatcher that can also build its fires' messages without sending them, for a store
+    that pushes them in the same step as the fires' write-back (the atomic fire)."""
+
+    def broker_server(self) -> str | None:
+        """The broker's Redis server (``host:port`` or ``unix:<path>``, loopback names made
+        one), or None when :meth:`render` cannot build messages for a store to push.
+
+        :raises TransientDispatchError: the broker cannot be reached now."""
+        ...
+
+    def render(self, fires: Sequence[Fire]) -> Sequence[QueuedMessage | BaseException | None]:
+        """One entry per fire: its message; None for a fire that must be dispatched instead;
+        or the error that stopped it (as :meth:`Dispatcher.dispatch` reports errors)."""
         ...
 
 

@@ -34,6 +34,8 @@ from beatx.jobs import Fire, Job
 if TYPE_CHECKING:
     from celery import Celery
 
+    from beatx.stores.base import QueuedMessage
+
 __all__ = [
     "DEFAULT_PUBLISH_TIMEOUT",
     "DEFAULT_RETRY_POLICY",
@@ -612,23 +614,10 @@ class CeleryDispatcher:
                 if time.monotonic() >= deadline:
                     stopped, stop = "timeout", index
                     break
-                job = fire.job
                 try:
-                    template = self._template(channel, job)
+                    template = self._template(channel, fire.job)
                     if template is not None:
-                        expires = ""
-                        if template.expires is not None:
-                            if template.expires not in expiries:
-                                at = self.app.now() + timedelta(seconds=template.expires)
-                                expiries[template.expires] = quote(at.isoformat())
-                            expires = expiries[template.expires]
-                        task_id = '"' + fire.task_id + '"'
-                        tag = '"' + self._tag_prefix + str(next(self._tags)) + '"'
-                        scheduled = '"' + fire.scheduled_at.isoformat() + '"'
-                        body, argsrepr, kwargsrepr = self._arguments(channel, job, template)
-                        payload = template.render(
-                            (task_id, quote(job.id), scheduled, tag, expires, body, argsrepr, kwargsrepr)
-                        )
+                        payload = self._payload(channel, fire, template, expiries)
                 except Exception as exc:
                     if failed(index, fire, exc):
                         stopped, stop = "failed", index
@@ -682,6 +671,81 @@ class CeleryDispatcher:
         self.sent += sum(1 for index in pushed if results[index] is None)
         self._log_refused(fires, results, refused)
         return results
+
+    def _payload(
+        self, channel: Any, fire: Fire, template: MessageTemplate, expiries: dict[float, str]
+    ) -> str:
+        """The message of ``fire`` from its job's template; ``expiries`` keeps the expiry
+        header values of one batch by ``expires`` seconds, from the batch's publish time."""
+        job = fire.job
+        expires = ""
+        if template.expires is not None:
+            if template.expires not in expiries:
+                at = self.app.now() + timedelta(seconds=template.expires)
+                expiries[template.expires] = quote(at.isoformat())
+            expires = expiries[template.expires]
+        task_id = '"' + fire.task_id + '"'
+        tag = '"' + self._tag_prefix + str(next(self._tags)) + '"'
+        scheduled = '"' + fire.scheduled_at.isoformat() + '"'
+        body, argsrepr, kwargsrepr = self._arguments(channel, job, template)
+        return template.render((task_id, quote(job.id), scheduled, tag, expires, body, argsrepr, kwargsrepr))
+
+    # -- messages for the store to push (the atomic fire) ------------------------------------
+
+    def broker_server(self) -> str | None:
+        """The broker's Redis server (:func:`beatx.stores.redis_common.redis_server`) when
+        :meth:`render` can build messages for a store to push, else None: another broker, the
+        template path off (``pipeline=False``, publish signal receivers, compression).
+        Connects to the broker on first use.
+
+        :raises TransientDispatchError: the broker cannot be reached now."""
+        with self._lock:
+            try:
+                producer = self._get_producer()
+                if not (self.pipeline and self._pipeline_possible(producer)):
+                    return None
+                kwargs = producer.channel.client.connection_pool.connection_kwargs
+            except Exception as exc:
+                self._drop_producer()
+                raise TransientDispatchError(
+                    f"the broker cannot be reached: {type(exc).__name__}: {exc}"
+                ) from exc
+        from beatx.stores.redis_common import redis_server
+
+        return redis_server(kwargs)
+
+    def render(self, fires: Sequence[Fire]) -> list[QueuedMessage | BaseException | None]:
+        """Each fire's message, built as the Redis path builds it but not sent, for a store to
+        push in the same step as the fire's write-back (:attr:`JobRelease.messages`). One
+        entry per fire: the :class:`QueuedMessage`; None for a fire only ``send_task`` can
+        send (it is dispatched as usual); or the error that stopped it, as :meth:`dispatch`
+        reports it (:class:`PermanentDispatchError` for a fire that can never be sent,
+        :class:`TransientDispatchError` for it and the rest when the broker failed)."""
+        from beatx.stores.base import QueuedMessage
+
+        with self._lock:
+            results: list[QueuedMessage | BaseException | None] = [None] * len(fires)
+            errors: list[BaseException | None] = [None] * len(fires)
+            try:
+                channel = self._get_producer().channel
+                db = int(channel.client.connection_pool.connection_kwargs.get("db") or 0)
+            except Exception as exc:
+                self._broker_failed(fires, errors, range(len(fires)), exc)
+                return list(errors)
+            expiries: dict[float, str] = {}
+            for index, fire in enumerate(fires):
+                try:
+                    template = self._template(channel, fire.job)
+                    if template is not None:
+                        results[index] = QueuedMessage(
+                            db, template.lists, self._payload(channel, fire, template, expiries)
+                        )
+                except Exception as exc:
+                    if self._kind(exc) == "broker":
+                        self._broker_failed(fires, errors, range(index, len(fires)), exc)
+                        return [*results[:index], *errors[index:]]
+                    results[index] = self._poison(fire, exc)
+            return results
 
     def _template(self, channel: Any, job: Job) -> MessageTemplate | None:
         """The message template of ``job``'s fires, from the cache when another job with the

@@ -14,6 +14,7 @@ from typing import Any
 
 from beatx.clock import Clock, SystemClock
 from beatx.dispatch.base import lease_lost
+from beatx.errors import PermanentDispatchError
 from beatx.events import Event, EventBus, EventKind
 from beatx.jobs import Fire, resolve_func
 from beatx.stores.base import JobStore
@@ -42,6 +43,10 @@ class AsyncioDispatcher:
     :param store_executor: where the store calls made from the loop run. Omitted: a thread of
         the dispatcher's own. One thread keeps a store with per-thread connections (the Django
         ORM) on one connection; :class:`beatx.Scheduler` passes the thread its beat ticks on.
+    :param allowed_modules: for jobs read from a store others write to (a database): the
+        modules (and their submodules) whose ``module:function`` references may run here. A
+        fire naming any other is refused (:class:`~beatx.PermanentDispatchError`: the job
+        turns FAILED with the reason) and never imported. None: any module.
     """
 
     def __init__(
@@ -53,8 +58,10 @@ class AsyncioDispatcher:
         run_timeout: float = 3600.0,
         events: EventBus | None = None,
         store_executor: Executor | None = None,
+        allowed_modules: Sequence[str] | None = None,
     ) -> None:
         self.store = store
+        self.allowed_modules = None if allowed_modules is None else tuple(allowed_modules)
         self.loop = loop
         self.clock = clock or SystemClock()
         self.run_timeout = run_timeout
@@ -79,6 +86,10 @@ class AsyncioDispatcher:
             if guard is not None and not guard():
                 results.extend(lease_lost(len(fires) - index))
                 break
+            refused = self._refused(fire)
+            if refused is not None:
+                results.append(refused)
+                continue
             try:
                 self._record_start(fire, on_loop)
                 if on_loop:
@@ -91,6 +102,20 @@ class AsyncioDispatcher:
             except Exception as exc:
                 results.append(exc)
         return results
+
+    def _refused(self, fire: Fire) -> PermanentDispatchError | None:
+        """Why ``fire`` may not run in this process: a reference outside ``allowed_modules``."""
+        func = fire.job.func
+        if self.allowed_modules is None or callable(func):
+            return None
+        module = str(func).partition(":")[0].strip()
+        if module and any(module == name or module.startswith(name + ".") for name in self.allowed_modules):
+            return None
+        allowed = ", ".join(self.allowed_modules) or "none"
+        return PermanentDispatchError(
+            f"job {fire.job_id!r}: {func!r} is not in a module this scheduler may run "
+            f"(allowed modules: {allowed}); it was not imported"
+        )
 
     def _record_start(self, fire: Fire, on_loop: bool) -> None:
         record = functools.partial(

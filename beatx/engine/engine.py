@@ -9,18 +9,18 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from beatx.clock import Clock
-from beatx.dispatch.base import Dispatcher, is_transient
+from beatx.dispatch.base import Dispatcher, MessageRenderer, is_transient
 from beatx.engine.rules import FirePlan, plan_fires
 from beatx.errors import ConfigurationError, LeaseLostError, StoreError
 from beatx.events import Event, EventBus, EventKind
 from beatx.jobs import Fire, Job, JobStatus
-from beatx.stores.base import JobRelease, JobStore
+from beatx.stores.base import JobRelease, JobStore, QueuedMessage
 
-__all__ = ["Engine", "TickResult"]
+__all__ = ["Engine", "TickResult", "atomic_fire_possible"]
 
 logger = logging.getLogger("beatx.engine")
 
@@ -29,8 +29,8 @@ logger = logging.getLogger("beatx.engine")
 #: is left before the next fire, so the work never makes a fire late by more than one piece.
 IDLE_PIECE = 16
 IDLE_WORK_MIN = timedelta(milliseconds=1)
-#: How often a tick looks again at jobs held back by runs in flight (a run's end also wakes
-#: the beat through the store's change notification).
+#: How often a tick looks again at jobs held back by runs in flight (a run's end is not a
+#: change notification: the tick polls).
 WAIT_POLL = 0.1
 #: The longest a fire waits for a run in flight before it is skipped (``max_instances``).
 MAX_WAIT = timedelta(seconds=5)
@@ -87,6 +87,11 @@ class Engine:
     :param catch_up_window: seconds back from ``now`` within which every fire runs on its own,
         whatever ``coalesce`` says (see :func:`~beatx.engine.rules.plan_fires`); a beat sets it
         to its lease timeout plus a claim's lifetime, so a failover is not taken for an outage.
+    :param outbox: the atomic fire. The dispatcher, when it can build messages that ``store``
+        pushes in the same step as their fires' write-back (a Redis broker on the store's
+        server: :func:`atomic_fire_possible`). A fire then goes out exactly when its job is
+        written back, both or neither, fenced by the lease: a beat killed or frozen at any
+        instant has sent each fire once. Fires it cannot build go through ``dispatcher``.
     """
 
     def __init__(
@@ -106,6 +111,7 @@ class Engine:
         lookahead: float = 0.0,
         wait_until: Callable[[datetime], None] | None = None,
         catch_up_window: float = 0.0,
+        outbox: MessageRenderer | None = None,
     ) -> None:
         if lookahead < 0 or (lookahead > 0 and wait_until is None):
             raise ConfigurationError("lookahead must be >= 0 seconds, and a lookahead needs wait_until")
@@ -115,6 +121,7 @@ class Engine:
         self.guard = guard
         self.clock = clock
         self.dispatcher = dispatcher
+        self.outbox = outbox
         self.owner = owner
         self.batch_size = batch_size
         self.claim_ttl = claim_ttl
@@ -155,6 +162,13 @@ class Engine:
             first by the next tick, before any claim: its fires are not sent again.
         """
         self._retry_unreleased()
+        result = self._due_now_and_ahead(now)
+        if self._waiting and result.sleep > WAIT_POLL:
+            # Fires held back by runs in flight: look again soon (a run's end wakes nobody).
+            return replace(result, sleep=WAIT_POLL)
+        return result
+
+    def _due_now_and_ahead(self, now: datetime) -> TickResult:
         try:
             due_now = self._tick(now, now)
             if not self.lookahead or due_now.claimed >= self.batch_size or due_now.dispatch_errors:
@@ -287,8 +301,6 @@ class Engine:
             sleep = 0.0
         else:
             sleep = self._sleep_until_next(now)
-        if self._waiting:
-            sleep = min(sleep, WAIT_POLL)
         return TickResult(
             sleep=sleep,
             claimed=len(jobs),
@@ -357,6 +369,11 @@ class Engine:
             while end < len(waiting) and waiting[end][2][0].scheduled_at <= due:
                 end += 1
             group = waiting[start:end]
+            start = end
+            if self.outbox is not None:
+                group = self._publish_with_write_back(group, now, due, releases, totals)
+                if not group:
+                    continue
             outcomes = self._dispatch([fire for _, _, job_fires in group for fire in job_fires])
             unsent = sum(1 for outcome in outcomes if isinstance(outcome, LeaseLostError))
             if unsent:
@@ -376,7 +393,59 @@ class Engine:
                     releases.append(self._release(job, plan, job_fires))
                 else:
                     releases.append(self._settle(job, plan, job_fires, results, now, sent_at, totals))
-            start = end
+
+    def _publish_with_write_back(
+        self,
+        group: list[Planned],
+        now: datetime,
+        due: datetime,
+        releases: list[JobRelease],
+        totals: dict[str, int],
+    ) -> list[Planned]:
+        """The atomic fire: write back the jobs of ``group`` whose every message the outbox
+        built, with those messages, so the store pushes them in the same step (the
+        write-backs pending in ``releases`` go first, in the same call). A job with a fire
+        the outbox could not build (the broker down, a fire that can never be sent) sends
+        none of its fires: it is settled with that error, as a failed dispatch would be.
+        Returns the jobs with a fire only ``send_task`` can send, for the dispatcher.
+
+        A store error leaves the outcome unknown: the write-backs are kept and retried as
+        they are, and a retry of one that was applied is ignored by the store (its claim was
+        written back already), so its messages are never pushed twice."""
+        assert self.outbox is not None
+        messages = self.outbox.render([fire for _, _, job_fires in group for fire in job_fires])
+        rest: list[Planned] = []
+        ready: list[tuple[Planned, tuple[QueuedMessage, ...]]] = []
+        cursor = 0
+        for job, plan, job_fires in group:
+            count = len(job_fires)
+            mine = messages[cursor : cursor + count]
+            cursor += count
+            error = next((m for m in mine if isinstance(m, BaseException)), None)
+            if error is not None:
+                releases.append(self._settle(job, plan, job_fires, [error] * count, now, now, totals))
+            elif all(isinstance(message, QueuedMessage) for message in mine):
+                ready.append(((job, plan, job_fires), tuple(mine)))  # type: ignore[arg-type]
+            else:
+                rest.append((job, plan, job_fires))
+        if not ready:
+            return rest
+        writes = [
+            replace(self._release(job, plan, job_fires), messages=mine)
+            for (job, plan, job_fires), mine in ready
+        ]
+        pending = [*releases, *writes]
+        releases.clear()
+        self._check_lease()
+        self._release_or_keep(pending)
+        sent_at = self._sent_at(due)
+        report = logger.isEnabledFor(logging.INFO) or self.events.has_listeners
+        for (job, plan, job_fires), _ in ready:
+            if not report and not plan.missed and not plan.skipped:
+                totals["fired"] += len(job_fires)
+            else:  # logs and events (its write-back went out above)
+                self._settle(job, plan, job_fires, [None] * len(job_fires), now, sent_at, totals)
+        return rest
 
     def _wait_for(self, due: datetime, releases: list[JobRelease], next_horizon: datetime | None) -> None:
         """Wait until ``due``, first doing the idle work that fits before it: writing back
@@ -570,3 +639,13 @@ class Engine:
     ) -> None:
         if self.events.has_listeners:
             self.events.emit(Event(kind, now, job_id, scheduled_at, dict(data)))
+
+
+def atomic_fire_possible(store: JobStore, dispatcher: Dispatcher) -> bool:
+    """Whether ``store`` can push ``dispatcher``'s messages in its write-back (the atomic
+    fire, :class:`Engine`'s ``outbox``): a Redis store whose server is the Redis broker's."""
+    can_publish = getattr(store, "can_publish", None)
+    if can_publish is None or not isinstance(dispatcher, MessageRenderer):
+        return False
+    server = dispatcher.broker_server()
+    return server is not None and bool(can_publish(server))

@@ -59,6 +59,16 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    """One fire's broker message, ready to be pushed: ``payload`` (the serialised message as
+    the broker keeps it) onto each Redis list of ``lists``, in Redis database ``db``."""
+
+    db: int
+    lists: tuple[str, ...]
+    payload: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobRelease:
     """What the engine writes back for one claimed job.
@@ -89,6 +99,12 @@ class JobRelease:
     #: Set when the job could not be planned (its trigger raised): the store writes it to
     #: ``last_error``; ``status`` is then FAILED and ``next_run_time`` None.
     error: str | None = None
+    #: The messages of the fires in ``fired``, when the store publishes them itself in the
+    #: same step as this write-back (the atomic fire: Redis store and Redis broker on one
+    #: server). They are pushed only if something is written (the claim is this release's,
+    #: or a reschedule dropped it), so a fire goes out exactly when its write-back lands.
+    #: Only stores whose ``can_publish`` says so take them.
+    messages: tuple[QueuedMessage, ...] = ()
 
     @classmethod
     def unchanged(cls, job: Job) -> JobRelease:
@@ -201,7 +217,8 @@ class JobStorage(Protocol):
         A job whose stored record cannot be read is not returned: the store marks it FAILED
         with the error and takes it out of the schedule, so it blocks no other job.
 
-        :raises LeaseLostError: if ``owner`` is given and does not hold the lease.
+        :raises LeaseLostError: if ``owner`` is given and does not hold the lease. A store
+            may return ``[]`` without checking when nothing is due (no claim is made then).
         """
         ...
 
@@ -227,6 +244,18 @@ class JobStorage(Protocol):
     def run_started(self, job_id: str, task_id: str, *, started_at: datetime, timeout: float) -> None:
         """Record a run in flight. It stops counting after ``timeout`` seconds even if no
         :meth:`run_finished` arrives (a killed worker must not block a job forever)."""
+        ...
+
+    def start_run_once(
+        self, job_id: str, task_id: str, *, attempt: int, started_at: datetime, timeout: float
+    ) -> bool:
+        """:meth:`run_started` for the first delivery of attempt ``attempt`` (Celery's
+        ``request.retries``) of task ``task_id`` only. Returns False, writing nothing, when
+        that delivery started before: the broker delivered the message twice, or a beat that
+        died between publishing and writing back had its fire sent again (same task id). The
+        worker-side duplicate guard (``beatx_dedupe``) runs a task only when this is True.
+
+        Deliveries are remembered for at least ``max(timeout, DELIVERY_MEMORY)`` seconds."""
         ...
 
     def run_finished(
@@ -292,7 +321,10 @@ class LeaderLease(Protocol):
 
 @runtime_checkable
 class ChangeFeed(Protocol):
-    """Change notification: wakes a waiting beat when any process changed a job."""
+    """Change notification: wakes a waiting beat when any process changed a job.
+
+    A run's start or end is not a change: it moves nothing the beat schedules by, and a
+    beat that holds a fire back for ``max_instances`` polls that job itself."""
 
     def wait_for_change(self, timeout: float) -> bool:
         """Block until a job is added, changed or removed (from any process), or ``timeout``
@@ -317,6 +349,11 @@ def status_after_run(status: JobStatus, next_run_time: datetime | None, error: s
     if status == JobStatus.FAILED:
         return JobStatus.ACTIVE if next_run_time is not None else JobStatus.COMPLETED
     return status
+
+
+#: How long :meth:`JobStorage.start_run_once` remembers a delivery at least (seconds): longer
+#: than any redelivery or takeover repeats a message.
+DELIVERY_MEMORY = 24 * 3600
 
 
 def new_claim_token(owner: str | None) -> str:

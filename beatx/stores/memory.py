@@ -11,7 +11,14 @@ from datetime import UTC, datetime, timedelta
 from beatx.clock import Clock, SystemClock
 from beatx.errors import ConflictingIdError, JobLookupError, LeaseLostError, RevisionConflictError
 from beatx.jobs import RUN_STATE_FIELDS, Job, JobStatus
-from beatx.stores.base import BeatStatus, JobRelease, LeaseInfo, new_claim_token, status_after_run
+from beatx.stores.base import (
+    DELIVERY_MEMORY,
+    BeatStatus,
+    JobRelease,
+    LeaseInfo,
+    new_claim_token,
+    status_after_run,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -37,6 +44,8 @@ class MemoryStore:
         #: error that hid its success is not applied twice.
         self._released: dict[str, str] = {}
         self._running: dict[str, dict[str, float]] = {}
+        #: (task id, attempt) -> until when that delivery is remembered (epoch seconds).
+        self._delivered: dict[tuple[str, int], float] = {}
         self._lease: LeaseInfo | None = None
         self._status: BeatStatus | None = None
         self._meta: dict[str, str] = {}
@@ -247,6 +256,19 @@ class MemoryStore:
             if job_id in self._jobs:
                 self._running.setdefault(job_id, {})[task_id] = started_at.timestamp() + timeout
 
+    def start_run_once(
+        self, job_id: str, task_id: str, *, attempt: int, started_at: datetime, timeout: float
+    ) -> bool:
+        with self._cond:
+            now = started_at.timestamp()
+            if len(self._delivered) > 10_000:
+                self._delivered = {k: until for k, until in self._delivered.items() if until > now}
+            if self._delivered.get((task_id, attempt), 0.0) > now:
+                return False
+            self._delivered[(task_id, attempt)] = now + max(timeout, DELIVERY_MEMORY)
+        self.run_started(job_id, task_id, started_at=started_at, timeout=timeout)
+        return True
+
     def run_finished(
         self,
         job_id: str,
@@ -266,7 +288,6 @@ class MemoryStore:
             job.status = status_after_run(job.status, job.next_run_time, error)
             if error is not None:
                 job.last_error = error
-            self._notify()
 
     def running_count(self, now: datetime) -> int:
         with self._cond:

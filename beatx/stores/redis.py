@@ -32,7 +32,7 @@ from beatx.errors import (
     StoreError,
 )
 from beatx.jobs import Job, JobStatus, job_from_dict, job_to_dict
-from beatx.stores.base import BeatStatus, JobRelease, LeaseInfo, new_claim_token
+from beatx.stores.base import DELIVERY_MEMORY, BeatStatus, JobRelease, LeaseInfo, new_claim_token
 from beatx.stores.redis_changes import RedisChangeFeed
 from beatx.stores.redis_common import EPOCH, SharedClient, as_str, from_iso, lua, ts, utc
 from beatx.stores.redis_lease import RedisLease
@@ -55,6 +55,9 @@ RUNNING_KEY = "{prefix}running:{job_id}"
 RUNNING_ALL_KEY = "{prefix}running"
 #: Hash: ``owner``, ``acquired_at``, ``expires_at`` (epoch seconds) of the leader lease.
 LEASE_KEY = "{prefix}lease"
+#: String per delivered task id (``:{attempt}`` appended for a retry), set by the worker-side
+#: duplicate guard (:meth:`RedisStore.start_run_once`); expires after a day.
+DELIVERED_KEY = "{prefix}delivered:{task_id}"
 #: String: JSON of the last :class:`BeatStatus`.
 STATUS_KEY = "{prefix}status"
 #: Hash of beatx's own small named values (read_meta / write_meta).
@@ -164,6 +167,7 @@ class RedisStore:
         {prefix}claims         zset    claimed jobs -> claim deadline
         {prefix}running:{id}   zset    task ids in flight -> expiry
         {prefix}running        zset    "{id}\\0{task id}" in flight -> expiry (all jobs)
+        {prefix}delivered:{task id}  string  set by the worker-side duplicate guard (a day)
         {prefix}lease          hash    owner, acquired_at, expires_at (epoch seconds)
         {prefix}status         string  JSON of the leading beat's BeatStatus
         {prefix}meta           hash    beatx's own small named values (read_meta / write_meta)
@@ -240,6 +244,7 @@ class RedisStore:
         self._errors = self._shared.errors
         self._lease_lost = self._shared.lease_lost
         self._decodes = self._shared.decodes
+        self._db = self._shared.db
         p = key_prefix
         self._leader = RedisLease(
             self._shared,
@@ -274,6 +279,13 @@ class RedisStore:
         self._claim_ahead_lock = threading.Lock()
         self._claim_ahead: _ClaimAhead | None = None
         self._releases_sent: list[_SentRelease] = []
+
+    def can_publish(self, broker_server: str) -> bool:
+        """Whether :meth:`release_jobs` can push the messages of a Redis broker at
+        ``broker_server`` (:func:`~beatx.stores.redis_common.redis_server`) in the same
+        script as the write-back (:attr:`JobRelease.messages`, the atomic fire): broker and
+        store are on one server, whatever their databases."""
+        return broker_server == self._shared.server
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
@@ -781,6 +793,7 @@ class RedisStore:
                     int(r.missed),
                     int(r.skipped),
                     r.error,
+                    sum(len(message.lists) for message in r.messages),
                 ]
             )
         args = [
@@ -789,7 +802,12 @@ class RedisStore:
             self._job_prefix,
             self._channel,
             json.dumps(items, separators=(",", ":"), ensure_ascii=False),
+            str(self._db),
         ]
+        for r in releases:
+            for message in r.messages:
+                for name in message.lists:
+                    args += (str(message.db), name, message.payload)
         what = f"release {len(releases)} job(s)" + ("" if owner is None else f" for beat {owner!r}")
         if self._claim_ahead is not None:
             # A burst: Redis writes this batch back while the beat sends the next one.
@@ -835,6 +853,17 @@ class RedisStore:
         with self._errors(f"record the start of run {task_id!r} of job {job_id!r}"):
             self._started(keys=keys, args=args)
 
+    def start_run_once(
+        self, job_id: str, task_id: str, *, attempt: int, started_at: datetime, timeout: float
+    ) -> bool:
+        key = DELIVERED_KEY.format(prefix=self._prefix, task_id=task_id) + (f":{attempt}" if attempt else "")
+        remember = int(max(timeout, DELIVERY_MEMORY))
+        with self._errors(f"record the delivery of run {task_id!r} of job {job_id!r}"):
+            if not self._client.set(key, "1", nx=True, ex=remember):
+                return False
+        self.run_started(job_id, task_id, started_at=started_at, timeout=timeout)
+        return True
+
     def run_finished(
         self,
         job_id: str,
@@ -849,7 +878,6 @@ class RedisStore:
             self._running_all_key,
             self._schedule_key,
             self._claims_key,
-            self._changes_key,
         ]
         args = [
             self._job_key(job_id),
@@ -859,7 +887,6 @@ class RedisStore:
             "" if duration is None else repr(float(duration)),
             "0" if error is None else "1",
             error or "",
-            self._channel,
             job_id,
         ]
         with self._errors(f"record the end of run {task_id!r} of job {job_id!r}"):

@@ -13,7 +13,7 @@ The store is three parts, one a module, over one :class:`SharedClient`:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -105,6 +105,21 @@ def _redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=user + netloc))
 
 
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "ip6-localhost"})
+
+
+def redis_server(connection_kwargs: Mapping[str, Any]) -> str:
+    """The Redis server a client's connection settings point at, whatever the database:
+    ``host:port`` (the loopback names made one) or ``unix:<path>``. Two clients with the same
+    value talk to the same server."""
+    if "path" in connection_kwargs:
+        return f"unix:{connection_kwargs['path']}"
+    host = str(connection_kwargs.get("host") or "localhost").lower()
+    if host in _LOOPBACK:
+        host = "loopback"
+    return f"{host}:{int(connection_kwargs.get('port') or 6379)}"
+
+
 def _describe(client: redis.Redis) -> str:
     """A URL naming the server a client talks to (for error messages)."""
     kwargs = client.connection_pool.connection_kwargs
@@ -142,6 +157,8 @@ class SharedClient:
         self.decodes = bool(kwargs.get("decode_responses"))
         #: The database number: keys are per database, pub/sub channels are per server.
         self.db = int(kwargs.get("db") or 0)
+        #: The server (:func:`redis_server`).
+        self.server = redis_server(kwargs)
 
     @contextmanager
     def errors(self, what: str) -> Iterator[None]:

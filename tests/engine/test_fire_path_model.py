@@ -18,6 +18,7 @@ Runs on the memory store and on Redis (the Django store has its own module in te
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections import Counter, defaultdict
@@ -42,7 +43,7 @@ from beatx.dispatch.base import lease_lost
 from beatx.errors import StoreError, TransientDispatchError
 from beatx.jobs import Fire, JobStatus
 from beatx.manager import JobManager
-from beatx.stores.base import JobRelease, JobStore
+from beatx.stores.base import JobRelease, JobStore, QueuedMessage
 from beatx.stores.memory import MemoryStore
 from beatx.testing import FakeClock
 from beatx.triggers import IntervalTrigger
@@ -82,6 +83,8 @@ class FlakyStore:
         self._store = store
         self.released = released
         self.fail_next_release: str | None = None
+        #: Called after a write-back landed (the model collects the messages it pushed).
+        self.after_release: Callable[[], None] = lambda: None
 
     def release_jobs(self, releases: Sequence[JobRelease], *, owner: str | None = None) -> None:
         mode, self.fail_next_release = self.fail_next_release, None
@@ -89,8 +92,11 @@ class FlakyStore:
             raise StoreError("injected: connection lost before the write-back")
         self._store.release_jobs(releases, owner=owner)
         self.released.update(r.claim for r in releases if r.claim is not None)
+        self.after_release()
         if mode == "after":
             raise StoreError("injected: connection lost after the write-back landed")
+        if mode == "crash" and any(r.messages for r in releases):
+            raise Crash  # killed right after the script that sent the fires and wrote them back
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -150,6 +156,44 @@ class ModelDispatcher:
         return results
 
 
+class AtomicModelDispatcher(ModelDispatcher):
+    """A dispatcher whose messages the store pushes in its write-back (the atomic fire): it
+    only builds them. Killed or frozen while building a batch, it has sent nothing; the
+    machine reads what was sent from the broker's list."""
+
+    def __init__(self, machine: FirePathMachine, name: str) -> None:
+        super().__init__(machine, name)
+        self.server: str = machine.store._shared.server  # type: ignore[attr-defined]
+
+    def broker_server(self) -> str | None:
+        return self.server
+
+    def render(self, fires: Sequence[Fire]) -> list[QueuedMessage | BaseException | None]:
+        if self.during is not None:
+            action, self.during = self.during, None
+            action()
+        if self.refuse_next:
+            self.refuse_next = False
+            return [TransientDispatchError("injected: broker refused")] * len(fires)
+        if self.crash_after is not None and self.crash_after <= len(fires):
+            self.crash_after = None  # dies while building the batch: nothing went out
+            self.machine.last_fault_at = self.machine.clock.now()
+            raise Crash
+        if self.freeze_after is not None and self.freeze_after <= len(fires):
+            self.freeze_after = None  # freezes past its lease before its write-back
+            self.machine.freezes += 1
+            self.machine.clock.advance(LEASE - 0.5)
+            self.machine.last_fault_at = self.machine.clock.now()
+        return [
+            QueuedMessage(
+                self.machine.broker_db,
+                (self.machine.queue,),
+                json.dumps([fire.job_id, fire.scheduled_at.isoformat(), self.name, fire.job.claim]),
+            )
+            for fire in fires
+        ]
+
+
 @dataclass
 class BeatSlot:
     name: str
@@ -173,11 +217,15 @@ class Segment:
 class FirePathMachine(RuleBasedStateMachine):
     make_store: Callable[[FakeClock], JobStore] = staticmethod(lambda clock: MemoryStore(clock=clock))
     close_store: Callable[[JobStore], None] = staticmethod(lambda store: None)
+    #: The atomic fire (Redis only): the store's write-back pushes the messages.
+    atomic = False
+    broker_db = 0
 
     def __init__(self) -> None:
         super().__init__()
         self.clock = FakeClock(T0)
         self.store = self.make_store(self.clock)
+        self.queue = f"beatx-model-queue-{uuid.uuid4().hex[:8]}"
         self.manager = JobManager(self.store, clock=self.clock)
         self.sent: list[Sent] = []
         self.released: set[str] = set()
@@ -194,8 +242,10 @@ class FirePathMachine(RuleBasedStateMachine):
         self.slots = {name: self._new_slot(name) for name in ("a", "b")}
 
     def _new_slot(self, name: str) -> BeatSlot:
-        dispatcher = ModelDispatcher(self, name)
+        dispatcher = AtomicModelDispatcher(self, name) if self.atomic else ModelDispatcher(self, name)
         flaky = FlakyStore(self.store, self.released)
+        if self.atomic:
+            flaky.after_release = lambda: self.collect_pushed(name)
         clock = self.clock if name == "a" else SkewedClock(self.clock, SKEW)
         beat = Beat(flaky, dispatcher, clock=clock, lease_timeout=LEASE, status_interval=3600)  # type: ignore[arg-type]
         return BeatSlot(name, beat, dispatcher, flaky)
@@ -203,6 +253,14 @@ class FirePathMachine(RuleBasedStateMachine):
     def record(self, beat: str, fire: Fire) -> None:
         assert fire.job.claim is not None
         self.sent.append(Sent(fire.job_id, fire.scheduled_at, beat, fire.job.claim, self.clock.now()))
+
+    def collect_pushed(self, beat: str) -> None:
+        """The atomic fire: what the store's write-backs pushed onto the broker's list."""
+        client = self.store._client  # type: ignore[attr-defined]
+        while (raw := client.rpop(self.queue)) is not None:
+            job_id, at, sender, claim = json.loads(raw)
+            assert sender == beat, (sender, beat)
+            self.sent.append(Sent(job_id, datetime.fromisoformat(at), sender, claim, self.clock.now()))
 
     # -- driving the beats -------------------------------------------------------------------
 
@@ -282,8 +340,12 @@ class FirePathMachine(RuleBasedStateMachine):
         self._fault()
         self.leader().dispatcher.refuse_next = True
 
-    @rule(name=st.sampled_from(["a", "b"]), mode=st.sampled_from(["before", "after"]))
+    @rule(name=st.sampled_from(["a", "b"]), mode=st.sampled_from(["before", "after", "crash"]))
     def store_fails_a_write_back(self, name: str, mode: str) -> None:
+        """The next write-back fails before it lands, after it landed (the beat sees an
+        error), or the beat is killed right after a write-back that sent fires landed."""
+        if mode == "crash":
+            self.kills_armed += 1
         self.slots[name].flaky.fail_next_release = mode
 
     # -- management writes -------------------------------------------------------------------
@@ -352,6 +414,13 @@ class FirePathMachine(RuleBasedStateMachine):
     @invariant()
     def no_fire_is_sent_twice_by_live_beats(self) -> None:
         assert self._duplicates() == []
+
+    @invariant()
+    def with_the_atomic_fire_no_fire_is_sent_twice_at_all(self) -> None:
+        if self.atomic:
+            copies = Counter((sent.job_id, sent.at) for sent in self.sent)
+            assert [key for key, n in copies.items() if n > 1] == []
+            assert all(sent.claim in self.released for sent in self.sent)
 
     @invariant()
     def counters_never_go_back(self) -> None:
@@ -470,12 +539,16 @@ MODEL_SETTINGS = settings(
 )
 
 
-def assert_faults_landed(name: str) -> None:
-    """The run proves something only if its faults happened."""
+def assert_faults_landed(name: str, *, atomic: bool = False) -> None:
+    """The run proves something only if its faults happened. With the atomic fire, no fire
+    may be in doubt: each one sent was written back in the same step."""
     faults = TOTALS.pop(name)
     print(f"{name}: {dict(faults)}")
     assert faults["kills"] > 0 and faults["freezes"] > 0 and faults["edits in flight"] > 0, faults
-    assert faults["fires in doubt"] > 0, faults
+    if atomic:
+        assert faults["fires in doubt"] == 0 and faults["fires sent"] > 0, faults
+    else:
+        assert faults["fires in doubt"] > 0, faults
 
 
 def run_every_fault_once(machine_class: type[FirePathMachine]) -> None:
@@ -495,9 +568,15 @@ def run_every_fault_once(machine_class: type[FirePathMachine]) -> None:
         lambda: machine.freeze_the_leader(),
         *[lambda: machine.advance(1.0)] * 15,
         lambda: machine.thaw(),
+        *[lambda: machine.advance(1.0)] * 25,
+        lambda: machine.store_fails_a_write_back(name=machine.leader().name, mode="after"),
+        *[lambda: machine.advance(1.0)] * 5,
+        lambda: machine.store_fails_a_write_back(name=machine.leader().name, mode="crash"),
+        *[lambda: machine.advance(1.0)] * 30,
     ]
     for step in steps:
         step()
+        machine.with_the_atomic_fire_no_fire_is_sent_twice_at_all()
         machine.no_fire_is_sent_twice_by_live_beats()
         machine.counters_never_go_back()
         machine.every_job_is_in_exactly_one_place()
@@ -534,3 +613,32 @@ def test_the_fire_path_on_redis(redis_url: str) -> None:
         machine, settings=settings(MODEL_SETTINGS, max_examples=max(MODEL_SETTINGS.max_examples // 2, 10))
     )
     assert_faults_landed("RedisFirePathMachine")
+
+
+@pytest.mark.redis
+def test_the_atomic_fire_on_redis(redis_url: str) -> None:
+    """The same machine with the atomic fire: each message is pushed by the store's write-back
+    script (a list in the store's own database stands for the broker's queue). Stronger
+    invariant: no fire is ever sent twice, and none is ever in doubt."""
+    from beatx.stores.redis import RedisStore
+
+    def make(clock: FakeClock) -> JobStore:
+        return RedisStore(redis_url, key_prefix=f"beatx-model-{uuid.uuid4().hex[:8]}:", clock=clock)
+
+    def close(store: JobStore) -> None:
+        assert isinstance(store, RedisStore)
+        client = store._client
+        keys = [*client.scan_iter(match=f"{store._prefix}*"), *client.scan_iter(match="beatx-model-queue-*")]
+        if keys:
+            client.delete(*keys)
+        store.close()
+
+    broker_db = int(redis_url.rsplit("/", 1)[1])
+    machine = type("AtomicRedisFirePathMachine", (FirePathMachine,), {"atomic": True, "broker_db": broker_db})
+    machine.make_store = staticmethod(make)  # type: ignore[assignment]
+    machine.close_store = staticmethod(close)  # type: ignore[assignment]
+    run_every_fault_once(machine)
+    run_state_machine_as_test(
+        machine, settings=settings(MODEL_SETTINGS, max_examples=max(MODEL_SETTINGS.max_examples // 2, 10))
+    )
+    assert_faults_landed("AtomicRedisFirePathMachine", atomic=True)

@@ -273,3 +273,25 @@ def test_a_tick_reads_the_next_run_time_once_though_it_claims_twice(
     assert result.fired == 2 and len(recording_store.claims) >= 2
     assert recording_store.next_run_reads == 1
     assert result.sleep == pytest.approx(0.5 - 0.05 - 0.015)
+
+
+def test_a_fire_held_back_by_a_run_in_flight_is_looked_at_again_soon_with_a_lookahead(
+    store: MemoryStore, manager: JobManager, dispatcher: TimedDispatcher, clock: FakeClock
+) -> None:
+    """A run's end wakes nobody: the tick that holds a fire back must ask to be called again
+    within WAIT_POLL, even when its lookahead part finds nothing to claim (the fire then goes
+    at most WAIT_POLL after the run ended, not at the job's next fire time)."""
+    from beatx.engine.engine import WAIT_POLL
+
+    manager.add_job("m:f", IntervalTrigger(seconds=10), id="slow", max_instances=1)
+    engine, _ = engine_with_lookahead(store, dispatcher, clock)
+    engine.tick(clock.now())
+    (first,) = [fire for fire in dispatcher.fires if fire.job_id == "slow"]
+    store.run_started("slow", first.task_id, started_at=clock.now(), timeout=3600)
+    clock.set(T0 + timedelta(seconds=10))
+    result = engine.tick(clock.now())
+    assert result.fired == 0 and 0 < result.sleep <= WAIT_POLL
+    store.run_finished("slow", first.task_id, finished_at=clock.now(), duration=10.5, error=None)
+    clock.set(T0 + timedelta(seconds=10.5))
+    result = engine.tick(clock.now())
+    assert dispatcher.times("slow") == [T0, T0 + timedelta(seconds=10)]

@@ -541,6 +541,10 @@ class ChaosCluster:
             stats["lease_acquired"] += text.count("leader lease acquired")
             stats["lease_lost"] += text.count("leader lease lost")
             stats["tracebacks"] += text.count("Traceback")
+            stats["atomic_fire"] += text.count("atomic fire: broker and store share")
+            stats["publish_then_write_back"] += text.count(
+                "fires are published, then their jobs written back"
+            )
         return dict(stats)
 
     def dispatches(self) -> list[tuple[str, int, float]]:

@@ -143,6 +143,30 @@ def test_sigstop_leader_past_its_lease(chaos: ChaosEnv) -> None:
 
 
 @pytest.mark.timeout(TIME_LIMIT, method="signal")
+@pytest.mark.parametrize("fault", ["sigkill", "sigstop"])
+def test_the_atomic_fire_needs_no_guard(chaos: ChaosEnv, fault: str) -> None:
+    """The kill and freeze scenarios once more, with the duplicate guard OFF: broker and store
+    are the same Redis server, so each fire's message is pushed by the script that writes its
+    job back (the atomic fire). A leader struck between the two steps cannot exist, so not
+    one message reaches the worker twice (counted at the worker, before any guard)."""
+    cluster = chaos.cluster(dedupe=False)
+    if fault == "sigkill":
+        run = sigkill_leader_every_10s(cluster, "sigkill-leader-atomic")
+    else:
+        run = sigstop_leader_past_its_lease(cluster, "sigstop-leader-atomic")
+    run.report(cluster)
+    m = run.m
+    stats = cluster.beat_log_stats()
+    assert run.landed == run.planned, run.strikes_message()
+    check_harness(cluster, run.drained)
+    assert stats["atomic_fire"] >= 1 and stats["publish_then_write_back"] == 0, stats
+    twice = run.figures["delivered_twice"]
+    assert twice == 0, f"{twice} message(s) delivered twice without the guard\n{details(m)}"
+    assert not m.duplicates, f"{len(m.duplicates)} fire(s) executed more than once\n{details(m)}"
+    assert not m.missing, f"{len(m.missing)} of {m.expected} expected fires never executed\n{details(m)}"
+
+
+@pytest.mark.timeout(TIME_LIMIT, method="signal")
 @pytest.mark.parametrize(
     "persistence",
     [

@@ -393,6 +393,34 @@ class JobStorageContract:
         assert got is not None and got.status is JobStatus.ACTIVE
         store.run_finished("missing", "t3", finished_at=now, duration=None, error="x")
 
+    def test_a_delivery_starts_its_run_once(self, store: JobStore, clock: FakeClock) -> None:
+        store.add_job(make_job("a", max_instances=5))
+        now = clock.now()
+        assert store.start_run_once("a", "t1", attempt=0, started_at=now, timeout=60) is True
+        got = store.get_job("a")
+        assert got is not None and got.running == 1
+        # The broker delivered it again, or a takeover sent the same fire: dropped, unrecorded.
+        assert store.start_run_once("a", "t1", attempt=0, started_at=now, timeout=60) is False
+        store.run_finished("a", "t1", finished_at=now, duration=0.1, error=None)
+        assert store.start_run_once("a", "t1", attempt=0, started_at=now, timeout=60) is False
+        got = store.get_job("a")
+        assert got is not None and got.running == 0
+        # A Celery retry of the same task, and another fire, are not duplicates.
+        assert store.start_run_once("a", "t1", attempt=1, started_at=now, timeout=60) is True
+        assert store.start_run_once("a", "t2", attempt=0, started_at=now, timeout=60) is True
+        got = store.get_job("a")
+        assert got is not None and got.running == 2
+
+    def test_a_delivery_of_a_fire_the_beat_recorded_starts_once(
+        self, store: JobStore, clock: FakeClock
+    ) -> None:
+        store.add_job(make_job("a", at=T0))
+        (job,) = store.acquire_due_jobs(T0, limit=1)
+        store.release_jobs([release_of(job, fired=(T0,), task_ids=("t1",))])
+        now = clock.now()
+        assert store.start_run_once("a", "t1", attempt=0, started_at=now, timeout=60) is True
+        assert store.start_run_once("a", "t1", attempt=0, started_at=now, timeout=60) is False
+
     def test_a_paused_job_stays_paused_when_a_run_fails(self, store: JobStore, clock: FakeClock) -> None:
         store.add_job(make_job("a", status=JobStatus.PAUSED))
         store.run_finished("a", "t1", finished_at=clock.now(), duration=0.1, error="boom")

@@ -15,7 +15,7 @@ import redis
 
 from beatx.errors import ConflictingIdError, LeaseLostError, SerializationError, StoreError
 from beatx.jobs import JobStatus
-from beatx.stores.base import JobStore, status_after_run
+from beatx.stores.base import JobStore, QueuedMessage, status_after_run
 from beatx.stores.redis import RedisStore
 from beatx.testing import FakeClock
 from tests.stores.contract import T0, StoreContract, make_job, release_of
@@ -214,12 +214,15 @@ def test_a_change_on_another_database_does_not_wake_a_store_with_the_same_prefix
         b.close()
 
 
-def test_run_finished_and_a_status_changing_release_wake_a_beat(store: RedisStore, other: RedisStore) -> None:
+def test_a_status_changing_release_wakes_a_beat_and_a_run_finishing_does_not(
+    store: RedisStore, other: RedisStore
+) -> None:
     other.add_job(make_job("a"))
     store.wait_for_change(0.01)
     store.wait_for_change(0.01)
     other.run_finished("a", "t1", finished_at=T0, duration=1.0, error="boom")
-    assert store.wait_for_change(1.0) is True
+    assert store.wait_for_change(0.3) is False, "a run's end woke the beat"
+    assert other.get_job("a").status is JobStatus.FAILED  # type: ignore[union-attr]
     (job,) = other.acquire_due_jobs(T0, limit=1)
     other.release_jobs([release_of(job, next_run_time=None, status=JobStatus.COMPLETED)])
     assert store.wait_for_change(1.0) is True
@@ -772,3 +775,116 @@ def test_leases_and_claims_are_judged_by_the_redis_server_clock(redis_url: str, 
     finally:
         honest.close()
         ahead.close()
+
+
+# -- the atomic fire: messages pushed by the write-back script ----------------------------------
+
+
+@pytest.fixture
+def broker(other_redis_url: str) -> Iterator[redis.Redis]:
+    """The broker's database: another database of the store's server."""
+    client = redis.Redis.from_url(other_redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+def queued(broker_client: redis.Redis, payload: str, *lists: str) -> QueuedMessage:
+    db = int(broker_client.connection_pool.connection_kwargs.get("db") or 0)
+    return QueuedMessage(db, lists or ("celery",), payload)
+
+
+def test_a_write_back_pushes_its_fires_messages_in_the_brokers_database(
+    store: RedisStore, broker: redis.Redis, raw: redis.Redis, clock: FakeClock
+) -> None:
+    store.add_job(make_job("a", at=T0))
+    store.add_job(make_job("b", at=T0))
+    store.acquire_lease("beat-1", now=T0, ttl=30)
+    a, b = store.acquire_due_jobs(T0, limit=10, owner="beat-1")
+    store.release_jobs(
+        [
+            release_of(
+                a, fired=(T0,), next_run_time=T0 + timedelta(seconds=10), messages=(queued(broker, "a1"),)
+            ),
+            release_of(
+                b,
+                fired=(T0, T0),
+                next_run_time=T0 + timedelta(seconds=10),
+                messages=(queued(broker, "b1", "celery", "other"), queued(broker, "b2")),
+            ),
+        ],
+        owner="beat-1",
+    )
+    # Consumers pop from the right: the order of the write-backs and of each job's fires.
+    assert broker.lrange("celery", 0, -1)[::-1] == ["a1", "b1", "b2"]
+    assert broker.lrange("other", 0, -1) == ["b1"]
+    assert not raw.exists("celery"), "a message landed in the store's database"
+    got = store.get_job("b")
+    assert got is not None and got.total_run_count == 2 and got.next_run_time == T0 + timedelta(seconds=10)
+
+
+def test_a_write_back_that_writes_nothing_pushes_nothing(
+    store: RedisStore, other: RedisStore, broker: redis.Redis, clock: FakeClock
+) -> None:
+    """Its claim taken over (another beat claimed the job after the claim expired), or the
+    same write-back retried after it was applied: no message, so no fire twice."""
+    store.add_job(make_job("a", at=T0))
+    (stale,) = store.acquire_due_jobs(T0, limit=1, claim_ttl=1)
+    clock.set(T0 + timedelta(seconds=2))
+    (current,) = other.acquire_due_jobs(T0 + timedelta(seconds=2), limit=1)
+    store.release_jobs([release_of(stale, fired=(T0,), messages=(queued(broker, "stale"),))])
+    assert broker.llen("celery") == 0
+    release = release_of(
+        current, fired=(T0,), next_run_time=T0 + timedelta(seconds=10), messages=(queued(broker, "m"),)
+    )
+    other.release_jobs([release])
+    other.release_jobs([release])  # a retry after an error that hid the success
+    assert broker.lrange("celery", 0, -1) == ["m"]
+    got = store.get_job("a")
+    assert got is not None and got.total_run_count == 1
+
+
+def test_a_write_back_without_the_lease_pushes_nothing(
+    store: RedisStore, other: RedisStore, broker: redis.Redis
+) -> None:
+    other.add_job(make_job("a", at=T0))
+    assert other.acquire_lease("beat-1", now=T0, ttl=10)
+    (job,) = other.acquire_due_jobs(T0, limit=1, owner="beat-1")
+    later = T0 + timedelta(seconds=11)
+    assert store.acquire_lease("beat-2", now=later, ttl=10)
+    with pytest.raises(LeaseLostError):
+        other.release_jobs([release_of(job, fired=(T0,), messages=(queued(broker, "m"),))], owner="beat-1")
+    assert broker.llen("celery") == 0
+
+
+def test_a_malformed_message_fails_the_write_back_with_nothing_written(
+    store: RedisStore, broker: redis.Redis
+) -> None:
+    store.add_job(make_job("a", at=T0))
+    store.add_job(make_job("b", at=T0))
+    a, b = store.acquire_due_jobs(T0, limit=10)
+    bad = QueuedMessage("x", ("celery",), "m")  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match="BEATX_BAD_RELEASE"):
+        store.release_jobs(
+            [
+                release_of(a, fired=(T0,), messages=(queued(broker, "good"),)),
+                release_of(b, fired=(T0,), messages=(bad,)),
+            ]
+        )
+    assert broker.llen("celery") == 0
+    got = store.get_job("a")
+    assert got is not None and got.total_run_count == 0
+
+
+def test_a_store_can_publish_for_a_broker_on_its_own_server_only(
+    store: RedisStore, other_redis_url: str
+) -> None:
+    from beatx.stores.redis_common import redis_server
+
+    client = redis.Redis.from_url(other_redis_url)
+    try:
+        assert store.can_publish(redis_server(client.connection_pool.connection_kwargs))
+    finally:
+        client.close()
+    assert store.can_publish(redis_server({"host": "localhost", "port": 6379}))
+    assert not store.can_publish(redis_server({"host": "127.0.0.1", "port": 6380}))
+    assert not store.can_publish(redis_server({"path": "/run/redis.sock"}))

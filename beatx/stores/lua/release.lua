@@ -1,7 +1,10 @@
 -- Write back claimed jobs and end their claims. KEYS: lease, schedule, claims, changes.
 -- ARGV: owner ('' for none), now, job prefix, channel, then a JSON list with per release
 -- `[id, claim token, next run time ISO or '', next run epoch or '', status, last run time
--- ISO or '', last run epoch or '', fired, missed, skipped, error or null]`.
+-- ISO or '', last run epoch or '', fired, missed, skipped, error or null, messages]`, then
+-- this database's number, then the messages: `messages` triples per release, in order,
+-- `database, list, payload` (a fire's broker message: the atomic fire). A release's
+-- messages are pushed (LPUSH, in order) exactly when something of it is written.
 -- Per job (see `~beatx.stores.base.JobRelease`): held under the token -> everything
 -- applied and the claim ends; no claim (a reschedule dropped it) -> only the counters, last
 -- run and error; another claim, or the token already written back (`released_claim`: a
@@ -11,17 +14,32 @@
 check_owner(KEYS[1], ARGV[1], ARGV[2])
 local jp = ARGV[3]
 local items = cjson.decode(ARGV[5])
-for _, r in ipairs(items) do
+local first_message = {}
+local next_message = 7
+for i, r in ipairs(items) do
   if type(r[1]) ~= 'string' or type(r[2]) ~= 'string' or type(r[3]) ~= 'string'
       or (r[4] ~= '' and not tonumber(r[4])) or type(r[5]) ~= 'string' or type(r[6]) ~= 'string'
       or (r[7] ~= '' and not tonumber(r[7])) or type(r[8]) ~= 'number' or type(r[9]) ~= 'number'
-      or type(r[10]) ~= 'number' or (r[11] ~= cjson.null and type(r[11]) ~= 'string') then
+      or type(r[10]) ~= 'number' or (r[11] ~= cjson.null and type(r[11]) ~= 'string')
+      or type(r[12]) ~= 'number' then
     error({err = 'BEATX_BAD_RELEASE malformed write-back item for job ' .. tostring(r[1])})
+  end
+  first_message[i] = next_message
+  next_message = next_message + 3 * r[12]
+end
+if next_message ~= #ARGV + 1 or not tonumber(ARGV[6]) then
+  error({err = 'BEATX_BAD_RELEASE the messages do not match the write-back items'})
+end
+for m = 7, #ARGV, 3 do
+  if not tonumber(ARGV[m]) then
+    error({err = 'BEATX_BAD_RELEASE bad database number for a message: ' .. ARGV[m]})
   end
 end
 local changed = false
 local released, due, unscheduled = {}, {}, {}
-for _, r in ipairs(items) do
+-- database -> list -> payloads, pushed after every write of this database is done
+local pushes, databases = {}, {}
+for i, r in ipairs(items) do
   local id = r[1]
   local key = jp .. id
   local current = redis.call('HMGET', key, 'revision', 'claim', 'status', 'next_run_ts', 'last_run_ts',
@@ -31,6 +49,19 @@ for _, r in ipairs(items) do
   if current[1] and (ours or not current[2]) and not again then
     if r[2] ~= '' then
       redis.call('HSET', key, 'released_claim', r[2])
+    end
+    for m = first_message[i], first_message[i] + 3 * r[12] - 1, 3 do
+      local db = ARGV[m]
+      if not pushes[db] then
+        pushes[db] = {}
+        databases[#databases + 1] = db
+      end
+      local lists = pushes[db]
+      if not lists[ARGV[m + 1]] then
+        lists[ARGV[m + 1]] = {}
+      end
+      local payloads = lists[ARGV[m + 1]]
+      payloads[#payloads + 1] = ARGV[m + 2]
     end
     if r[8] ~= 0 then
       redis.call('HINCRBY', key, 'total_run_count', r[8])
@@ -90,5 +121,17 @@ in_chunks('ZADD', KEYS[2], due)
 in_chunks('ZREM', KEYS[2], unscheduled)
 if changed then
   notify(KEYS[4], ARGV[4])
+end
+-- The fires' messages, in the broker's database (SELECT in a script is the script's own).
+for _, db in ipairs(databases) do
+  if db ~= ARGV[6] then
+    redis.call('SELECT', db)
+  end
+  for list, payloads in pairs(pushes[db]) do
+    in_chunks('LPUSH', list, payloads)
+  end
+  if db ~= ARGV[6] then
+    redis.call('SELECT', ARGV[6])
+  end
 end
 return 0

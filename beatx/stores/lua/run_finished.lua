@@ -1,6 +1,6 @@
 -- Record the end of a run (the rule of `beatx.stores.base.status_after_run`).
--- KEYS: running (job), running (all), schedule, claims, changes. ARGV: job key, task id,
--- member, finished at ISO, duration ('' for none), has error ('1' | '0'), error, channel, id.
+-- KEYS: running (job), running (all), schedule, claims. ARGV: job key, task id, member,
+-- finished at ISO, duration ('' for none), has error ('1' | '0'), error, id.
 -- Runs after helpers.lua (prepended by the store).
 local key = ARGV[1]
 redis.call('ZREM', KEYS[1], ARGV[2])
@@ -26,7 +26,8 @@ elseif status == 'failed' then
 end
 if status ~= st[1] then
   redis.call('HSET', key, 'status', status)
-  reindex(KEYS[3], KEYS[4], key, ARGV[9])
+  reindex(KEYS[3], KEYS[4], key, ARGV[8])
 end
-notify(KEYS[5], ARGV[8])
+-- No change notification: a run's end changes nothing the beat schedules by (ACTIVE and
+-- FAILED both fire), and a beat holding a fire back for max_instances polls the job.
 return 1
