@@ -31,7 +31,7 @@ from beatx.events import Event, EventBus, EventKind
 from beatx.jobs import Fire, Job, JobDefaults, JobStatus
 from beatx.manager import JobManager, SchedulerHealth
 from beatx.scheduler import Scheduler
-from beatx.triggers import CronTrigger, DateTimeTrigger, IntervalTrigger, Trigger
+from beatx.triggers import CronTrigger, DateTimeTrigger, IntervalTrigger, RRuleTrigger, SolarTrigger, Trigger
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -63,11 +63,13 @@ __all__ = [
     "JobStatus",
     "LeaseLostError",
     "PermanentDispatchError",
+    "RRuleTrigger",
     "RevisionConflictError",
     "Scheduler",
     "SchedulerConfig",
     "SchedulerHealth",
     "SerializationError",
+    "SolarTrigger",
     "StoreError",
     "SystemClock",
     "TransientDispatchError",

@@ -603,8 +603,10 @@ def jobs_run_now(ctx: click.Context, job_id: str) -> None:
     "--tz", type=TIMEZONE, default="UTC", show_default=True, help="Timezone the expression runs in."
 )
 @click.option("-n", "count", type=click.IntRange(1, 1000), default=5, show_default=True, help="Fire times.")
+@click.option("--extended", is_flag=True, help="Accept the Quartz day tokens L, L-n, nW, LW, ?, d#n and dL.")
+@click.option("--seconds", is_flag=True, help="Read six fields, seconds first.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object (ISO 8601 datetimes).")
-def cron_command(expression: str, tz: str, count: int, as_json: bool) -> None:
+def cron_command(expression: str, tz: str, count: int, extended: bool, seconds: bool, as_json: bool) -> None:
     """Explain a cron expression and list its next fire times.
 
     Needs no store."""
@@ -612,7 +614,7 @@ def cron_command(expression: str, tz: str, count: int, as_json: bool) -> None:
     from beatx.triggers import CronTrigger
     from beatx.triggers.cron import describe_cron
 
-    trigger = CronTrigger(expression, timezone=tz)
+    trigger = CronTrigger(expression, timezone=tz, extended=extended, seconds=seconds)
     zone = get_timezone(tz)
     times: list[datetime] = []
     after = SystemClock().now()
@@ -622,17 +624,20 @@ def cron_command(expression: str, tz: str, count: int, as_json: bool) -> None:
             break
         times.append(nxt.astimezone(zone))
         after = nxt
-    description = describe_cron(expression)
+    description = describe_cron(expression, extended=extended, seconds=seconds)
     if as_json:
-        _echo_json(
-            {
-                "expression": trigger.expression,
-                "timezone": tz,
-                "description": description,
-                "wildcard": trigger.is_wildcard,
-                "next": times,
-            }
-        )
+        report: dict[str, Any] = {
+            "expression": trigger.expression,
+            "timezone": tz,
+            "description": description,
+            "wildcard": trigger.is_wildcard,
+            "next": times,
+        }
+        if extended:
+            report["extended"] = True
+        if seconds:
+            report["seconds"] = True
+        _echo_json(report)
         return
     click.echo(f"{trigger.expression}  ({tz})")
     click.echo(description)
@@ -641,7 +646,8 @@ def cron_command(expression: str, tz: str, count: int, as_json: bool) -> None:
         return
     click.echo(f"Next {len(times)} fire time{'s' if len(times) != 1 else ''}:")
     for when in times:
-        click.echo(f"  {when.strftime('%a %Y-%m-%d %H:%M %Z')}  ({when.isoformat()})")
+        clock = "%H:%M:%S" if seconds else "%H:%M"
+        click.echo(f"  {when.strftime(f'%a %Y-%m-%d {clock} %Z')}  ({when.isoformat()})")
 
 
 @cli.command("status", epilog=EXIT_CODES_HELP)

@@ -16,6 +16,9 @@ The YAML shape is the seed document's::
             trigger: interval
             hours: 1
 
+``trigger`` is one of ``interval``, ``cron``, ``date``, ``rrule`` and ``solar``; the job's
+other keys are the trigger's arguments (see :func:`beatx.triggers.build_trigger`).
+
 Every error names the file, the job and the field.
 """
 
@@ -28,6 +31,7 @@ from typing import Any
 
 from beatx.errors import ConfigurationError
 from beatx.jobs import JobDefaults
+from beatx.triggers import TRIGGER_TYPES
 from beatx.triggers.base import get_timezone
 
 __all__ = ["JobSpec", "SchedulerConfig"]
@@ -81,9 +85,10 @@ class JobSpec:
         if not isinstance(func, str) or ":" not in func:
             raise ConfigurationError(f"{where}: func: expected 'package.module:callable', got {func!r}")
         trigger = data.get("trigger")
-        if trigger not in ("interval", "cron", "date"):
+        if not isinstance(trigger, str) or trigger not in TRIGGER_TYPES:
+            kinds = [repr(kind) for kind in TRIGGER_TYPES]
             raise ConfigurationError(
-                f"{where}: trigger: expected 'interval', 'cron' or 'date', got {trigger!r}"
+                f"{where}: trigger: expected {', '.join(kinds[:-1])} or {kinds[-1]}, got {trigger!r}"
             )
         options = {k: data[k] for k in _JOB_KEYS - {"id", "func", "trigger"} if k in data}
         trigger_args = {k: v for k, v in data.items() if k not in _JOB_KEYS}

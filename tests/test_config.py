@@ -81,7 +81,7 @@ def test_a_bare_scheduler_section_works_too(tmp_path: Path) -> None:
         ("scheduler:\n  jobs:\n    - {id: j, func: a.b, trigger: interval}\n", "jobs[0] (id 'j'): func"),
         (
             "scheduler:\n  jobs:\n    - {id: j, func: 'a:b', trigger: hourly}\n",
-            "jobs[0] (id 'j'): trigger: expected 'interval', 'cron' or 'date'",
+            "jobs[0] (id 'j'): trigger: expected 'interval', 'cron', 'date', 'rrule' or 'solar'",
         ),
         (
             (

@@ -10,11 +10,15 @@ from beatx.triggers.base import Trigger
 from beatx.triggers.cron import CronTrigger
 from beatx.triggers.date import DateTimeTrigger
 from beatx.triggers.interval import IntervalTrigger
+from beatx.triggers.rrule import RRuleTrigger
+from beatx.triggers.solar import SolarTrigger
 
 __all__ = [
     "CronTrigger",
     "DateTimeTrigger",
     "IntervalTrigger",
+    "RRuleTrigger",
+    "SolarTrigger",
     "Trigger",
     "build_trigger",
     "trigger_from_dict",
@@ -24,6 +28,19 @@ TRIGGER_TYPES: dict[str, type[Trigger]] = {
     "interval": IntervalTrigger,
     "cron": CronTrigger,
     "date": DateTimeTrigger,
+    "rrule": RRuleTrigger,
+    "solar": SolarTrigger,
+}
+
+#: The keyword arguments ``build_trigger`` (and YAML jobs) take for each kind.
+TRIGGER_ARGUMENTS: dict[str, frozenset[str]] = {
+    "interval": frozenset(
+        {"seconds", "minutes", "hours", "days", "weeks", "start_now", "start_date", "end_date"}
+    ),
+    "cron": frozenset({"expression", "timezone", "start_date", "end_date", "extended", "seconds"}),
+    "date": frozenset({"run_at", "timezone"}),
+    "rrule": frozenset({"rule", "dtstart", "timezone", "exdates", "rdates"}),
+    "solar": frozenset({"event", "latitude", "longitude"}),
 }
 
 
@@ -53,20 +70,18 @@ def _cached_trigger(trigger_type: type[Trigger], key: tuple[tuple[str, Any], ...
 def build_trigger(kind: str, **arguments: Any) -> Trigger:
     """Build a trigger from its kind name and keyword arguments, as ``add_job`` and YAML
     configuration spell them: ``("interval", hours=1)``, ``("cron", expression="0 3 * * *")``,
-    ``("date", run_date="2026-12-25")``.
+    ``("date", run_date="2026-12-25")``, ``("rrule", rule="FREQ=WEEKLY;BYDAY=MO",
+    dtstart="2026-01-05T09:00")``, ``("solar", event="sunset", latitude=48.85, longitude=2.35)``.
 
     :raises InvalidTriggerError: for an unknown kind or arguments the trigger does not take.
     """
-    if kind == "date":
-        if "run_date" in arguments:
-            arguments["run_at"] = arguments.pop("run_date")
-        allowed = {"run_at", "timezone"}
-    elif kind == "cron":
-        allowed = {"expression", "timezone", "start_date", "end_date"}
-    elif kind == "interval":
-        allowed = {"seconds", "minutes", "hours", "days", "weeks", "start_now", "start_date", "end_date"}
-    else:
-        raise InvalidTriggerError(f"unknown trigger {kind!r}; expected 'interval', 'cron' or 'date'")
+    if kind == "date" and "run_date" in arguments:
+        arguments["run_at"] = arguments.pop("run_date")
+    allowed = TRIGGER_ARGUMENTS.get(kind) if isinstance(kind, str) else None
+    if allowed is None:
+        raise InvalidTriggerError(
+            f"unknown trigger {kind!r}; expected one of {', '.join(repr(k) for k in TRIGGER_ARGUMENTS)}"
+        )
     unknown = sorted(set(arguments) - allowed)
     if unknown:
         raise InvalidTriggerError(

@@ -92,6 +92,20 @@ class Trigger(ABC):
     #: The name under which the trigger is serialised ("interval", "cron", "date").
     kind: ClassVar[str]
 
+    def _key(self) -> tuple[Any, ...]:
+        """The fields that make two triggers of this class equal (by default none: a trigger
+        is only equal to itself)."""
+        return (id(self),)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, Trigger)
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash((self.kind, *self._key()))
+
     @abstractmethod
     def next_fire_time(self, after: datetime) -> datetime | None:
         """Return the earliest fire time strictly after ``after``.

@@ -1,5 +1,10 @@
 """Cron triggers: five-field Vixie / Debian cron expressions evaluated in a timezone.
 
+Two opt-in extensions, per trigger, so that a five-field expression never changes meaning:
+``extended=True`` accepts the Quartz day tokens (``L``, ``L-n``, ``nW``, ``LW`` and ``?`` in
+day-of-month; ``d#n`` and ``dL`` in day-of-week) and ``seconds=True`` reads six fields, seconds
+first.
+
 The expression is parsed once into sorted tuples. Fire times are computed in integer epoch
 seconds:
 
@@ -16,7 +21,9 @@ depends on ``after`` alone.
 from __future__ import annotations
 
 import calendar
+import re
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -25,7 +32,7 @@ from beatx.errors import InvalidTriggerError
 from beatx.triggers.base import Trigger, check_state, get_timezone, require_aware, timezone_name
 from beatx.triggers.date import parse_iso
 
-__all__ = ["CronTrigger", "describe_cron", "validate_cron"]
+__all__ = ["CronTrigger", "describe_cron", "resolve_wall_time", "validate_cron", "wall_to_instant"]
 
 _DAY = 86400
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
@@ -83,6 +90,21 @@ _FIELDS = (
     _Field("month", 1, 12, _MONTH_NAMES, 1),
     _Field("day-of-week", 0, 7, _DOW_NAMES, 0),
 )
+_SECOND_FIELD = _Field("second", 0, 59, (), 0)
+
+# Extended (Quartz) day tokens, accepted with extended=True only.
+_DOM_LAST = re.compile(r"^L(?:-(\d{1,2}))?$", re.IGNORECASE)
+_DOM_WEEKDAY = re.compile(r"^(\d{1,2})W$", re.IGNORECASE)
+_DOW_NTH = re.compile(r"^([A-Za-z]{3}|\d)#(\d)$")
+_DOW_LAST = re.compile(r"^([A-Za-z]{3}|\d)L$", re.IGNORECASE)
+_EXTENDED_HINT = (
+    "pass extended=True for the Quartz tokens L, L-n, nW, LW, ? (day-of-month) and d#n, dL (day-of-week)"
+)
+
+#: A day-of-month special: ("L", n) the n-th day before the last (n=0: the last day),
+#: ("W", n) the weekday nearest day n, ("LW", 0) the last weekday; a day-of-week special:
+#: ("#", weekday, n) the n-th such weekday of the month, ("L", weekday, 0) the last one.
+_Special = tuple[str, int, int]
 
 
 class _FieldError(Exception):
@@ -135,6 +157,68 @@ def _parse_field(text: str, field: _Field) -> frozenset[int]:
     return frozenset(values)
 
 
+def _looks_extended(item: str, field: _Field) -> bool:
+    if "#" in item or item == "?":
+        return True
+    if field.name == "day-of-month":
+        return "L" in item.upper() or "W" in item.upper()
+    return item.upper().endswith("L")
+
+
+def _special(item: str, field: _Field) -> _Special | None:
+    """Read one extended day token, or None when ``item`` is an ordinary cron item."""
+    if field.name == "day-of-month":
+        if item.upper() == "LW":
+            return ("LW", 0, 0)
+        if match := _DOM_LAST.match(item):
+            back = int(match.group(1) or 0)
+            if back > 30:
+                raise _FieldError(f"{item!r}: L-n takes n from 0 to 30")
+            return ("L", back, 0)
+        if match := _DOM_WEEKDAY.match(item):
+            day = int(match.group(1))
+            if not 1 <= day <= 31:
+                raise _FieldError(f"{item!r}: nW takes a day from 1 to 31")
+            return ("W", day, 0)
+        return None
+    if item.upper() == "L":
+        raise _FieldError(
+            "'L' alone is ambiguous in day-of-week: write 6L for the last Saturday, or use L in day-of-month"
+        )
+    if match := _DOW_NTH.match(item):
+        weekday = _value(match.group(1), field) % 7
+        nth = int(match.group(2))
+        if not 1 <= nth <= 5:
+            raise _FieldError(f"{item!r}: d#n takes n from 1 to 5")
+        return ("#", weekday, nth)
+    if match := _DOW_LAST.match(item):
+        return ("L", _value(match.group(1), field) % 7, 0)
+    return None
+
+
+def _parse_day_field(text: str, field: _Field, extended: bool) -> tuple[frozenset[int], tuple[_Special, ...]]:
+    """A day field: its plain values and (with ``extended``) its special tokens."""
+    if not extended:
+        for item in text.split(","):
+            if _looks_extended(item, field):
+                raise _FieldError(f"{item!r} is an extended token; {_EXTENDED_HINT}")
+        return _parse_field(text, field), ()
+    if text == "?":
+        return _parse_field("*", field), ()
+    plain: list[str] = []
+    specials: list[_Special] = []
+    for item in text.split(","):
+        found = _special(item, field)
+        if found is None:
+            if item == "?":
+                raise _FieldError("'?' must be the whole field")
+            plain.append(item)
+        else:
+            specials.append(found)
+    values = _parse_field(",".join(plain), field) if plain else frozenset()
+    return values, tuple(sorted(set(specials)))
+
+
 class _Spec(NamedTuple):
     fields: tuple[str, ...]
     minutes: frozenset[int]
@@ -144,9 +228,13 @@ class _Spec(NamedTuple):
     dows: frozenset[int]
     day_and: bool
     wildcard: bool
+    seconds: frozenset[int] = frozenset({0})
+    dom_specials: tuple[_Special, ...] = ()
+    dow_specials: tuple[_Special, ...] = ()
+    second_field: str | None = None
 
 
-def _split(expression: str) -> list[str]:
+def _split(expression: str, seconds: bool = False) -> list[str]:
     text = expression.strip()
     if text.startswith("@"):
         alias = ALIASES.get(text.lower())
@@ -155,9 +243,20 @@ def _split(expression: str) -> list[str]:
                 f"invalid cron expression {expression!r}: unknown alias {text!r} "
                 f"(use one of {', '.join(ALIASES)})"
             )
-        return alias.split()
+        return (["0"] if seconds else []) + alias.split()
     parts = text.split()
-    if len(parts) != 5:
+    if seconds and len(parts) != 6:
+        raise InvalidTriggerError(
+            f"invalid cron expression {expression!r}: with seconds=True it takes 6 fields "
+            f"(second minute hour day-of-month month day-of-week), got {len(parts)}"
+        )
+    if not seconds and len(parts) == 6:
+        raise InvalidTriggerError(
+            f"invalid cron expression {expression!r}: expected 5 fields "
+            "(minute hour day-of-month month day-of-week), got 6; for a seconds field first, "
+            "pass seconds=True (the field count is never guessed)"
+        )
+    if not seconds and len(parts) != 5:
         raise InvalidTriggerError(
             f"invalid cron expression {expression!r}: expected 5 fields "
             f"(minute hour day-of-month month day-of-week), got {len(parts)}"
@@ -165,20 +264,96 @@ def _split(expression: str) -> list[str]:
     return parts
 
 
+def _month_days(
+    year: int,
+    month: int,
+    dom_flags: Sequence[bool],
+    dow_flags: Sequence[bool],
+    day_and: bool,
+    dom_specials: tuple[_Special, ...],
+    dow_specials: tuple[_Special, ...],
+) -> list[int]:
+    """The matching days (1-31) of one month."""
+    first_weekday = date(year, month, 1).isoweekday() % 7  # cron weekday of the 1st
+    last = calendar.monthrange(year, month)[1]
+    extra_dom: set[int] = set()
+    for kind, number, _ in dom_specials:
+        if kind == "L":
+            if last - number >= 1:
+                extra_dom.add(last - number)
+        elif kind == "W":
+            if number <= last:
+                weekday = (first_weekday + number - 1) % 7
+                if weekday == 6:  # Saturday: the Friday before, or Monday the 3rd for the 1st
+                    extra_dom.add(number - 1 if number > 1 else number + 2)
+                elif weekday == 0:  # Sunday: the Monday after, or the Friday before at month end
+                    extra_dom.add(number + 1 if number < last else number - 2)
+                else:
+                    extra_dom.add(number)
+        else:  # LW
+            weekday = (first_weekday + last - 1) % 7
+            extra_dom.add(last - 1 if weekday == 6 else last - 2 if weekday == 0 else last)
+    extra_dow: set[int] = set()
+    for kind, weekday, nth in dow_specials:
+        first = 1 + (weekday - first_weekday) % 7
+        if kind == "#":
+            if first + 7 * (nth - 1) <= last:
+                extra_dow.add(first + 7 * (nth - 1))
+        else:
+            extra_dow.add(first + 7 * ((last - first) // 7))
+    found: list[int] = []
+    for day in range(1, last + 1):
+        dom_ok = dom_flags[day] or day in extra_dom
+        dow_ok = dow_flags[(first_weekday + day - 1) % 7] or day in extra_dow
+        if (dom_ok and dow_ok) if day_and else (dom_ok or dow_ok):
+            found.append(day)
+    return found
+
+
 @lru_cache(maxsize=1024)
-def _parse(expression: str) -> _Spec:
-    parts = _split(expression)
+def _parse(expression: str, extended: bool = False, seconds: bool = False) -> _Spec:
+    parts = _split(expression, seconds)
+    second_text = parts.pop(0) if seconds else None
+    second_values = frozenset({0})
+    if second_text is not None:
+        try:
+            second_values = _parse_field(second_text, _SECOND_FIELD)
+        except _FieldError as exc:
+            raise InvalidTriggerError(
+                f"invalid cron expression {expression!r}: second field: {exc}"
+            ) from None
     sets: list[frozenset[int]] = []
+    specials: dict[str, tuple[_Special, ...]] = {}
     for text, field in zip(parts, _FIELDS, strict=True):
         try:
-            sets.append(_parse_field(text, field))
+            if field.name in ("day-of-month", "day-of-week"):
+                values, found = _parse_day_field(text, field, extended)
+                specials[field.name] = found
+                sets.append(values)
+            else:
+                sets.append(_parse_field(text, field))
         except _FieldError as exc:
             raise InvalidTriggerError(
                 f"invalid cron expression {expression!r}: {field.name} field: {exc}"
             ) from None
     minutes, hours, doms, months, dows = sets
-    day_and = parts[2].startswith("*") or parts[4].startswith("*")
-    if parts[4].startswith("*") and not any(
+    dom_text, dow_text = ("*" if p == "?" else p for p in (parts[2], parts[4]))
+    day_and = dom_text.startswith("*") or dow_text.startswith("*")
+    dom_specials, dow_specials = specials["day-of-month"], specials["day-of-week"]
+    if dom_specials or dow_specials:
+        dom_flags = tuple(day in doms for day in range(32))
+        dow_flags = tuple(day in dows for day in range(7))
+        # Every (month length, weekday of the 1st) pair occurs in any 28 years of 1901-2099.
+        if not any(
+            _month_days(year, month, dom_flags, dow_flags, day_and, dom_specials, dow_specials)
+            for year in range(2000, 2028)
+            for month in months
+        ):
+            raise InvalidTriggerError(
+                f"invalid cron expression {expression!r}: it never fires "
+                "(no month in the month field has a day that matches the day fields)"
+            )
+    elif dow_text.startswith("*") and not any(
         day <= _MONTH_MAX_DAYS[month - 1] for month in months for day in doms
     ):
         raise InvalidTriggerError(
@@ -194,17 +369,21 @@ def _parse(expression: str) -> _Spec:
         dows,
         day_and,
         parts[0].startswith("*") or parts[1].startswith("*"),
+        second_values,
+        dom_specials,
+        dow_specials,
+        second_text,
     )
 
 
-def validate_cron(expression: str) -> None:
-    """Check a cron expression.
+def validate_cron(expression: str, *, extended: bool = False, seconds: bool = False) -> None:
+    """Check a cron expression (with the same flags as :class:`CronTrigger`).
 
     :raises InvalidTriggerError: naming the field that is wrong, or saying it never fires.
     """
     if not isinstance(expression, str):
         raise InvalidTriggerError(f"cron expression must be a string, got {expression!r}")
-    _parse(expression.strip())
+    _parse(expression.strip(), bool(extended), bool(seconds))
 
 
 @lru_cache(maxsize=1)
@@ -227,6 +406,7 @@ class _Engine:
         "months",
         "next_days",
         "span",
+        "specials",
         "times",
         "tz",
         "wildcard",
@@ -234,7 +414,10 @@ class _Engine:
     )
 
     def __init__(self, spec: _Spec, tz: tzinfo) -> None:
-        self.times = tuple(sorted(h * 3600 + m * 60 for h in spec.hours for m in spec.minutes))
+        self.times = tuple(
+            sorted(h * 3600 + m * 60 + s for h in spec.hours for m in spec.minutes for s in spec.seconds)
+        )
+        self.specials = (spec.dom_specials, spec.dow_specials)
         self.months = tuple(sorted(spec.months))
         self.dom_flags = tuple(day in spec.doms for day in range(32))
         self.dow_flags = tuple(day in spec.dows for day in range(7))
@@ -255,7 +438,15 @@ class _Engine:
         if days is None:
             found: list[int] = []
             dom_flags, dow_flags, day_and = self.dom_flags, self.dow_flags, self.day_and
+            dom_specials, dow_specials = self.specials
             for month in self.months:
+                if dom_specials or dow_specials:
+                    base = date(year, month, 1).toordinal() - _EPOCH_ORDINAL - 1
+                    days_found = _month_days(
+                        year, month, dom_flags, dow_flags, day_and, dom_specials, dow_specials
+                    )
+                    found.extend(base + day for day in days_found)
+                    continue
                 first = date(year, month, 1)
                 base = first.toordinal() - _EPOCH_ORDINAL - 1
                 weekday = first.isoweekday() % 7 - 1  # cron weekday of "day 0"
@@ -352,24 +543,7 @@ class _Engine:
         candidates = sorted({first, *(offset for _, offset in changes)})
         instants: set[int] = set()
         for time in self.times:
-            wall = start + time
-            valid = [wall - offset for offset in candidates if offset_at(wall - offset) == offset]
-            if valid:
-                if self.wildcard:
-                    instants.update(valid)
-                else:
-                    # A repeated wall time fires once, in the first pass.
-                    instants.add(min(valid))
-            elif not self.wildcard:
-                # A skipped wall time fires once, at the first instant after the gap.
-                low, high = wall - candidates[-1], wall - candidates[0]
-                while high - low > 1:
-                    middle = (low + high) // 2
-                    if middle + offset_at(middle) > wall:
-                        high = middle
-                    else:
-                        low = middle
-                instants.add(high)
+            instants.update(resolve_wall_time(start + time, candidates, offset_at, wildcard=self.wildcard))
         return tuple(sorted(instants))
 
     def next_after(self, ts: int, after: datetime) -> int | None:
@@ -418,10 +592,71 @@ class _Engine:
 
 
 @lru_cache(maxsize=4096)
-def _shared_engine(expression: str, zone: tzinfo) -> _Engine:
+def _shared_engine(expression: str, zone: tzinfo, extended: bool = False, seconds: bool = False) -> _Engine:
     # Triggers are rebuilt from storage on every claim; sharing the engine (and its bounded
     # per-date tables) between equal triggers keeps that from redoing the table work.
-    return _Engine(_parse(expression), zone)
+    return _Engine(_parse(expression, extended, seconds), zone)
+
+
+# -- daylight saving: the one rule for local wall times ------------------------------------------
+
+
+def resolve_wall_time(
+    wall: int, offsets: Sequence[int], offset_at: Callable[[int], int], *, wildcard: bool = False
+) -> tuple[int, ...]:
+    """The instants (epoch seconds) at which the local wall time ``wall`` (epoch seconds of the
+    wall clock read as if it were UTC) fires, by the Debian cron rule every beatx trigger uses.
+
+    ``offsets`` are the sorted UTC offsets (seconds) the zone can have around ``wall`` and
+    ``offset_at(instant)`` the zone's offset at an instant. A *fixed-time* wall time
+    (``wildcard=False``) fires once: a repeated one in its first pass, a skipped one at the
+    first instant after the gap. A *wildcard* one follows the wall clock: both passes of a
+    repeated time, none for a skipped one.
+    """
+    valid = [wall - offset for offset in offsets if offset_at(wall - offset) == offset]
+    if valid:
+        # Fixed-time: a repeated wall time fires once, in its first pass; wildcard: in both.
+        return tuple(sorted(valid)) if wildcard else (min(valid),)
+    if wildcard:
+        return ()
+    # A skipped wall time fires once, at the first instant after the gap.
+    low, high = wall - offsets[-1], wall - offsets[0]
+    while high - low > 1:
+        middle = (low + high) // 2
+        if middle + offset_at(middle) > wall:
+            high = middle
+        else:
+            low = middle
+    return (high,)
+
+
+def _offset_seconds(value: timedelta | None) -> int:
+    return 0 if value is None else value.days * _DAY + value.seconds
+
+
+def wall_to_instant(wall: datetime, tz: tzinfo) -> datetime:
+    """The UTC instant a fixed local wall time (a naive datetime, whole seconds) fires at in
+    ``tz``: :func:`resolve_wall_time` with the offsets ``tz`` gives the time in either fold."""
+    fixed = _fixed_offset(tz)
+    if fixed is not None:
+        return (wall - timedelta(seconds=fixed)).replace(tzinfo=UTC)
+    naive = wall.replace(tzinfo=None, microsecond=0)
+    offsets = sorted(
+        {
+            _offset_seconds(naive.replace(tzinfo=tz, fold=0).utcoffset()),
+            _offset_seconds(naive.replace(tzinfo=tz, fold=1).utcoffset()),
+        }
+    )
+    seconds = _epoch_seconds(naive.replace(tzinfo=UTC))
+    if len(offsets) == 1:
+        instant = seconds - offsets[0]
+    else:
+
+        def offset_at(instant: int) -> int:
+            return _offset_seconds(datetime.fromtimestamp(instant, tz).utcoffset())
+
+        instant = resolve_wall_time(seconds, offsets, offset_at)[0]
+    return _EPOCH + timedelta(seconds=instant)
 
 
 def _fixed_offset(tz: tzinfo) -> int | None:
@@ -466,6 +701,15 @@ class CronTrigger(Trigger):
     ``timezone=None`` means the scheduler's timezone, filled in by :meth:`resolve`; until
     then the trigger computes in UTC. A naive ``start_date`` / ``end_date`` means the
     trigger's timezone. No fire is earlier than ``start_date`` or later than ``end_date``.
+
+    ``extended=True`` accepts the Quartz day tokens: in day-of-month ``L`` (the last day),
+    ``L-n`` (n days before the last), ``nW`` (the weekday, Monday to Friday, nearest day n
+    within the month), ``LW`` (the last weekday) and ``?`` (same as ``*``); in day-of-week
+    ``d#n`` (the n-th weekday d of the month, e.g. ``5#3`` the third Friday) and ``dL`` (the
+    last one, e.g. ``5L``), with cron's day numbers (0 or 7 = Sunday) or names (``FRI#3``).
+    The two day fields still combine as in cron: either one matches when both are
+    restricted. ``seconds=True`` reads six fields, seconds first (the seconds field never
+    makes a job a wildcard job). Neither is ever guessed from the expression.
     """
 
     kind = "cron"
@@ -477,11 +721,18 @@ class CronTrigger(Trigger):
         *,
         start_date: datetime | str | None = None,
         end_date: datetime | str | None = None,
+        extended: bool = False,
+        seconds: bool = False,
     ) -> None:
         if not isinstance(expression, str):
             raise InvalidTriggerError(f"cron expression must be a string, got {expression!r}")
+        for flag, value in (("extended", extended), ("seconds", seconds)):
+            if not isinstance(value, bool):
+                raise InvalidTriggerError(f"cron {flag} must be true or false, got {value!r}")
         self.expression: str = expression.strip()
-        self._spec = _parse(self.expression)
+        self.extended: bool = extended
+        self.seconds: bool = seconds
+        self._spec = _parse(self.expression, extended, seconds)
         self.timezone: tzinfo | None = None if timezone is None else get_timezone(timezone)
         self._start_raw = None if start_date is None else parse_iso(start_date, "start_date")
         self._end_raw = None if end_date is None else parse_iso(end_date, "end_date")
@@ -492,15 +743,15 @@ class CronTrigger(Trigger):
         self._end_ts: int | None = None
         if self.start_date is not None:
             # A fire at or after start_date is a fire strictly after ceil(start) - 1.
-            seconds = _epoch_seconds(self.start_date)
-            self._start_floor = seconds - 1 if self.start_date.microsecond == 0 else seconds
+            start_ts = _epoch_seconds(self.start_date)
+            self._start_floor = start_ts - 1 if self.start_date.microsecond == 0 else start_ts
         if self.end_date is not None:
             self._end_ts = _epoch_seconds(self.end_date)
         if self.start_date is not None and self.end_date is not None and self.end_date < self.start_date:
             raise InvalidTriggerError(
                 f"end_date {self.end_date.isoformat()} is before start_date {self.start_date.isoformat()}"
             )
-        self._engine = _shared_engine(self.expression, zone)
+        self._engine = _shared_engine(self.expression, zone, extended, seconds)
 
     # -- fire times --------------------------------------------------------------------
 
@@ -527,7 +778,14 @@ class CronTrigger(Trigger):
     def resolve(self, *, now: datetime, timezone: tzinfo) -> CronTrigger:
         if self.timezone is not None:
             return self
-        return CronTrigger(self.expression, timezone, start_date=self._start_raw, end_date=self._end_raw)
+        return CronTrigger(
+            self.expression,
+            timezone,
+            start_date=self._start_raw,
+            end_date=self._end_raw,
+            extended=self.extended,
+            seconds=self.seconds,
+        )
 
     # -- description and state -----------------------------------------------------------
 
@@ -537,13 +795,13 @@ class CronTrigger(Trigger):
         return self._spec.wildcard
 
     def describe(self) -> str:
-        text = describe_cron(self.expression)
+        text = describe_cron(self.expression, extended=self.extended, seconds=self.seconds)
         if self.timezone is not None:
             text += f" ({_tz_key(self.timezone)})"
         return text
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "kind": self.kind,
             "version": 1,
             "expression": self.expression,
@@ -551,6 +809,12 @@ class CronTrigger(Trigger):
             "start_date": None if self._start_raw is None else self._start_raw.isoformat(),
             "end_date": None if self._end_raw is None else self._end_raw.isoformat(),
         }
+        # Written only when set, so a plain cron trigger keeps the form it always had.
+        if self.extended:
+            data["extended"] = True
+        if self.seconds:
+            data["seconds"] = True
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CronTrigger:
@@ -560,6 +824,8 @@ class CronTrigger(Trigger):
             data.get("timezone"),
             start_date=data.get("start_date"),
             end_date=data.get("end_date"),
+            extended=data.get("extended", False),
+            seconds=data.get("seconds", False),
         )
 
     def _key(self) -> tuple[Any, ...]:
@@ -568,15 +834,9 @@ class CronTrigger(Trigger):
             _tz_key(self.timezone),
             None if self.start_date is None else self.start_date.isoformat(),
             None if self.end_date is None else self.end_date.isoformat(),
+            self.extended,
+            self.seconds,
         )
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CronTrigger):
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(("cron", *self._key()))
 
     def __repr__(self) -> str:
         parts = [repr(self.expression)]
@@ -586,6 +846,10 @@ class CronTrigger(Trigger):
             parts.append(f"start_date={self.start_date.isoformat()!r}")
         if self.end_date is not None:
             parts.append(f"end_date={self.end_date.isoformat()!r}")
+        if self.extended:
+            parts.append("extended=True")
+        if self.seconds:
+            parts.append("seconds=True")
         return f"CronTrigger({', '.join(parts)})"
 
 
@@ -683,18 +947,57 @@ def _describe_time(minute: str, hour: str) -> str:
     return f"{text} past {items}" if items.startswith("every") else f"{text}, during hours {items}"
 
 
-def describe_cron(expression: str) -> str:
+_NTH = ("first", "second", "third", "fourth", "fifth")
+
+
+def _describe_seconds(text: str) -> str:
+    field = _SECOND_FIELD
+    if text == "*":
+        return "every second"
+    if text.startswith("*/") and "," not in text:
+        step = int(text[2:])
+        return f"every {step} seconds" if step > 1 else "every second"
+    values = _simple_values(text, field)
+    if values is not None:
+        return f"at second{'s' if len(values) > 1 else ''} {_join([str(v) for v in values])}"
+    return f"at seconds {_describe_items(text, field, 'second')}"
+
+
+def describe_cron(expression: str, *, extended: bool = False, seconds: bool = False) -> str:
     """A short plain-English reading of a cron expression, e.g. "At 03:00, Monday through
-    Friday" or "Every 15 minutes".
+    Friday" or "Every 15 minutes" (with the same flags as :class:`CronTrigger`).
 
     :raises InvalidTriggerError: if the expression is invalid.
     """
-    spec = _parse(expression.strip())
+    spec = _parse(expression.strip(), extended, seconds)
     minute, hour, dom, month, dow = spec.fields
+    dom = "*" if dom == "?" else dom
+    dow = "*" if dow == "?" else dow
     text = _describe_time(minute, hour)
+    if spec.second_field is not None and spec.second_field != "0":
+        text += f", {_describe_seconds(spec.second_field)}"
     dom_part = ""
     if dom != "*":
-        if dom.startswith("*/"):
+        if spec.dom_specials:
+            pieces = [
+                "the last day of the month"
+                if kind == "L" and number == 0
+                else f"the last day of the month minus {number} day{'s' if number > 1 else ''}"
+                if kind == "L"
+                else f"the weekday nearest day {number} of the month"
+                if kind == "W"
+                else "the last weekday of the month"
+                for kind, number, _ in spec.dom_specials
+            ]
+            plain = [item for item in dom.split(",") if _special(item, _FIELDS[2]) is None]
+            if plain:
+                pieces.insert(
+                    0,
+                    f"day{'s' if len(plain) > 1 or '-' in plain[0] else ''} "
+                    f"{_describe_items(','.join(plain), _FIELDS[2], 'day')} of the month",
+                )
+            dom_part = f"on {_join(pieces, 'or')}"
+        elif dom.startswith("*/"):
             dom_part = f"every {_ordinal(int(dom[2:]))} day of the month"
         else:
             items = _describe_items(dom, _FIELDS[2], "day")
@@ -702,8 +1005,20 @@ def describe_cron(expression: str) -> str:
             dom_part = f"on {label} {items} of the month"
     dow_part = ""
     if dow != "*":
-        items = _describe_items(dow, _FIELDS[4], "day of the week")
-        dow_part = items if ("through" in items or "every" in items) else f"only on {items}"
+        if spec.dow_specials:
+            pieces = [
+                f"the {_NTH[nth - 1]} {_DOW_FULL[weekday]} of the month"
+                if kind == "#"
+                else f"the last {_DOW_FULL[weekday]} of the month"
+                for kind, weekday, nth in spec.dow_specials
+            ]
+            plain = [item for item in dow.split(",") if _special(item, _FIELDS[4]) is None]
+            if plain:
+                pieces.insert(0, _describe_items(",".join(plain), _FIELDS[4], "day of the week"))
+            dow_part = f"only on {_join(pieces, 'or')}"
+        else:
+            items = _describe_items(dow, _FIELDS[4], "day of the week")
+            dow_part = items if ("through" in items or "every" in items) else f"only on {items}"
     if dom_part and dow_part and not spec.day_and:
         text += f" {dom_part}, or {dow_part.removeprefix('only ')}"
     else:

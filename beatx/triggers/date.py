@@ -90,11 +90,8 @@ class DateTimeTrigger(Trigger):
         check_state(data, cls.kind)
         return cls(data["run_at"], data.get("timezone"))
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, DateTimeTrigger) and self.run_at == other.run_at
-
-    def __hash__(self) -> int:
-        return hash(self.run_at)
+    def _key(self) -> tuple[Any, ...]:
+        return (self.run_at,)
 
     def __repr__(self) -> str:
         return f"DateTimeTrigger({self.run_at.isoformat()!r})"

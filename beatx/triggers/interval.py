@@ -123,12 +123,6 @@ class IntervalTrigger(Trigger):
     def _key(self) -> tuple[Any, ...]:
         return (self.interval, self.start_now, self.start_date, self.end_date)
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, IntervalTrigger) and self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
     def __repr__(self) -> str:
         start = f", start_date={self.start_date.isoformat()!r}" if self.start_date else ""
         return (

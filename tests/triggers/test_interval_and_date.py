@@ -150,8 +150,8 @@ def test_a_newer_stored_format_is_refused_with_advice() -> None:
 
 
 def test_an_unknown_kind_is_refused() -> None:
-    with pytest.raises(SerializationError, match="unknown trigger kind 'solar'"):
-        trigger_from_dict({"kind": "solar"})
+    with pytest.raises(SerializationError, match="unknown trigger kind 'lunar'"):
+        trigger_from_dict({"kind": "lunar"})
 
 
 def test_build_trigger_speaks_the_seed_spelling() -> None:
