@@ -1,10 +1,17 @@
 """The jobs admin.
 
-Every change goes through the Django store (never a bare ``QuerySet.update``): a saved form
-through :class:`beatx.manager.JobManager`, the bulk actions (pause, resume, delete,
-duplicate, run now) through the store's set-based writes, which apply the same rules to the
-whole selection at once (a few statements, one wake-up of the beat), so next run times are
-computed by beatx and a running beat sees each change within a fraction of a second.
+Every change of a schedule goes through the Django store (never a bare ``QuerySet.update``):
+a saved form through :class:`beatx.manager.JobManager`, the bulk actions (pause, resume,
+delete, duplicate, run now) through the store's set-based writes, which apply the same rules
+to the whole selection at once (a few statements, one wake-up of the beat), so next run times
+are computed by beatx and a running beat sees each change within a fraction of a second. The
+two notes a person writes for people (the description, the pause note) change no schedule:
+they are written to their columns alone, without waking the beat.
+
+Nothing is saved silently and every action is on the record: a refused save shows its error
+and no "changed successfully"; pause, resume, run-now and duplicate write Django's
+``LogEntry`` (the object's History), as adding, changing and deleting do; a row the scheduler
+cannot read is shown as broken, left out of the actions, and repaired by saving its form.
 
 Everything is read from and written to the database ``BEATX["DATABASE"]`` names.
 """
@@ -12,90 +19,106 @@ Everything is read from and written to the database ``BEATX["DATABASE"]`` names.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.contrib.admin.helpers import ActionForm
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.core.exceptions import PermissionDenied
+from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.template.loader import render_to_string
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
+from django.utils.translation import gettext as _g
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from beatx.errors import BeatxError, InvalidJobError, JobLookupError
+from beatx.errors import BeatxError, JobLookupError
 from beatx.jobs import Fire, JobStatus
 from beatx.jobs import Job as BeatxJob
-from beatx.triggers.base import get_timezone
+from beatx.manager import JobManager
 from django_beatx import conf
-from django_beatx.forms import JobForm
+from django_beatx.admin_display import (
+    BROKEN_COLOUR,
+    OUTCOME_COLOURS,
+    STATUS_COLOURS,
+    extended_cron_help,
+    fire_time_preview,
+    format_duration,
+    format_time,
+    job_zone,
+    row_problem,
+    rrule_help,
+    solar_help,
+)
+from django_beatx.forms import JobForm, task_warning
 from django_beatx.models import STATUS_CHOICES, Job, JobRun
 
-__all__ = ["JobAdmin", "JobRunInline", "fire_time_preview"]
+__all__ = [
+    "JobAdmin",
+    "JobRunInline",
+    "fire_time_preview",
+    "format_duration",
+    "format_time",
+    "row_problem",
+]
 
-STATUS_COLOURS = {
-    JobStatus.ACTIVE.value: "#2e7d32",
-    JobStatus.PAUSED.value: "#8a6d00",
-    JobStatus.COMPLETED.value: "#607d8b",
-    JobStatus.FAILED.value: "#c62828",
-    JobStatus.CANCELLED.value: "#616161",
-}
 TRIGGER_FIELDS = (
     "trigger_kind",
     "cron_expression",
+    "cron_extended",
+    "cron_seconds",
     "interval_seconds",
     "run_at",
+    "run_once_now",
+    "rrule",
+    "rrule_dtstart",
+    "rrule_exdates",
+    "rrule_rdates",
+    "solar_event",
+    "solar_latitude",
+    "solar_longitude",
     "timezone",
     "start_date",
     "end_date",
 )
 #: A beat that has not ticked for this long is shown in red.
 STALE_AFTER = timedelta(seconds=90)
+#: Ids per query when the admin reads a selection's rows.
+_READ_BATCH = 900
+#: Broken jobs named in a message (the rest are counted).
+_NAMED = 5
 
 
-def _format_time(value: datetime, zone: Any) -> str:
-    local = value.astimezone(zone)
-    return local.strftime("%a %Y-%m-%d %H:%M:%S %Z (UTC%z)")
-
-
-def fire_time_preview(row: Job, *, count: int = 5, now: datetime | None = None) -> dict[str, Any]:
-    """The next ``count`` fire times of a job row, formatted in the job's timezone, or the
-    error that keeps its trigger from being built."""
-    now = now or datetime.now(UTC)
-    zone_name = row.timezone or conf.timezone_name()
-    try:
-        zone = get_timezone(zone_name)
-        trigger = row.build_trigger().resolve(now=now, timezone=zone)
-    except ValueError as exc:
-        return {"error": str(exc), "timezone": zone_name}
-    times: list[datetime] = []
-    schedulable = row.status in (JobStatus.ACTIVE.value, JobStatus.FAILED.value)
-    if not row._state.adding and schedulable and row.next_run_time is not None:
-        current: datetime | None = row.next_run_time
-    else:
-        current = trigger.first_fire_time(now)
-    while current is not None and len(times) < count:
-        times.append(current)
-        current = trigger.next_fire_time(current)
-    return {
-        "timezone": zone_name,
-        "description": trigger.describe(),
-        "times": [_format_time(t, zone) for t in times],
-        "empty": _("This trigger does not fire again."),
-    }
+def _read_rows(job_ids: Iterable[str]) -> list[Job]:
+    ids = sorted(set(job_ids))
+    jobs = Job.objects.using(conf.setting("DATABASE"))
+    rows: list[Job] = []
+    for start in range(0, len(ids), _READ_BATCH):
+        rows.extend(jobs.filter(pk__in=ids[start : start + _READ_BATCH]).order_by("pk"))
+    return rows
 
 
 class RecentRunsFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
     def get_queryset(self) -> QuerySet[JobRun]:
         if not hasattr(self, "_recent"):
             runs = super().get_queryset().using(conf.setting("DATABASE"))
-            self._recent = runs.order_by("-scheduled_at", "-id")[: conf.run_history_limit()]
+            self._recent = runs.order_by(F("scheduled_at").desc(nulls_last=True), "-id")[
+                : conf.run_history_limit()
+            ]
         return self._recent
 
 
 class JobRunInline(admin.TabularInline):  # type: ignore[type-arg]
-    """The latest runs of a job, read-only."""
+    """The latest runs of a job, read-only; times to the second in the job's timezone,
+    durations rounded."""
 
     model = JobRun
     formset = RecentRunsFormSet
@@ -104,16 +127,51 @@ class JobRunInline(admin.TabularInline):  # type: ignore[type-arg]
     can_delete = False
     verbose_name_plural = _("Latest runs")
     fields = (
-        "scheduled_at",
-        "dispatched_at",
+        "scheduled",
+        "dispatched",
         "outcome",
-        "started_at",
-        "finished_at",
-        "duration",
+        "started",
+        "finished",
+        "rounded_duration",
         "error",
         "task_id",
     )
     readonly_fields = fields
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._zones: dict[str, tzinfo] = {}
+
+    def _zone(self, run: JobRun) -> tzinfo:
+        if run.job_id not in self._zones:
+            name = (
+                Job.objects.using(conf.setting("DATABASE"))
+                .filter(pk=run.job_id)
+                .values_list("timezone", flat=True)
+                .first()
+            )
+            self._zones[run.job_id] = job_zone(name)
+        return self._zones[run.job_id]
+
+    @admin.display(description=_("scheduled at"))
+    def scheduled(self, run: JobRun) -> str:
+        return format_time(run.scheduled_at, self._zone(run))
+
+    @admin.display(description=_("dispatched at"))
+    def dispatched(self, run: JobRun) -> str:
+        return format_time(run.dispatched_at, self._zone(run))
+
+    @admin.display(description=_("started at"))
+    def started(self, run: JobRun) -> str:
+        return format_time(run.started_at, self._zone(run))
+
+    @admin.display(description=_("finished at"))
+    def finished(self, run: JobRun) -> str:
+        return format_time(run.finished_at, self._zone(run))
+
+    @admin.display(description=_("duration"))
+    def rounded_duration(self, run: JobRun) -> str:
+        return format_duration(run.duration)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -136,32 +194,46 @@ class AdminJobForm(JobForm):
             self.add_error("id", self.instance.unique_error_message(Job, ("id",)))
 
 
+class JobActionForm(ActionForm):
+    """The list's action bar, with the note a pause keeps ("why paused")."""
+
+    pause_note = forms.CharField(
+        label=_("Pause note:"),
+        required=False,
+        max_length=500,
+        widget=forms.TextInput(attrs={"size": 30, "placeholder": _("why paused (optional)")}),
+    )
+
+
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     form = AdminJobForm
+    action_form = JobActionForm
     inlines = (JobRunInline,)
     list_display = (
         "display_name",
         "trigger_description",
         "status_badge",
-        "next_run_time",
-        "last_run_time",
+        "next_run",
+        "last_run",
+        "last_outcome",
         "total_run_count",
         "short_last_error",
     )
     list_filter = ("status", "trigger_kind", "queue")
-    search_fields = ("name", "id", "task")
+    search_fields = ("name", "id", "task", "description")
     ordering = ("next_run_time", "id")
     actions = ("pause_jobs", "resume_jobs", "run_jobs_now", "duplicate_jobs")
     save_on_top = True
     state_fields = (
         "status",
-        "next_run_time",
-        "last_run_time",
+        "pause_note",
+        "next_run",
+        "last_run",
         "total_run_count",
         "misfire_count",
         "skip_count",
-        "last_error",
+        "last_error_shown",
         "last_finished_at",
         "last_duration",
         "revision",
@@ -173,16 +245,44 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
         """The jobs of the store's database (``BEATX["DATABASE"]``): the list, the change and
-        delete pages and the actions' selections."""
-        return super().get_queryset(request).using(conf.setting("DATABASE"))
+        delete pages and the actions' selections; each with the outcome of its latest run."""
+        latest = JobRun.objects.filter(job=OuterRef("pk")).order_by(
+            F("scheduled_at").desc(nulls_last=True), "-id"
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .using(conf.setting("DATABASE"))
+            .annotate(latest_outcome=Subquery(latest.values("outcome")[:1]))
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        wrap = self.admin_site.admin_view
+        return [
+            path("preview/", wrap(self.preview_view), name="{}_{}_preview".format(*info)),
+            path("<path:object_id>/pause/", wrap(self.pause_view), name="{}_{}_pause".format(*info)),
+            path("<path:object_id>/resume/", wrap(self.resume_view), name="{}_{}_resume".format(*info)),
+            path("<path:object_id>/run-now/", wrap(self.run_now_view), name="{}_{}_run_now".format(*info)),
+            *super().get_urls(),
+        ]
 
     # -- list ----------------------------------------------------------------------------------
 
     @admin.display(description=_("name"), ordering="name")
     def display_name(self, obj: Job) -> str:
+        description = (
+            format_html(
+                '<br><small class="beatx-description" title="{}">{}</small>',
+                obj.description,
+                Truncator(obj.description).chars(70),
+            )
+            if obj.description
+            else ""
+        )
         if obj.name and obj.name != obj.id:
-            return format_html("{}<br><small>{} · {}</small>", obj.name, obj.id, obj.task)
-        return format_html("{}<br><small>{}</small>", obj.id, obj.task)
+            return format_html("{}<br><small>{} · {}</small>{}", obj.name, obj.id, obj.task, description)
+        return format_html("{}<br><small>{}</small>{}", obj.id, obj.task, description)
 
     @admin.display(description=_("trigger"), ordering="trigger_kind")
     def trigger_description(self, obj: Job) -> str:
@@ -190,16 +290,95 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj: Job) -> str:
-        return format_html(
+        problem = row_problem(obj)
+        if problem:
+            return format_html(
+                '<span class="beatx-badge beatx-status-broken" style="background:{}" title="{}">{}</span>'
+                '<br><small class="beatx-broken-reason">{}</small>',
+                BROKEN_COLOUR,
+                problem,
+                _("Broken"),
+                Truncator(problem).chars(80),
+            )
+        badge = format_html(
             '<span class="beatx-badge beatx-status-{}" style="background:{}">{}</span>',
             obj.status,
             STATUS_COLOURS.get(obj.status, "#616161"),
             dict(STATUS_CHOICES).get(obj.status, obj.status),
         )
+        if obj.status == JobStatus.PAUSED.value and obj.pause_note:
+            return format_html(
+                '{}<br><small class="beatx-pause-note" title="{}">{}</small>',
+                badge,
+                obj.pause_note,
+                Truncator(obj.pause_note).chars(60),
+            )
+        return badge
+
+    @admin.display(description=_("next run"), ordering="next_run_time")
+    def next_run(self, obj: Job) -> str:
+        if obj.status not in (JobStatus.ACTIVE.value, JobStatus.FAILED.value):
+            return "-"  # a paused or ended job does not run, whatever time is stored
+        return format_time(obj.next_run_time, job_zone(obj.timezone))
+
+    @admin.display(description=_("last run"), ordering="last_run_time")
+    def last_run(self, obj: Job) -> str:
+        return format_time(obj.last_run_time, job_zone(obj.timezone))
+
+    @admin.display(description=_("last outcome"))
+    def last_outcome(self, obj: Job) -> str:
+        outcome = getattr(obj, "latest_outcome", None)
+        if not outcome:
+            return "-"
+        return format_html(
+            '<span class="beatx-outcome beatx-outcome-{}" style="color:{}">{}</span>',
+            outcome,
+            OUTCOME_COLOURS.get(outcome, "#616161"),
+            dict(JobRun.Outcome.choices).get(outcome, outcome),
+        )
+
+    def _error_is_current(self, obj: Job) -> bool:
+        """Whether the job's last error is its present state: it failed and has not run well
+        since (a job that recovered keeps the text of its old error)."""
+        if obj.status == JobStatus.FAILED.value:
+            return True
+        outcome = getattr(obj, "latest_outcome", None)
+        if outcome is None and not obj._state.adding:
+            outcome = (
+                JobRun.objects.using(conf.setting("DATABASE"))
+                .filter(job_id=obj.pk)
+                .order_by(F("scheduled_at").desc(nulls_last=True), "-id")
+                .values_list("outcome", flat=True)
+                .first()
+            )
+        return outcome == JobRun.Outcome.FAILED.value
 
     @admin.display(description=_("last error"))
     def short_last_error(self, obj: Job) -> str:
-        return Truncator(obj.last_error).chars(60) if obj.last_error else ""
+        if not obj.last_error:
+            return ""
+        if self._error_is_current(obj):
+            return format_html(
+                '<span class="beatx-error-current" title="{}">{}</span>',
+                obj.last_error,
+                Truncator(obj.last_error).chars(50),
+            )
+        return format_html(
+            '<small class="beatx-error-previous" title="{}">{} {}</small>',
+            obj.last_error,
+            _("(recovered; earlier:)"),
+            Truncator(obj.last_error).chars(40),
+        )
+
+    @admin.display(description=_("last error"))
+    def last_error_shown(self, obj: Job) -> str:
+        if not obj.last_error:
+            return "-"
+        if self._error_is_current(obj):
+            return obj.last_error
+        return str(_("Recovered: the job has run without error since. Earlier error: %(error)s")) % {
+            "error": obj.last_error
+        }
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -222,9 +401,16 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def get_fieldsets(self, request: HttpRequest, obj: Job | None = None) -> Any:
         fieldsets: list[tuple[Any, dict[str, Any]]] = [
-            (None, {"fields": ("id", "name", "task", "args", "kwargs")}),
+            (None, {"fields": ("id", "name", "description", "task", "args", "kwargs")}),
             (_("When"), {"fields": ("trigger_kind",)}),
-            (_("Cron"), {"fields": ("cron_expression",), "classes": ("beatx-kind", "beatx-kind-cron")}),
+            (
+                _("Cron"),
+                {
+                    "fields": (("cron_expression", "cron_extended", "cron_seconds"),),
+                    "classes": ("beatx-kind", "beatx-kind-cron"),
+                    "description": extended_cron_help(),
+                },
+            ),
             (
                 _("Interval"),
                 {
@@ -232,13 +418,38 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                     "classes": ("beatx-kind", "beatx-kind-interval"),
                 },
             ),
-            (_("One-shot"), {"fields": ("run_at",), "classes": ("beatx-kind", "beatx-kind-date")}),
-            (_("Timezone and active window"), {"fields": ("timezone", "start_date", "end_date")}),
+            (
+                _("One-shot"),
+                {"fields": ("run_at", "run_once_now"), "classes": ("beatx-kind", "beatx-kind-date")},
+            ),
+            (
+                _("Recurrence rule (RRULE)"),
+                {
+                    "fields": ("rrule", "rrule_dtstart", ("rrule_exdates", "rrule_rdates")),
+                    "classes": ("beatx-kind", "beatx-kind-rrule"),
+                    "description": rrule_help(),
+                },
+            ),
+            (
+                _("Solar event"),
+                {
+                    "fields": ("solar_event", ("solar_latitude", "solar_longitude")),
+                    "classes": ("beatx-kind", "beatx-kind-solar"),
+                    "description": solar_help(),
+                },
+            ),
+            (
+                _("Timezone and active window"),
+                {"fields": ("timezone", "start_date", "end_date"), "classes": ("beatx-window",)},
+            ),
             (
                 _("Policy"),
                 {
                     "fields": ("misfire_grace_time", "coalesce", "max_instances"),
-                    "description": _("Empty misfire grace time: a late fire always runs."),
+                    "description": _(
+                        "Empty misfire grace time: a late fire always runs. A new job starts with "
+                        "the configured job defaults."
+                    ),
                 },
             ),
             (
@@ -275,50 +486,194 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         form_url: str = "",
         obj: Job | None = None,
     ) -> HttpResponse:
-        context["beatx_preview"] = self._preview(context["adminform"].form, obj)
+        form = context["adminform"].form
+        saved = self._saved(obj)
+        context["beatx_preview"] = self._preview(form, saved)
+        context["beatx_preview_url"] = reverse(
+            f"{self.admin_site.name}:django_beatx_job_preview", current_app=self.admin_site.name
+        )
+        context["beatx_object_id"] = obj.pk if obj is not None else ""
+        context["beatx_can_preview"] = (
+            self.has_change_permission(request, obj) if obj is not None else self.has_add_permission(request)
+        )
+        context["beatx_default_zone"] = conf.timezone_name()
+        if saved is not None:
+            context["beatx_problem"] = row_problem(saved)
+            if self.has_change_permission(request, obj):
+                context["beatx_object_actions"] = self._object_actions(saved)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
-    def _preview(self, form: JobForm, obj: Job | None) -> dict[str, Any] | None:
+    def _saved(self, obj: Job | None) -> Job | None:
+        """The row as stored (``obj`` may carry a bound form's unsaved values)."""
+        if obj is None or obj._state.adding:
+            return None
+        return Job.objects.using(conf.setting("DATABASE")).filter(pk=obj.pk).first()
+
+    def _object_actions(self, saved: Job) -> dict[str, Any]:
+        name = self.admin_site.name
+        args = [saved.pk]
+        status = saved.status
+        return {
+            "pause_url": reverse(f"{name}:django_beatx_job_pause", args=args, current_app=name)
+            if status in (JobStatus.ACTIVE.value, JobStatus.FAILED.value)
+            else "",
+            "resume_url": reverse(f"{name}:django_beatx_job_resume", args=args, current_app=name)
+            if status == JobStatus.PAUSED.value
+            else "",
+            "run_now_url": reverse(f"{name}:django_beatx_job_run_now", args=args, current_app=name),
+        }
+
+    def _preview(self, form: JobForm, saved: Job | None) -> dict[str, Any] | None:
+        preview: dict[str, Any]
         if form.is_bound:
             errors = [str(e) for name in TRIGGER_FIELDS for e in form.errors.get(name, [])]
             if errors:
-                return {"error": " ".join(errors)}
-            # The submitted values, as the form put them on its instance.
-            return fire_time_preview(form.instance)
-        if obj is None:
+                preview = {"error": " ".join(errors)}
+            else:
+                # The submitted values, as the form put them on its instance.
+                preview = fire_time_preview(form.instance, saved=saved)
+            preview["task_error"] = " ".join(str(e) for e in form.errors.get("task", []))
+            preview["task_warning"] = form.task_warning or ""
+            preview["live"] = True
+            return preview
+        if saved is None:
             return {
                 "error": "",
                 "empty": "",
                 "times": [],
-                "description": _("Save to see the next fire times."),
+                "description": _("Fill in the trigger to see the next fire times."),
             }
-        return fire_time_preview(obj)
+        preview = fire_time_preview(saved)
+        try:
+            preview["task_warning"] = task_warning(saved.task) or ""
+        except Exception:  # a suggestion only: never in the way of the page
+            preview["task_warning"] = ""
+        return preview
+
+    def preview_view(self, request: HttpRequest) -> HttpResponse:
+        """The next fire times of the unsaved form (POSTed as it stands), and how saving
+        would move the next run: staff only (``admin_view``), CSRF-checked, and only for
+        someone who may add (a new job) or change (this job)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        object_id = str(request.POST.get("_beatx_object_id") or "")
+        obj = self.get_object(request, object_id) if object_id else None
+        if object_id and obj is None:
+            return JsonResponse({"error": _g("This job no longer exists.")}, status=404)
+        allowed = (
+            self.has_change_permission(request, obj) if obj is not None else self.has_add_permission(request)
+        )
+        if not allowed:
+            raise PermissionDenied
+        form_class = self.get_form(request, obj, change=obj is not None)
+        form: Any = form_class(request.POST, request.FILES, instance=obj)
+        form.is_valid()
+        preview = self._preview(form, self._saved(obj)) or {}
+        html = render_to_string("admin/django_beatx/job/preview.html", {"beatx_preview": preview}, request)
+        data = {
+            key: str(value) if not isinstance(value, list | bool) else value for key, value in preview.items()
+        }
+        return JsonResponse({"html": html, **data})
 
     # -- saving: through the manager -----------------------------------------------------------
 
     def save_model(self, request: HttpRequest, obj: Job, form: JobForm, change: bool) -> None:
         manager = conf.get_manager()
+        database = conf.setting("DATABASE")
+        stored = Job.objects.using(database).filter(pk=obj.pk).first() if change else None
+        problem = row_problem(stored) if stored is not None else None
         try:
-            manager.ensure_job(
-                obj.task,
-                obj.build_trigger(),
-                id=obj.id,
-                name=obj.name,
-                args=tuple(obj.args),
-                kwargs=dict(obj.kwargs),
-                options=obj.options,
-                max_instances=obj.max_instances,
-                misfire_grace_time=obj.misfire_grace_time,
-                coalesce=obj.coalesce,
-            )
-        except (InvalidJobError, ValueError) as exc:
+            if stored is not None and problem:
+                self._repair(manager, obj, stored)
+            else:
+                manager.ensure_job(
+                    obj.task,
+                    obj.build_trigger(),
+                    id=obj.id,
+                    name=obj.name,
+                    args=tuple(obj.args),
+                    kwargs=dict(obj.kwargs),
+                    options=obj.options,
+                    max_instances=obj.max_instances,
+                    misfire_grace_time=obj.misfire_grace_time,
+                    coalesce=obj.coalesce,
+                )
+        except (BeatxError, ValueError) as exc:
             # clean() checks the same rules; this is the race of a definition changing between.
-            self.message_user(request, str(exc), messages.ERROR)
+            self.message_user(request, _("Nothing was saved: %(error)s") % {"error": exc}, messages.ERROR)
+            request._beatx_save_failed = True  # type: ignore[attr-defined]
             return
+        if stored is None or stored.description != obj.description:
+            # A note for people: no schedule changes, the beat need not wake up.
+            Job.objects.using(database).filter(pk=obj.pk).update(description=obj.description)
         obj._state.adding = False
-        obj._state.db = conf.setting("DATABASE")
+        obj._state.db = database
+        if problem:
+            self.message_user(
+                request,
+                _("The job was repaired: the scheduler can read it again (it was: %(problem)s).")
+                % {"problem": problem},
+                messages.SUCCESS,
+            )
         if form.task_warning:
             self.message_user(request, form.task_warning, messages.WARNING)
+
+    @staticmethod
+    def _repair(manager: JobManager, obj: Job, stored: Job) -> None:
+        """Write a valid definition over a row the scheduler cannot read (``ensure_job`` reads
+        the stored job first, and cannot): its run history and counters are kept, its next run
+        is computed from now, and a paused or ended job stays so."""
+        try:
+            status = JobStatus(stored.status)
+        except ValueError:
+            status = JobStatus.ACTIVE
+        job = manager.build_job(
+            obj.task,
+            obj.build_trigger(),
+            id=obj.id,
+            name=obj.name,
+            args=tuple(obj.args),
+            kwargs=dict(obj.kwargs),
+            options=obj.options,
+            max_instances=obj.max_instances,
+            misfire_grace_time=obj.misfire_grace_time,
+            coalesce=obj.coalesce,
+        )
+        job.status = status
+        if status in (JobStatus.COMPLETED, JobStatus.CANCELLED):
+            job.trigger = job.trigger.resolve(now=manager.clock.now(), timezone=manager.timezone)
+            job.next_run_time = None
+        else:
+            manager.schedule(job, now=manager.clock.now())
+            if job.next_run_time is None and status.schedulable:
+                job.status = JobStatus.COMPLETED
+        manager.store.update_job(job, expected_revision=stored.revision, reschedule=True)
+
+    def _save_failed(self, request: HttpRequest) -> bool:
+        return bool(getattr(request, "_beatx_save_failed", False))
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        if self._save_failed(request):
+            return None
+        return super().log_addition(request, obj, message)
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        if self._save_failed(request):
+            return None
+        return super().log_change(request, obj, message)
+
+    def response_add(
+        self, request: HttpRequest, obj: Job, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        if self._save_failed(request):
+            # The error is the message; no "was added successfully" beside it.
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request: HttpRequest, obj: Job) -> HttpResponse:
+        if self._save_failed(request):
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_change(request, obj)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         # The only inline (run history) is read-only: nothing to save, nothing changed.
@@ -331,11 +686,111 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         conf.get_store().remove_jobs(queryset.values_list("pk", flat=True))
 
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        """What a delete removes, with each job's runs counted instead of listed (a job
+        with 100,000 runs made a page of 100,000 lines)."""
+        jobs = list(objs)
+        database = conf.setting("DATABASE")
+        counts: dict[str, int] = defaultdict(int)
+        ids = [job.pk for job in jobs]
+        for start in range(0, len(ids), _READ_BATCH):
+            batch = ids[start : start + _READ_BATCH]
+            for job_id in (
+                JobRun.objects.using(database).filter(job_id__in=batch).values_list("job_id", flat=True)
+            ):
+                counts[job_id] += 1
+        deleted: list[Any] = []
+        for job in jobs:
+            url = reverse(
+                f"{self.admin_site.name}:django_beatx_job_change",
+                args=[job.pk],
+                current_app=self.admin_site.name,
+            )
+            deleted.append(format_html('{}: <a href="{}">{}</a>', _("Job"), url, job))
+            runs = counts.get(job.pk, 0)
+            deleted.append([ngettext("%(count)d run", "%(count)d runs", runs) % {"count": runs}])
+        total_runs = sum(counts.values())
+        model_count = {str(Job._meta.verbose_name_plural): len(jobs)}
+        if total_runs:
+            model_count[str(JobRun._meta.verbose_name_plural)] = total_runs
+        perms_needed: set[str] = set()
+        if not self.has_delete_permission(request):
+            perms_needed.add(str(Job._meta.verbose_name))
+        return deleted, model_count, perms_needed, []
+
+    # -- the record: Django's LogEntry, shown in each job's History -----------------------------
+
+    def _log(self, request: HttpRequest, rows: Sequence[Job], message: str, flag: int = CHANGE) -> None:
+        if rows and request.user.is_authenticated:
+            LogEntry.objects.log_actions(
+                user_id=request.user.pk,
+                queryset=list(rows),
+                action_flag=flag,
+                change_message=message,
+                single_object=False,
+            )
+
+    def _readable(self, request: HttpRequest, queryset: QuerySet[Job]) -> list[Job]:
+        """The selection's rows the scheduler can read; the others are named in a message and
+        left out (an action over an unreadable row answered HTTP 500)."""
+        rows = _read_rows(queryset.values_list("pk", flat=True))
+        readable: list[Job] = []
+        broken: list[tuple[str, str]] = []
+        for row in rows:
+            problem = row_problem(row)
+            if problem:
+                broken.append((row.pk, problem))
+            else:
+                readable.append(row)
+        if broken:
+            named = "; ".join(f"{job_id}: {problem}" for job_id, problem in broken[:_NAMED])
+            more = len(broken) - _NAMED
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d broken job was left out: the scheduler cannot read it (%(jobs)s%(more)s). "
+                    "Open it and save a corrected form to repair it.",
+                    "%(count)d broken jobs were left out: the scheduler cannot read them (%(jobs)s%(more)s). "
+                    "Open each and save a corrected form to repair it.",
+                    len(broken),
+                )
+                % {"count": len(broken), "jobs": named, "more": f"; {more} more" if more > 0 else ""},
+                messages.WARNING,
+            )
+        return readable
+
     # -- actions: set-based, one transaction and one wake-up of the beat for the selection ----
 
     @admin.action(description=_("Pause selected jobs"), permissions=["change"])
     def pause_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        done = conf.get_store().pause_jobs(queryset.values_list("pk", flat=True))
+        rows = self._readable(request, queryset)
+        note = str(request.POST.get("pause_note") or "").strip()[:500]
+        pausable = [row for row in rows if row.status in (JobStatus.ACTIVE.value, JobStatus.FAILED.value)]
+        done = conf.get_store().pause_jobs(row.pk for row in rows) if rows else 0
+        database = conf.setting("DATABASE")
+        paused_ids = (
+            set(
+                Job.objects.using(database)
+                .filter(pk__in=[row.pk for row in pausable], status=JobStatus.PAUSED.value)
+                .values_list("pk", flat=True)
+            )
+            if pausable
+            else set()
+        )
+        noted = [row for row in rows if row.pk in paused_ids or row.status == JobStatus.PAUSED.value]
+        if note and noted:
+            # A note for people: no schedule changes, the beat need not wake up.
+            Job.objects.using(database).filter(pk__in=[row.pk for row in noted]).update(pause_note=note)
+        elif pausable:
+            Job.objects.using(database).filter(pk__in=paused_ids).exclude(pause_note="").update(pause_note="")
+        suffix = _g(" Note: %(note)s") % {"note": note} if note else ""
+        self._log(request, [row for row in pausable if row.pk in paused_ids], _g("Paused.") + suffix)
+        if note:
+            self._log(
+                request,
+                [row for row in noted if row.pk not in paused_ids],
+                _g("Pause note set.") + suffix,
+            )
         self.message_user(
             request,
             ngettext("%(count)d job was paused.", "%(count)d jobs were paused.", done) % {"count": done},
@@ -344,7 +799,21 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description=_("Resume selected jobs"), permissions=["change"])
     def resume_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        done = conf.get_store().resume_jobs(queryset.values_list("pk", flat=True))
+        rows = self._readable(request, queryset)
+        paused = [row for row in rows if row.status == JobStatus.PAUSED.value]
+        done = conf.get_store().resume_jobs(row.pk for row in rows) if rows else 0
+        database = conf.setting("DATABASE")
+        if paused:
+            still = set(
+                Job.objects.using(database)
+                .filter(pk__in=[row.pk for row in paused], status=JobStatus.PAUSED.value)
+                .values_list("pk", flat=True)
+            )
+            resumed = [row for row in paused if row.pk not in still]
+            with_note = [row.pk for row in resumed if row.pause_note]
+            if with_note:
+                Job.objects.using(database).filter(pk__in=with_note).update(pause_note="")
+            self._log(request, resumed, _g("Resumed."))
         self.message_user(
             request,
             ngettext("%(count)d job was resumed.", "%(count)d jobs were resumed.", done) % {"count": done},
@@ -354,11 +823,7 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.action(description=_("Run selected jobs now"), permissions=["change"])
     def run_jobs_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         try:
-            from celery import current_app
-
             from beatx.dispatch.celery import CeleryDispatcher
-
-            app = current_app._get_current_object()
         except ImportError as exc:
             self.message_user(
                 request,
@@ -366,15 +831,17 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 messages.ERROR,
             )
             return
-        if not app.conf.broker_url:
+        app = conf.celery_app()
+        if app is None or not app.conf.broker_url:
             self.message_user(
                 request,
                 _("Cannot run jobs now: no Celery broker is configured (set CELERY_BROKER_URL)."),
                 messages.ERROR,
             )
             return
+        rows = self._readable(request, queryset)
         store = conf.get_store()
-        job_ids = list(queryset.values_list("pk", flat=True))
+        job_ids = [row.pk for row in rows]
         jobs = store.get_jobs_by_id(job_ids)
         now = datetime.now(UTC)
         # One fire per job, outside its schedule (its next run is unchanged), as
@@ -408,6 +875,13 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 )
         if sent:
             store.record_dispatches(sent)
+            by_id = {row.pk: row for row in rows}
+            for job_id, task_id, _at in sent:
+                self._log(
+                    request,
+                    [by_id[job_id]],
+                    _g("Run now: sent to the workers (task id %(task_id)s).") % {"task_id": task_id},
+                )
             self.message_user(
                 request,
                 ngettext(
@@ -421,9 +895,10 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description=_("Duplicate selected jobs (paused)"), permissions=["add"])
     def duplicate_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        rows = {row.pk: row for row in self._readable(request, queryset)}
         manager = conf.get_manager()
         store = conf.get_store()
-        jobs = store.get_jobs_by_id(queryset.values_list("pk", flat=True))
+        jobs = store.get_jobs_by_id(rows)
         copy_ids = {job_id: f"{job_id}-copy" for job_id in jobs}
         taken = store.existing_ids(copy_ids.values())
         now = manager.clock.now()
@@ -447,7 +922,28 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             )
             manager.schedule(copy, now=now)
             copies.append(copy)
+            copy_ids[job_id] = new_id
         done = store.add_new_jobs(copies)
+        database = conf.setting("DATABASE")
+        created = {
+            row.pk: row
+            for row in _read_rows(copy.id for copy in copies)
+            # Only the copies this action wrote (an id taken meanwhile was left out).
+            if row.revision == 1
+        }
+        for job_id in sorted(jobs):
+            original, new_id = rows[job_id], copy_ids[job_id]
+            if new_id not in created:
+                continue
+            if original.description:
+                Job.objects.using(database).filter(pk=new_id).update(description=original.description)
+            self._log(
+                request,
+                [created[new_id]],
+                _g("Added as a paused copy of %(job)s.") % {"job": job_id},
+                ADDITION,
+            )
+            self._log(request, [original], _g("Duplicated as %(copy)s (paused).") % {"copy": new_id})
         self.message_user(
             request,
             ngettext(
@@ -458,3 +954,35 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             % {"count": done},
             messages.SUCCESS,
         )
+
+    # -- the job page's buttons: the same actions on one job ----------------------------------
+
+    def _object_action(self, request: HttpRequest, object_id: str, action: Any) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        obj = self.get_object(request, object_id)
+        changelist = reverse(
+            f"{self.admin_site.name}:django_beatx_job_changelist", current_app=self.admin_site.name
+        )
+        if obj is None:
+            self.message_user(request, _("There is no job %(id)s.") % {"id": object_id}, messages.WARNING)
+            return HttpResponseRedirect(changelist)
+        if not self.has_change_permission(request, obj):
+            raise PermissionDenied
+        action(request, self.get_queryset(request).filter(pk=obj.pk))
+        return HttpResponseRedirect(
+            reverse(
+                f"{self.admin_site.name}:django_beatx_job_change",
+                args=[obj.pk],
+                current_app=self.admin_site.name,
+            )
+        )
+
+    def pause_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self._object_action(request, object_id, self.pause_jobs)
+
+    def resume_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self._object_action(request, object_id, self.resume_jobs)
+
+    def run_now_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self._object_action(request, object_id, self.run_jobs_now)

@@ -5,6 +5,11 @@
         "JOB_DEFAULTS": {"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         "RUN_HISTORY_LIMIT": 20,           # runs shown on a job's admin page
         "DATABASE": "default",             # the database alias the store uses
+        "MIN_INTERVAL_SECONDS": 1,         # the shortest interval the admin accepts
+        "ALLOWED_CALLABLE_MODULES": [],    # modules whose functions a job may name (module:function)
+        "JSON_MAX_DEPTH": 20,              # nesting the admin accepts in a JSON field
+        "JSON_MAX_BYTES": 65536,           # size the admin accepts in a JSON field
+        "CELERY_APP": "proj.celery:app",   # the project's Celery app (default: found, see celery_app)
     }
 
 Every key is optional. The Celery side (``CELERY_BEATX_STORE = "django://"`` and friends) is
@@ -17,6 +22,8 @@ records all use it (see :func:`store_database`).
 
 from __future__ import annotations
 
+import importlib
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,16 +32,37 @@ from django.core.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
     from beatx.dispatch.base import Dispatcher
+    from beatx.jobs import JobDefaults
     from beatx.manager import JobManager
     from django_beatx.store import DjangoStore
 
-__all__ = ["get_manager", "get_store", "run_history_limit", "setting", "store_database", "timezone_name"]
+__all__ = [
+    "allowed_callable_modules",
+    "callable_allowed",
+    "celery_app",
+    "get_manager",
+    "get_store",
+    "job_defaults",
+    "json_limits",
+    "min_interval_seconds",
+    "run_history_limit",
+    "setting",
+    "store_database",
+    "timezone_name",
+]
+
+logger = logging.getLogger(__name__)
 
 _DEFAULTS: dict[str, Any] = {
     "TIMEZONE": None,
     "JOB_DEFAULTS": None,
     "RUN_HISTORY_LIMIT": 20,
     "DATABASE": "default",
+    "MIN_INTERVAL_SECONDS": 1.0,
+    "ALLOWED_CALLABLE_MODULES": (),
+    "JSON_MAX_DEPTH": 20,
+    "JSON_MAX_BYTES": 65536,
+    "CELERY_APP": None,
 }
 
 
@@ -62,6 +90,121 @@ def timezone_name() -> str:
 
 def run_history_limit() -> int:
     return int(setting("RUN_HISTORY_LIMIT"))
+
+
+def min_interval_seconds() -> float:
+    """``BEATX["MIN_INTERVAL_SECONDS"]``: the shortest interval the admin accepts (default 1 s)."""
+    value = setting("MIN_INTERVAL_SECONDS")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ImproperlyConfigured(f'BEATX["MIN_INTERVAL_SECONDS"]: expected seconds > 0, got {value!r}')
+    return float(value)
+
+
+def allowed_callable_modules() -> tuple[str, ...]:
+    """``BEATX["ALLOWED_CALLABLE_MODULES"]``: the modules (and their submodules) whose functions
+    a job kept in the database may name as ``module:function``. Empty by default: only Celery
+    task names."""
+    value = setting("ALLOWED_CALLABLE_MODULES")
+    if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
+        raise ImproperlyConfigured(
+            f'BEATX["ALLOWED_CALLABLE_MODULES"]: expected a list of module names, got {value!r}'
+        )
+    names = tuple(str(name).strip() for name in value)
+    if any(not name for name in names):
+        raise ImproperlyConfigured('BEATX["ALLOWED_CALLABLE_MODULES"]: a module name is empty')
+    return names
+
+
+def callable_allowed(ref: str) -> bool:
+    """Whether the ``module:function`` reference ``ref`` names a function of an allowed module
+    (:func:`allowed_callable_modules`): the module itself or one of its submodules."""
+    module = ref.partition(":")[0].strip()
+    return bool(module) and any(
+        module == allowed or module.startswith(allowed + ".") for allowed in allowed_callable_modules()
+    )
+
+
+def json_limits() -> tuple[int, int]:
+    """``(BEATX["JSON_MAX_DEPTH"], BEATX["JSON_MAX_BYTES"])``: how deep and how large a JSON
+    field of the admin's form may be."""
+    depth, size = setting("JSON_MAX_DEPTH"), setting("JSON_MAX_BYTES")
+    for key, value in (("JSON_MAX_DEPTH", depth), ("JSON_MAX_BYTES", size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ImproperlyConfigured(f'BEATX["{key}"]: expected a positive integer, got {value!r}')
+    return int(depth), int(size)
+
+
+def celery_app() -> Any:
+    """The project's Celery app, as the admin's request threads should see it.
+
+    ``celery.current_app`` is per thread: the app a project creates (``proj/celery.py``) is
+    current in the thread that imported it, and a server's request threads (runserver,
+    gunicorn threads) get Celery's fallback app, with no tasks and no broker. So: the app
+    current in this thread if one was set, else the default app if one was set, else the
+    one app the process created (the configured one, if several). ``None`` without Celery.
+    ``BEATX["CELERY_APP"]`` (``"proj.celery:app"``) names it instead of all this, for a
+    process that creates several apps.
+
+    :raises ImproperlyConfigured: for a ``CELERY_APP`` that cannot be imported.
+    """
+    named = setting("CELERY_APP")
+    if named:
+        module, _, attribute = str(named).partition(":")
+        try:
+            return getattr(importlib.import_module(module), attribute or "app")
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ImproperlyConfigured(f'BEATX["CELERY_APP"]: cannot import {named!r}: {exc}') from exc
+    try:
+        from celery import _state
+    except ImportError:
+        return None
+    explicit = getattr(_state._tls, "current_app", None)
+    if explicit is not None:
+        return explicit
+    default = _state.default_app
+    if default is not None and getattr(default, "main", None) != "default":
+        return default
+    apps = [app for app in list(_state._get_active_apps()) if app is not default and app.main != "default"]
+    configured = [app for app in apps if getattr(app, "configured", False)]
+    if len(configured) == 1 or (configured and len(apps) != 1):
+        return configured[0]
+    if apps:
+        return apps[0]
+    return _state.get_current_app()
+
+
+def job_defaults() -> JobDefaults:
+    """The policy defaults of new jobs: ``BEATX["JOB_DEFAULTS"]`` when set, else the Celery
+    app's ``beatx_job_defaults`` (``CELERY_BEATX_JOB_DEFAULTS``), the values the beat uses;
+    else beatx's own (no misfire limit, coalesce, one instance).
+
+    :raises ImproperlyConfigured: for malformed defaults.
+    """
+    from beatx.errors import ConfigurationError
+    from beatx.jobs import JobDefaults
+
+    configured = setting("JOB_DEFAULTS")
+    if configured is not None:
+        if isinstance(configured, JobDefaults):
+            return configured
+        try:
+            return JobDefaults.from_mapping(configured)
+        except ConfigurationError as exc:
+            raise ImproperlyConfigured(f'BEATX["JOB_DEFAULTS"]: {exc}') from exc
+    try:
+        from beatx.celery import BeatxSettings
+
+        app = celery_app()
+        names = {str(key).lower() for key in app.conf} if app is not None else set()
+        if names & {"beatx_job_defaults", "celery_beatx_job_defaults"}:
+            return BeatxSettings.from_app(app).job_defaults
+    except Exception as exc:  # no Celery, or a configuration the beat reports itself
+        logger.debug("beatx admin: the Celery app's job defaults are not readable: %s", exc)
+    celery_defaults = getattr(settings, "CELERY_BEATX_JOB_DEFAULTS", None)
+    try:
+        return JobDefaults.from_mapping(celery_defaults if isinstance(celery_defaults, Mapping) else None)
+    except ConfigurationError as exc:
+        raise ImproperlyConfigured(f"CELERY_BEATX_JOB_DEFAULTS: {exc}") from exc
 
 
 def store_database(url: str = "django://") -> str:

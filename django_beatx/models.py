@@ -19,11 +19,12 @@ from django.utils.translation import gettext_lazy as _
 
 from beatx.errors import InvalidTriggerError
 from beatx.jobs import JobStatus
-from beatx.triggers import CronTrigger, DateTimeTrigger, IntervalTrigger, Trigger
+from beatx.triggers import CronTrigger, DateTimeTrigger, IntervalTrigger, RRuleTrigger, SolarTrigger, Trigger
 from beatx.triggers.base import get_timezone
-from django_beatx.querysets import JobQuerySet, JobRunQuerySet
+from beatx.triggers.solar import SOLAR_EVENTS
+from django_beatx.querysets import SCHEDULABLE, JobQuerySet, JobRunQuerySet
 
-__all__ = ["BeatState", "ChangeCounter", "Job", "JobRun", "Lease", "TriggerKind"]
+__all__ = ["SOLAR_EVENT_CHOICES", "BeatState", "ChangeCounter", "Job", "JobRun", "Lease", "TriggerKind"]
 
 SINGLETON_ID = 1
 
@@ -34,6 +35,27 @@ class TriggerKind(models.TextChoices):
     INTERVAL = "interval", _("Interval")
     CRON = "cron", _("Cron")
     DATE = "date", _("One-shot date")
+    RRULE = "rrule", _("Recurrence rule (RRULE)")
+    SOLAR = "solar", _("Solar event")
+
+
+_SOLAR_LABELS = {
+    "dawn_astronomical": _("Astronomical dawn (the sun's centre 18° below the horizon, rising)"),
+    "dawn_nautical": _("Nautical dawn (the sun's centre 12° below the horizon, rising)"),
+    "dawn_civil": _("Civil dawn (the sun's centre 6° below the horizon, rising)"),
+    "sunrise": _("Sunrise (the sun's upper limb at the horizon, rising)"),
+    "solar_noon": _("Solar noon (the sun crosses the meridian)"),
+    "sunset": _("Sunset (the sun's upper limb at the horizon, setting)"),
+    "dusk_civil": _("Civil dusk (the sun's centre 6° below the horizon, setting)"),
+    "dusk_nautical": _("Nautical dusk (the sun's centre 12° below the horizon, setting)"),
+    "dusk_astronomical": _("Astronomical dusk (the sun's centre 18° below the horizon, setting)"),
+}
+#: Celery's nine solar events (``celery.schedules.solar``), as :mod:`beatx.triggers.solar`
+#: lists them (in the order of the day).
+SOLAR_EVENT_CHOICES = [(name, _SOLAR_LABELS[name]) for name in SOLAR_EVENTS]
+#: The ranges of a solar job's coordinates, in degrees.
+LATITUDE_RANGE = (-90.0, 90.0)
+LONGITUDE_RANGE = (-180.0, 180.0)
 
 
 STATUS_CHOICES = [(status.value, _(status.value.capitalize())) for status in JobStatus]
@@ -51,6 +73,12 @@ class Job(models.Model):
     )
     name: models.CharField[str, str] = models.CharField(
         _("name"), max_length=200, blank=True, help_text=_("A readable name, e.g. Nightly invoices.")
+    )
+    description: models.TextField[str, str] = models.TextField(
+        _("description"),
+        blank=True,
+        default="",
+        help_text=_("What the job is for and who to ask, e.g. Sends the invoices of the day; team billing."),
     )
     task: models.CharField[str, str] = models.CharField(
         _("task"),
@@ -79,7 +107,10 @@ class Job(models.Model):
         max_length=16,
         choices=TriggerKind.choices,
         default=TriggerKind.CRON,
-        help_text=_("Interval (every N seconds), cron (e.g. 0 3 * * 1-5) or a one-shot date."),
+        help_text=_(
+            "Interval (every N seconds), cron (e.g. 0 3 * * 1-5), a one-shot date, a recurrence rule "
+            "(e.g. the last Friday of every month) or a solar event (e.g. sunset in Paris)."
+        ),
     )
     cron_expression: models.CharField[str, str] = models.CharField(
         _("cron expression"),
@@ -87,8 +118,79 @@ class Job(models.Model):
         blank=True,
         help_text=_(
             "Five fields: minute hour day-of-month month day-of-week, e.g. 0 3 * * 1-5 "
-            "(03:00 Monday to Friday), or an alias such as @daily."
+            "(03:00 Monday to Friday), or an alias such as @daily; six fields, seconds first, with "
+            "seconds ticked."
         ),
+    )
+    cron_extended: models.BooleanField[bool, bool] = models.BooleanField(
+        _("extended"),
+        default=False,
+        help_text=_(
+            "Cron jobs: accept the Quartz day tokens L, L-n, nW, LW and ? (day of month), d#n and dL "
+            "(day of week), e.g. 0 9 L * * (09:00 on the last day of the month)."
+        ),
+    )
+    cron_seconds: models.BooleanField[bool, bool] = models.BooleanField(
+        _("seconds"),
+        default=False,
+        help_text=_("Cron jobs: six fields, seconds first, e.g. 30 0 3 * * * (03:00:30 every day)."),
+    )
+    rrule: models.TextField[str, str] = models.TextField(
+        _("RRULE"),
+        blank=True,
+        default="",
+        help_text=_(
+            "Recurrence-rule jobs: one RFC 5545 RRULE value, e.g. FREQ=MONTHLY;BYDAY=FR;BYSETPOS=-1 "
+            "(the last Friday of every month), with COUNT or UNTIL if wanted."
+        ),
+    )
+    rrule_dtstart: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        _("RRULE start (DTSTART)"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Recurrence-rule jobs: the rule's anchor, e.g. 2026-01-02 09:00: its INTERVAL counts from "
+            "it, and the parts the rule leaves out (the time of day, the day of the month) are taken "
+            "from it. Empty: when the job is saved."
+        ),
+    )
+    rrule_exdates: models.JSONField[Any, Any] = models.JSONField(
+        _("RRULE exceptions (EXDATE)"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Recurrence-rule jobs: occurrences removed, a JSON list of ISO date-times in the job's "
+            'timezone, e.g. ["2026-12-25T09:00:00"].'
+        ),
+    )
+    rrule_rdates: models.JSONField[Any, Any] = models.JSONField(
+        _("RRULE extra dates (RDATE)"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Recurrence-rule jobs: fire times added, a JSON list of ISO date-times in the job's "
+            'timezone, e.g. ["2026-12-24T09:00:00"].'
+        ),
+    )
+    solar_event: models.CharField[str, str] = models.CharField(
+        _("solar event"),
+        max_length=32,
+        blank=True,
+        default="",
+        choices=SOLAR_EVENT_CHOICES,
+        help_text=_("Solar jobs: Celery's events, e.g. sunset."),
+    )
+    solar_latitude: models.FloatField[float | None, float | None] = models.FloatField(
+        _("latitude"),
+        null=True,
+        blank=True,
+        help_text=_("Solar jobs: degrees from -90 to 90, north positive, e.g. 48.85 (Paris)."),
+    )
+    solar_longitude: models.FloatField[float | None, float | None] = models.FloatField(
+        _("longitude"),
+        null=True,
+        blank=True,
+        help_text=_("Solar jobs: degrees from -180 to 180, east positive, e.g. 2.35 (Paris)."),
     )
     interval_seconds: models.FloatField[float | None, float | None] = models.FloatField(
         _("interval (seconds)"),
@@ -115,7 +217,8 @@ class Job(models.Model):
         max_length=64,
         blank=True,
         help_text=_(
-            "IANA timezone name the cron expression or run time is read in, e.g. Europe/Paris. "
+            "IANA timezone name the cron expression, the RRULE or the run time is read in, e.g. "
+            "Europe/Paris. "
             "Empty: the scheduler's timezone."
         ),
     )
@@ -200,6 +303,13 @@ class Job(models.Model):
         default=JobStatus.ACTIVE.value,
         help_text=_("E.g. active (fires when due) or paused (kept, does not fire)."),
     )
+    pause_note: models.CharField[str, str] = models.CharField(
+        _("pause note"),
+        max_length=500,
+        blank=True,
+        default="",
+        help_text=_("Why the job was paused, e.g. Partner API down until Monday. Cleared on resume."),
+    )
     next_run_time: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
         _("next run"),
         null=True,
@@ -276,7 +386,17 @@ class Job(models.Model):
         verbose_name = _("job")
         verbose_name_plural = _("jobs")
         ordering = ("next_run_time", "id")
-        indexes = (models.Index(fields=["status", "next_run_time"], name="beatx_job_due_idx"),)
+        indexes = (
+            models.Index(fields=["status", "next_run_time"], name="beatx_job_due_idx"),
+            # The schedulable jobs in due order: the earliest next run (``next_run_time()``,
+            # every idle tick) and the due claim (``ORDER BY next_run_time, id LIMIT ...``)
+            # read the first entries instead of sorting every schedulable row.
+            models.Index(
+                fields=["next_run_time", "id"],
+                name="beatx_job_next_idx",
+                condition=Q(status__in=SCHEDULABLE, next_run_time__isnull=False),
+            ),
+        )
         constraints = (
             models.CheckConstraint(
                 condition=~Q(trigger_kind=TriggerKind.CRON) | ~Q(cron_expression=""),
@@ -292,6 +412,31 @@ class Job(models.Model):
                 condition=~Q(trigger_kind=TriggerKind.DATE) | Q(run_at__isnull=False),
                 name="beatx_job_date_has_run_at",
                 violation_error_message=_("A one-shot job needs a run time."),
+            ),
+            models.CheckConstraint(
+                condition=~Q(trigger_kind=TriggerKind.RRULE) | ~Q(rrule=""),
+                name="beatx_job_rrule_has_rule",
+                violation_error_message=_("A recurrence-rule job needs its rule."),
+            ),
+            models.CheckConstraint(
+                condition=~Q(trigger_kind=TriggerKind.SOLAR) | Q(solar_event__in=list(SOLAR_EVENTS)),
+                name="beatx_job_solar_has_event",
+                violation_error_message=_("A solar job needs one of Celery's solar events."),
+            ),
+            models.CheckConstraint(
+                condition=~Q(trigger_kind=TriggerKind.SOLAR)
+                | Q(
+                    solar_latitude__isnull=False,
+                    solar_latitude__gte=LATITUDE_RANGE[0],
+                    solar_latitude__lte=LATITUDE_RANGE[1],
+                    solar_longitude__isnull=False,
+                    solar_longitude__gte=LONGITUDE_RANGE[0],
+                    solar_longitude__lte=LONGITUDE_RANGE[1],
+                ),
+                name="beatx_job_solar_has_place",
+                violation_error_message=_(
+                    "A solar job needs a latitude from -90 to 90 and a longitude from -180 to 180 degrees."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(trigger_kind__in=TriggerKind.values),
@@ -318,7 +463,14 @@ class Job(models.Model):
                 # Dates in the job's zone, so the trigger reads back equal to the one stored.
                 start = start.astimezone(zone) if start else None
                 end = end.astimezone(zone) if end else None
-            return CronTrigger(self.cron_expression, tz, start_date=start, end_date=end)
+            return CronTrigger(
+                self.cron_expression,
+                tz,
+                start_date=start,
+                end_date=end,
+                extended=bool(self.cron_extended),
+                seconds=bool(self.cron_seconds),
+            )
         if self.trigger_kind == TriggerKind.INTERVAL:
             if self.interval_seconds is None:
                 raise InvalidTriggerError("interval must be greater than 0: give the interval in seconds")
@@ -335,7 +487,34 @@ class Job(models.Model):
             if tz:
                 run_at = run_at.astimezone(get_timezone(tz))
             return DateTimeTrigger(run_at, tz)
+        if self.trigger_kind == TriggerKind.RRULE:
+            return self._build_rrule(tz)
+        if self.trigger_kind == TriggerKind.SOLAR:
+            if not self.solar_event:
+                raise InvalidTriggerError("a solar job needs its event, e.g. sunset")
+            latitude, longitude = self.solar_latitude, self.solar_longitude
+            if latitude is None:
+                raise InvalidTriggerError("a solar job needs its latitude, in degrees")
+            if longitude is None:
+                raise InvalidTriggerError("a solar job needs its longitude, in degrees")
+            return SolarTrigger(self.solar_event, latitude, longitude)
         raise InvalidTriggerError(f"unknown trigger kind {self.trigger_kind!r}")
+
+    def _build_rrule(self, tz: str | None) -> RRuleTrigger:
+        for name in ("rrule_exdates", "rrule_rdates"):
+            value = getattr(self, name)
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                what = name.removeprefix("rrule_")
+                raise InvalidTriggerError(
+                    f"{what} must be a list of ISO date-times such as '2026-12-25T09:00:00', got {value!r}"
+                )
+        dtstart = self.rrule_dtstart
+        if dtstart is not None and tz:
+            # The wall time in the job's zone, as the trigger was resolved (so it reads back equal).
+            dtstart = dtstart.astimezone(get_timezone(tz)).replace(tzinfo=None)
+        return RRuleTrigger(
+            self.rrule, dtstart, tz, exdates=list(self.rrule_exdates), rdates=list(self.rrule_rdates)
+        )
 
     def set_trigger(self, trigger: Trigger) -> None:
         """Write a trigger object into the trigger fields (clearing the other kinds' fields)."""
@@ -347,11 +526,30 @@ class Job(models.Model):
         self.end_date = None
         self.start_now = True
         self.timezone = ""
+        self.cron_extended = self.cron_seconds = False
+        self.rrule = ""
+        self.rrule_dtstart = None
+        self.rrule_exdates, self.rrule_rdates = [], []
+        self.solar_event = ""
+        self.solar_latitude = self.solar_longitude = None
         if isinstance(trigger, CronTrigger):
             self.trigger_kind = TriggerKind.CRON
             self.cron_expression = trigger.expression
+            self.cron_extended, self.cron_seconds = trigger.extended, trigger.seconds
             self.timezone = data.get("timezone") or ""
             self.start_date, self.end_date = trigger.start_date, trigger.end_date
+        elif isinstance(trigger, RRuleTrigger):
+            self.trigger_kind = TriggerKind.RRULE
+            self.rrule = trigger.rule
+            self.timezone = data.get("timezone") or ""
+            # The instant of dtstart: its wall time in the trigger's zone (UTC without one).
+            self.rrule_dtstart = trigger.dtstart
+            self.rrule_exdates = list(data.get("exdates") or [])
+            self.rrule_rdates = list(data.get("rdates") or [])
+        elif isinstance(trigger, SolarTrigger):
+            self.trigger_kind = TriggerKind.SOLAR
+            self.solar_event = trigger.event
+            self.solar_latitude, self.solar_longitude = trigger.latitude, trigger.longitude
         elif isinstance(trigger, IntervalTrigger):
             self.trigger_kind = TriggerKind.INTERVAL
             self.interval_seconds = trigger.interval.total_seconds()
@@ -423,6 +621,32 @@ class Job(models.Model):
             add("interval_seconds", _("The interval must be greater than 0 seconds, e.g. 300."))
         if self.trigger_kind == TriggerKind.DATE and self.run_at is None:
             add("run_at", _("A one-shot job needs a run time."))
+        if self.trigger_kind == TriggerKind.RRULE:
+            if not self.rrule.strip():
+                add("rrule", _("A recurrence-rule job needs its rule, e.g. FREQ=WEEKLY;BYDAY=MO."))
+            for name in ("rrule_exdates", "rrule_rdates"):
+                value = getattr(self, name)
+                if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                    add(name, _('A JSON list of ISO date-times, e.g. ["2026-12-25T09:00:00"].'))
+        if self.trigger_kind == TriggerKind.SOLAR:
+            if not self.solar_event:
+                add("solar_event", _("A solar job needs its event, e.g. sunset."))
+            for name, (low, high), example in (
+                ("solar_latitude", LATITUDE_RANGE, "48.85"),
+                ("solar_longitude", LONGITUDE_RANGE, "2.35"),
+            ):
+                value = getattr(self, name)
+                if value is None or not low <= value <= high:
+                    add(
+                        name,
+                        _("Give degrees from %(low)g to %(high)g, e.g. %(example)s%(got)s.")
+                        % {
+                            "low": low,
+                            "high": high,
+                            "example": example,
+                            "got": "" if value is None else _(" (got %(value)g)") % {"value": value},
+                        },
+                    )
         if not isinstance(self.args, list):
             add("args", _("Positional arguments must be a JSON list, e.g. [1, 2]."))
         if not isinstance(self.kwargs, dict):
@@ -434,7 +658,7 @@ class Job(models.Model):
         try:
             trigger = self.build_trigger()
         except (InvalidTriggerError, ValueError) as exc:
-            raise ValidationError({self._field_of_error(str(exc)): str(exc)}) from exc
+            raise ValidationError({self._field_of_error(str(exc)): self._reworded(str(exc))}) from exc
         from django_beatx import conf
 
         now = datetime.now(UTC)
@@ -448,13 +672,35 @@ class Job(models.Model):
             )
 
     def _trigger_field(self) -> str:
+        try:
+            kind = TriggerKind(self.trigger_kind)
+        except ValueError:
+            return "trigger_kind"
         return {
             TriggerKind.CRON: "cron_expression",
             TriggerKind.INTERVAL: "interval_seconds",
             TriggerKind.DATE: "run_at",
-        }.get(TriggerKind(self.trigger_kind), "trigger_kind")
+            TriggerKind.RRULE: "rrule",
+            TriggerKind.SOLAR: "solar_event",
+        }.get(kind, "trigger_kind")
 
     def _field_of_error(self, message: str) -> str:
+        if self.trigger_kind == TriggerKind.RRULE:
+            # The rule's own errors may name dtstart, exdates and rdates in their hint.
+            if message.startswith(("invalid RRULE", "an RRULE", "RRULE")):
+                return "rrule"
+            for prefix, field in (
+                ("dtstart", "rrule_dtstart"),
+                ("exdates", "rrule_exdates"),
+                ("rdates", "rrule_rdates"),
+            ):
+                if message.startswith(prefix):
+                    return field
+        if self.trigger_kind == TriggerKind.SOLAR:
+            for word, field in (("latitude", "solar_latitude"), ("longitude", "solar_longitude")):
+                if word in message:
+                    return field
+            return "solar_event"
         if "timezone" in message:
             return "timezone"
         if "end_date" in message:
@@ -462,6 +708,19 @@ class Job(models.Model):
         if "start_date" in message:
             return "start_date"
         return self._trigger_field()
+
+    @staticmethod
+    def _reworded(message: str) -> str:
+        """A trigger's error in the words of these fields (``cron_extended``, not ``extended=True``)."""
+        return (
+            message.replace("pass extended=True for", str(_("tick extended (cron_extended) for")))
+            .replace("pass seconds=True", str(_("tick seconds (cron_seconds)")))
+            .replace("with seconds=True", str(_("with seconds (cron_seconds) ticked")))
+            .replace(
+                "as the dtstart=, exdates= and rdates= arguments",
+                str(_("in their own fields (rrule_dtstart, rrule_exdates, rrule_rdates)")),
+            )
+        )
 
 
 class JobRun(models.Model):

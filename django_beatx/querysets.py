@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Now
 
 from beatx.jobs import JobStatus
 
@@ -25,16 +25,19 @@ class JobQuerySet(_Base):
         """Jobs that fire when due: active or failed, with a next run time."""
         return self.filter(status__in=SCHEDULABLE, next_run_time__isnull=False)
 
-    def unclaimed(self, now: datetime) -> JobQuerySet:
-        """Jobs no beat holds a live claim on at ``now``."""
+    def unclaimed(self, now: datetime | Now) -> JobQuerySet:
+        """Jobs no beat holds a live claim on at ``now`` (a time, or the database's ``Now()``)."""
         return self.filter(Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
 
-    def due(self, now: datetime) -> JobQuerySet:
-        """Schedulable, unclaimed jobs whose next run time is at or before ``now``.
+    def due(self, now: datetime, *, claims_at: datetime | Now | None = None) -> JobQuerySet:
+        """Schedulable jobs whose next run time is at or before ``now``, unclaimed at
+        ``claims_at`` (default ``now``: claims may be judged by another clock, the database's).
 
-        Served by the ``(status, next_run_time)`` index.
+        Served in due order by the partial index ``beatx_job_next_idx`` (``(next_run_time,
+        id)`` of the schedulable jobs), so a claim reads the first due entries without sorting;
+        ``due_count`` uses ``(status, next_run_time)``.
         """
-        return self.schedulable().filter(next_run_time__lte=now).unclaimed(now)
+        return self.schedulable().filter(next_run_time__lte=now).unclaimed(claims_at or now)
 
 
 class JobRunQuerySet(_Base):

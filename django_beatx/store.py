@@ -45,6 +45,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from django.db import DatabaseError, IntegrityError, connections, models, transaction
 from django.db.models import Case, Count, F, Q, Value, When
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from beatx.clock import Clock, SystemClock
@@ -79,12 +80,21 @@ _RACE_ATTEMPTS = 5
 _TRIGGER_FIELDS = (
     "trigger_kind",
     "cron_expression",
+    "cron_extended",
+    "cron_seconds",
     "interval_seconds",
     "start_now",
     "run_at",
     "timezone",
     "start_date",
     "end_date",
+    "rrule",
+    "rrule_dtstart",
+    "rrule_exdates",
+    "rrule_rdates",
+    "solar_event",
+    "solar_latitude",
+    "solar_longitude",
 )
 #: The columns of a job's definition: what a management write (``update_job``) writes.
 DEFINITION_FIELDS = (
@@ -168,6 +178,12 @@ def _interruption(exc: BaseException) -> BaseException | None:
         seen.add(id(cause))
         cause = cause.__context__
     return None
+
+
+def _array_type(field: models.Field[Any, Any], connection: Any) -> str:
+    """The PostgreSQL array type of a column (``varchar(64)[]``, ``timestamp with time
+    zone[]``...), for ``unnest`` of one parameter per column."""
+    return f"{field.db_type(connection)}[]"
 
 
 def job_from_row(row: m.Job, *, running: int = 0) -> Job:
@@ -261,9 +277,18 @@ class DjangoStore:
     """
 
     def __init__(
-        self, *, clock: Clock | None = None, using: str = "default", poll_interval: float = 0.2
+        self,
+        *,
+        clock: Clock | None = None,
+        using: str = "default",
+        poll_interval: float = 0.2,
+        server_time: bool | None = None,
     ) -> None:
         self._clock = clock or SystemClock()
+        #: Whether leases and claims are judged by the database server's clock (PostgreSQL's
+        #: ``statement_timestamp()``) rather than the callers': the default unless a clock is
+        #: given (tests with a fake one). Elsewhere (SQLite: one machine) the caller's clock.
+        self._server_time = clock is None if server_time is None else server_time
         self.using = using
         self.poll_interval = poll_interval
         self._seen_version: int | None = None
@@ -384,6 +409,18 @@ class DjangoStore:
             for n in keep
         ]
         action = f"DO UPDATE SET {', '.join(assignments)}" if assignments else "DO NOTHING"
+        if connection.vendor == "postgresql" and not any(isinstance(f, models.JSONField) for f in fields):
+            # One parameter per column (an array): a short statement, parsed once, whatever
+            # the number of rows (a burst's run records: thousands).
+            arrays = ", ".join(f"%s::{_array_type(f, connection)}" for f in fields)
+            values = [[f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs] for f in fields]
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) "
+                    f"ON CONFLICT ({target}) {action}",
+                    values,
+                )
+                return int(max(cursor.rowcount, 0))
         row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
         max_params = connection.features.max_query_params or 65535
         batch = max(1, min(500, max_params // len(fields)))
@@ -472,6 +509,26 @@ class DjangoStore:
             self._create_once(m.Lease(pk=_SINGLETON))  # or created concurrently
             row = query.get(pk=_SINGLETON)
         return row
+
+    def _lease_clock(self, fallback: datetime) -> datetime:
+        """The time leases and claims are judged by: the database's on PostgreSQL (with
+        ``server_time``), so beats whose clocks disagree still agree on who leads and which
+        claims expired; ``fallback`` (the caller's) elsewhere."""
+        if not self._server_time or connections[self.using].vendor != "postgresql":
+            return fallback
+        with connections[self.using].cursor() as cursor:
+            cursor.execute("SELECT statement_timestamp()")
+            row = cursor.fetchone()
+        assert row is not None
+        value: datetime = row[0]
+        return value
+
+    def _claims_clock(self, fallback: datetime) -> datetime | Now:
+        """:meth:`_lease_clock` as an SQL expression where it is the database's (no round
+        trip of its own)."""
+        if self._server_time and connections[self.using].vendor == "postgresql":
+            return Now()
+        return fallback
 
     def _check_owner(self, owner: str | None, now: datetime) -> None:
         """Fencing: inside the caller's transaction, lock the lease row and check ``owner``."""
@@ -836,13 +893,19 @@ class DjangoStore:
     ) -> list[Job]:
         if limit <= 0:
             return []
+        with self._errors():
+            # Most ticks find nothing due: one small index read, no transaction, no lease
+            # round trip (the lease is checked, in the claim's transaction, when there is).
+            if not self._jobs().due(now, claims_at=self._claims_clock(now)).exists():
+                return []
         self._limit_idle_transactions()
-        until = now + timedelta(seconds=claim_ttl)
         token = new_claim_token(owner)
-        claim = {"claimed_by": owner or "", "claimed_until": until, "claim_token": token}
         with self._errors(), transaction.atomic(using=self.using):
-            self._check_owner(owner, now)
-            due = self._jobs().due(now).order_by("next_run_time", "id")
+            claims_at = self._lease_clock(now)
+            until = claims_at + timedelta(seconds=claim_ttl)
+            claim = {"claimed_by": owner or "", "claimed_until": until, "claim_token": token}
+            self._check_owner(owner, claims_at)
+            due = self._jobs().due(now, claims_at=claims_at).order_by("next_run_time", "id")
             if self._skip_locked:
                 rows = list(self._locked(due, skip_locked=True)[:limit])
                 self._jobs().filter(pk__in=[row.pk for row in rows]).update(**claim)
@@ -851,9 +914,9 @@ class DjangoStore:
                 # nobody claimed it since it was read.
                 rows = []
                 for row in due[:limit]:
-                    if self._jobs().filter(pk=row.pk).unclaimed(now).update(**claim):
+                    if self._jobs().filter(pk=row.pk).unclaimed(claims_at).update(**claim):
                         rows.append(row)
-            running = self._running_counts([row.pk for row in rows], now)
+            running = self._running_counts([row.pk for row in rows], now) if rows else {}
             jobs: list[Job] = []
             for row in rows:
                 try:
@@ -887,7 +950,7 @@ class DjangoStore:
             # task ids, which these upserts merge).
             self._record_dispatches(self._dispatches(releases, now))
             with transaction.atomic(using=self.using):
-                self._check_owner(owner, now)
+                self._check_owner(owner, self._lease_clock(now) if owner is not None else now)
                 ids = sorted({release.job_id for release in releases})
                 query = self._jobs().filter(pk__in=ids).order_by("pk").only(*_RELEASE_FIELDS)
                 rows: dict[str, m.Job] = {row.pk: row for row in self._locked(query)}
@@ -923,7 +986,37 @@ class DjangoStore:
                     row.updated_at = timezone.now()
                     changed[row.pk] = row
                 if changed:
-                    self._jobs().bulk_update(list(changed.values()), _RELEASE_FIELDS, batch_size=500)
+                    self._update_rows(list(changed.values()), _RELEASE_FIELDS)
+
+    def _update_rows(self, rows: Sequence[m.Job], fields: Sequence[str]) -> None:
+        """Write ``fields`` of job ``rows`` (locked by the caller). On PostgreSQL one
+        ``UPDATE ... FROM unnest(<one array per column>)``: Django's ``bulk_update`` builds a
+        ``CASE WHEN`` per field per row, which cost a burst's write-back most of its time, and
+        a short statement with one parameter per column is parsed once, not per call."""
+        connection = connections[self.using]
+        if connection.vendor != "postgresql":
+            self._jobs().bulk_update(rows, fields, batch_size=500)
+            return
+        qn = connection.ops.quote_name
+        meta = m.Job._meta
+        pk = meta.pk
+        assert pk is not None
+        columns: list[models.Field[Any, Any]] = [pk]
+        for name in fields:
+            field = meta.get_field(name)
+            assert isinstance(field, models.Field)
+            columns.append(field)
+        arrays = ", ".join(f"%s::{_array_type(field, connection)}" for field in columns)
+        names = ", ".join(qn(str(field.column)) for field in columns)
+        assignments = ", ".join(f"{qn(str(f.column))} = v.{qn(str(f.column))}" for f in columns[1:])
+        table = qn(meta.db_table)
+        params = [[f.get_db_prep_save(getattr(row, f.attname), connection) for row in rows] for f in columns]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS v({names}) "
+                f"WHERE {table}.{qn(str(pk.column))} = v.{qn(str(pk.column))}",
+                params,
+            )
 
     @staticmethod
     def _dispatches(releases: Sequence[JobRelease], now: datetime) -> list[m.JobRun]:
@@ -1026,6 +1119,44 @@ class DjangoStore:
         with self._errors():
             self._write_run(run, overwrite=("outcome", "started_at", "expires_at"))
 
+    def start_run_once(
+        self, job_id: str, task_id: str, *, attempt: int, started_at: datetime, timeout: float
+    ) -> bool:
+        """The run record is the memory of a delivery: the first delivery sets its
+        ``started_at`` (on the row the beat wrote, or a new one), a second finds it set. Kept
+        until ``beatx_prune_runs`` removes the record. A retry (``attempt`` > 0)
+        started after the first attempt's record and is not checked again."""
+        if attempt:
+            self.run_started(job_id, task_id, started_at=started_at, timeout=timeout)
+            return True
+        expires_at = started_at + timedelta(seconds=timeout)
+        start = {"outcome": _RUNNING, "started_at": started_at, "expires_at": expires_at}
+        with self._errors():
+            for _ in range(_RACE_ATTEMPTS):
+                # Row locks make this the one check: a second delivery waits for the first's
+                # commit, then finds started_at set.
+                if self._runs().filter(task_id=task_id, started_at__isnull=True).update(**start):
+                    return True
+                if self._runs().filter(task_id=task_id, started_at__isnull=False).exists():
+                    return False
+                if not self._jobs().filter(pk=job_id).exists():
+                    return True  # not a job of this store: nothing to guard
+                if self._insert_run_once(m.JobRun(job_id=job_id, task_id=task_id, **start)):
+                    return True
+                # The beat's dispatch record or another delivery got there first: look again.
+        return True  # never settled (rows inserted and removed under it): run rather than lose it
+
+    def _insert_run_once(self, run: m.JobRun) -> bool:
+        """Insert ``run`` unless a run with its task id exists; whether it was inserted."""
+        if self._upserts:
+            return bool(self._insert(m.JobRun, [run], conflict="task_id"))
+        try:
+            with transaction.atomic(using=self.using):
+                run.save(using=self.using, force_insert=True)
+        except IntegrityError:
+            return False
+        return True
+
     def run_finished(
         self,
         job_id: str,
@@ -1047,11 +1178,11 @@ class DjangoStore:
         with self._errors():
             # The job first, in one statement: its row is locked only while it runs (a beat
             # claiming with SKIP LOCKED passes over it for that long at most).
+            # No change notification: the run's end changes nothing the beat schedules by,
+            # and a beat holding a fire back for max_instances polls the job itself. (A bump
+            # per run made the change counter row the hottest lock in the database.)
             if not self._jobs().filter(pk=job_id).update(**values):
                 return
-            # A finished run frees a max_instances slot: wake the beat.
-            with transaction.atomic(using=self.using):
-                self._bump()
             # Then the run record, holding no job row.
             run = m.JobRun(
                 job_id=job_id,
@@ -1071,9 +1202,10 @@ class DjangoStore:
     # -- leadership ----------------------------------------------------------------------------
 
     def acquire_lease(self, owner: str, *, now: datetime, ttl: float) -> bool:
-        expires = now + timedelta(seconds=ttl)
         self._limit_idle_transactions()
         with self._errors(), transaction.atomic(using=self.using):
+            now = self._lease_clock(now)
+            expires = now + timedelta(seconds=ttl)
             lease = self._lease_row(lock=True)
             if lease.owner == owner:
                 lease.expires_at = expires

@@ -8,11 +8,11 @@ from io import StringIO
 from typing import Any
 
 import pytest
-from celery.schedules import crontab
+from celery.schedules import crontab, solar
 from django.core.management import CommandError, call_command
 
 from beatx.stores.base import BeatStatus
-from beatx.triggers import CronTrigger, DateTimeTrigger, IntervalTrigger
+from beatx.triggers import CronTrigger, DateTimeTrigger, IntervalTrigger, SolarTrigger
 from django_beatx import conf
 from django_beatx.models import Job
 
@@ -79,6 +79,7 @@ def test_import_from_django_celery_beat() -> None:
     when = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
     clocked = dcb.ClockedSchedule.objects.create(clocked_time=when)
     sun = dcb.SolarSchedule.objects.create(event="sunset", latitude=48.85, longitude=2.35)
+    dawn = dcb.SolarSchedule.objects.create(event="dawn_civil", latitude=-33.87, longitude=151.21)
     dcb.PeriodicTask.objects.create(
         name="cleanup every 10 min",
         task="shop.tasks.cleanup_sessions",
@@ -92,12 +93,16 @@ def test_import_from_django_celery_beat() -> None:
         name="weekday digest", task="shop.tasks.send_digest", crontab=cron, args="[42]", enabled=False
     )
     dcb.PeriodicTask.objects.create(name="launch", task="shop.tasks.launch", clocked=clocked, one_off=True)
-    dcb.PeriodicTask.objects.create(name="sunset", task="shop.tasks.lights", solar=sun)
+    dcb.PeriodicTask.objects.create(name="sunset", task="shop.tasks.lights", solar=sun, kwargs='{"on": true}')
+    dcb.PeriodicTask.objects.create(
+        name="dawn until new year", task="shop.tasks.lights", solar=dawn, expires=when + timedelta(days=30)
+    )
     dcb.PeriodicTask.objects.create(name="friday 13th", task="shop.tasks.luck", crontab=both)
 
     out, err = run("beatx_import", "--from-django-celery-beat")
-    assert "3 imported, 0 updated, 0 unchanged, 2 refused" in out
-    assert "sunset: solar schedule" in err and "friday 13th" in err
+    assert "4 imported, 0 updated, 0 unchanged, 2 refused" in out
+    assert "friday 13th" in err and "sunset" not in err
+    assert "dawn until new year: solar schedule" in err and "no start or end date" in err
 
     cleanup = get("cleanup every 10 min")
     assert cleanup.trigger.interval == timedelta(minutes=10)
@@ -108,6 +113,42 @@ def test_import_from_django_celery_beat() -> None:
     assert (digest.args, digest.status.value) == ((42,), "paused")
     launch = get("launch")
     assert isinstance(launch.trigger, DateTimeTrigger) and launch.next_run_time == when
+    sunset = get("sunset")
+    assert sunset.trigger == SolarTrigger("sunset", 48.85, 2.35)
+    assert sunset.kwargs == {"on": True} and sunset.next_run_time is not None
+    assert Job.objects.get(pk="sunset").trigger_kind == "solar"
+
+
+def test_a_one_off_solar_task_is_a_one_shot_at_the_next_event() -> None:
+    from django_celery_beat import models as dcb
+
+    sun = dcb.SolarSchedule.objects.create(event="sunrise", latitude=48.85, longitude=2.35)
+    dcb.PeriodicTask.objects.create(name="once", task="shop.tasks.lights", solar=sun, one_off=True)
+    out, err = run("beatx_import", "--from-django-celery-beat")
+    assert "1 imported" in out, err
+    once = get("once")
+    now = datetime.now(UTC)
+    assert isinstance(once.trigger, DateTimeTrigger)
+    assert once.trigger.run_at == SolarTrigger("sunrise", 48.85, 2.35).next_fire_time(
+        now - timedelta(minutes=1)
+    )
+
+
+def test_solar_beat_schedule_entries_are_stored() -> None:
+    from tests.django.celery_app import app
+
+    app.conf.beat_schedule = {
+        "lights on": {"task": "shop.tasks.lights", "schedule": solar("sunset", 48.85, 2.35), "args": (1,)},
+        "lights off": {"task": "shop.tasks.lights", "schedule": solar("sunrise", -33.87, 151.21)},
+    }
+    try:
+        out, err = run("beatx_import", "--from-beat-schedule", "--app", "tests.django.celery_app:app")
+    finally:
+        app.conf.beat_schedule = {}
+    assert "2 imported, 0 updated, 0 unchanged, 0 refused" in out, err
+    assert get("lights on").trigger == SolarTrigger("sunset", 48.85, 2.35)
+    assert get("lights off").trigger == SolarTrigger("sunrise", -33.87, 151.21)
+    assert get("lights on").args == (1,)
 
 
 def test_import_from_django_celery_beat_updates_only_when_asked() -> None:

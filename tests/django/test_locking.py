@@ -302,3 +302,93 @@ def test_a_call_from_a_signal_handler_in_the_middle_of_a_statement_does_not_hang
     assert not raised, raised
     assert interrupted, "the statement was not interrupted"
     assert store.get_lease() is None
+
+
+@pg_only
+def test_two_deliveries_of_one_fire_at_the_same_moment_start_it_once(
+    postgres_available: None, _pg: None
+) -> None:
+    """The duplicate guard on PostgreSQL: each round the beat writes back a fire of every job
+    (its dispatch record) while two workers get the same messages at the same moment, in
+    opposite orders. Every (task id) starts exactly once, whichever of the three writes first."""
+    jobs, rounds = 8, 25
+    ids = [f"job-{i:02d}" for i in range(jobs)]
+    setup = DjangoStore(clock=FakeClock(T0), using=PG)
+    for job_id in ids:
+        setup.add_job(make_job(job_id, at=T0, max_instances=100))
+    watcher = StatementErrors()
+    start = threading.Barrier(3, timeout=60)
+    started: list[str] = []
+    lock = threading.Lock()
+
+    def fire_time(n: int) -> Any:
+        return T0 + timedelta(seconds=n)
+
+    def beat() -> None:
+        store = DjangoStore(clock=FakeClock(T0), using=PG)
+        with watcher.watching(PG):
+            for n in range(rounds):
+                at = fire_time(n)
+                start.wait()
+                store.record_dispatches([(job_id, fire_task_id(job_id, at), at) for job_id in ids])
+
+    def worker(order: list[str]) -> Callable[[], None]:
+        def run() -> None:
+            store = DjangoStore(clock=FakeClock(T0), using=PG)
+            with watcher.watching(PG):
+                for n in range(rounds):
+                    at = fire_time(n)
+                    start.wait()
+                    for job_id in order:
+                        task_id = fire_task_id(job_id, at)
+                        if store.start_run_once(job_id, task_id, attempt=0, started_at=at, timeout=60):
+                            with lock:
+                                started.append(task_id)
+
+        return run
+
+    raised = run_threads([beat, worker(ids), worker(ids[::-1])], start)
+
+    assert not raised, raised
+    assert not watcher.errors, watcher.errors
+    expected = {fire_task_id(job_id, fire_time(n)) for job_id in ids for n in range(rounds)}
+    assert sorted(started) == sorted(expected), "a delivery started twice or never"
+    runs = JobRun.objects.using(PG).filter(task_id__in=expected)
+    assert runs.count() == len(expected)
+    assert not runs.filter(started_at__isnull=True).exists()
+    assert not runs.filter(scheduled_at__isnull=True).exists(), "the beat's record lost to a worker's"
+
+
+@pg_only
+def test_a_dispatch_record_written_between_the_guards_statements_does_not_drop_the_delivery(
+    postgres_available: None, _pg: None
+) -> None:
+    """The beat's record of a fire lands just after the worker's guard found no row to mark
+    started: the guard must not take the beat's row for an earlier delivery."""
+    store = DjangoStore(clock=FakeClock(T0), using=PG)
+    store.add_job(make_job("a", at=T0))
+    task_id = fire_task_id("a", T0)
+    injected: list[bool] = []
+
+    def beat_records_the_fire() -> None:
+        DjangoStore(clock=FakeClock(T0), using=PG).record_dispatches([("a", task_id, T0)])
+        connections.close_all()
+
+    def after_the_first_update(
+        execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
+    ) -> Any:
+        result = execute(sql, params, many, context)
+        if not injected and sql.startswith('UPDATE "django_beatx_jobrun"'):
+            injected.append(True)
+            thread = threading.Thread(target=beat_records_the_fire)
+            thread.start()
+            thread.join(30)
+        return result
+
+    with connections[PG].execute_wrapper(after_the_first_update):
+        first = store.start_run_once("a", task_id, attempt=0, started_at=T0, timeout=60)
+    assert injected == [True], "the beat's write did not land between the guard's statements"
+    assert first is True, "the first delivery was dropped as a duplicate"
+    assert store.start_run_once("a", task_id, attempt=0, started_at=T0, timeout=60) is False
+    run = JobRun.objects.using(PG).get(task_id=task_id)
+    assert run.started_at is not None and run.scheduled_at == T0

@@ -65,6 +65,7 @@ def test_a_job_every_second_runs_and_is_recorded_every_second(
     if alias == "postgres":
         request.getfixturevalue("postgres_available")
     caplog.set_level(logging.WARNING)
+    request.getfixturevalue("settings").BEATX = {"ALLOWED_CALLABLE_MODULES": ["tests.django"]}
     store = DjangoStore(using=alias)
     scheduler = Scheduler(store=store)
     RUNS.clear()
@@ -108,3 +109,35 @@ def test_a_job_every_second_runs_and_is_recorded_every_second(
         assert _other_sessions(alias) == 0
 
     assert [record.getMessage() for record in caplog.records] == []
+
+
+@pytest.mark.django_db(databases=["default"], transaction=True)
+def test_jobs_in_the_database_run_only_functions_of_the_allowed_modules(settings: object) -> None:
+    """Whoever can change a job row (the admin, SQL) must not make this process call
+    ``os:system``: the scheduler refuses to add such a job, and refuses to run one found in
+    the database (the job turns FAILED with the reason; the module is never imported)."""
+    from beatx import ConfigurationError
+    from django_beatx.models import Job as JobRow
+
+    settings.BEATX = {"ALLOWED_CALLABLE_MODULES": ["tests.django"]}  # type: ignore[attr-defined]
+    store = DjangoStore(using="default")
+    scheduler = Scheduler(store=store)
+    with pytest.raises(ConfigurationError, match="ALLOWED_CALLABLE_MODULES"):
+        scheduler.add_job("os:system", IntervalTrigger(seconds=1), id="shell", args=["true"])
+    scheduler.add_job(record_run, IntervalTrigger(seconds=1), id="allowed")
+    JobRow.objects.using("default").filter(pk="allowed").update(task="os:system")  # as SQL would
+    RUNS.clear()
+
+    async def main() -> None:
+        await scheduler.start()
+        await asyncio.sleep(1.5)
+        await asyncio.wait_for(scheduler.shutdown(wait=True), 10)
+
+    asyncio.run(main())
+    job = store.get_job("allowed")
+    assert job is not None and job.status is JobStatus.FAILED and job.total_run_count == 0
+    assert (
+        job.last_error is not None
+        and "'os:system' is not in a module this scheduler may run" in job.last_error
+    )
+    assert RUNS == []

@@ -210,3 +210,27 @@ def test_an_interruption_is_not_hidden_by_the_database_error_that_follows_it() -
         except SystemExit:
             # What Django's atomic() raises when its rollback finds the statement still active.
             raise DatabaseError("can't change 'autocommit' now: connection in transaction status ACTIVE")  # noqa: B904
+
+
+@pytest.mark.parametrize("_pg", [pytest.param(None, marks=postgres_marks())])
+def test_on_postgresql_leases_and_claims_are_judged_by_the_database_clock(
+    postgres_available: None, _pg: None
+) -> None:
+    """A standby whose clock runs a minute ahead cannot take a live lease, nor the leader's
+    live claims; with the callers' clocks (``server_time=False``) it could."""
+    from datetime import UTC, datetime
+
+    leader = DjangoStore(using="postgres")
+    ahead = DjangoStore(using="postgres")
+    trusting = DjangoStore(using="postgres", server_time=False)
+    now = datetime.now(UTC)
+    skewed = now + timedelta(minutes=1)
+    leader.add_job(make_job("a", at=now - timedelta(seconds=1)))
+    assert leader.acquire_lease("beat-1", now=now, ttl=30)
+    (job,) = leader.acquire_due_jobs(now, limit=10, owner="beat-1", claim_ttl=30)
+    assert not ahead.acquire_lease("beat-2", now=skewed, ttl=30)
+    assert ahead.acquire_due_jobs(skewed, limit=10) == []  # the claim is live by the database's clock
+    lease = leader.get_lease()
+    assert lease is not None and abs((lease.expires_at - now).total_seconds() - 30) < 5
+    assert trusting.acquire_lease("beat-2", now=skewed + timedelta(minutes=1), ttl=30)
+    assert job.claim is not None

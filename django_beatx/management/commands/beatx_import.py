@@ -1,8 +1,8 @@
 """``manage.py beatx_import``: bring existing schedules into beatx.
 
 - ``--from-beat-schedule``: the Celery app's ``beat_schedule`` setting;
-- ``--from-django-celery-beat``: django-celery-beat's ``PeriodicTask`` rows (crontab, interval
-  and clocked schedules; solar schedules are refused, with a message per task).
+- ``--from-django-celery-beat``: django-celery-beat's ``PeriodicTask`` rows (crontab, interval,
+  clocked and solar schedules).
 
 Both are idempotent: a job whose id exists is left alone (``--update`` brings it to the
 imported definition, keeping its run state). Nothing is written with ``--dry-run``.
@@ -19,7 +19,7 @@ from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from beatx.errors import BeatxError
-from beatx.triggers import CronTrigger, DateTimeTrigger, IntervalTrigger, Trigger
+from beatx.triggers import CronTrigger, DateTimeTrigger, IntervalTrigger, SolarTrigger, Trigger
 from django_beatx import conf
 
 _PERIOD_SECONDS = {"days": 86400, "hours": 3600, "minutes": 60, "seconds": 1, "microseconds": 1e-6}
@@ -128,8 +128,8 @@ class Command(BaseCommand):
 
     @staticmethod
     def _convert_beat_entry(name: str, schedule: Any, timezone: str, relative: bool) -> Trigger:
-        """Use beatx's Celery integration when it is there; else convert numbers, timedeltas
-        and crontabs here and refuse the rest."""
+        """Use beatx's Celery integration when it is there; else convert numbers, timedeltas,
+        crontabs and solar schedules here and refuse the rest."""
         try:
             from beatx import celery as beatx_celery
         except ImportError:
@@ -138,9 +138,11 @@ class Command(BaseCommand):
         if converter is not None:
             trigger: Trigger = converter(name, schedule, timezone=timezone, relative=relative)
             return trigger
-        from celery.schedules import crontab
+        from celery.schedules import crontab, solar
         from celery.schedules import schedule as interval_schedule
 
+        if isinstance(schedule, solar):
+            return SolarTrigger(schedule.event, float(schedule.lat), float(schedule.lon))
         if isinstance(schedule, crontab):
             fields = (
                 schedule._orig_minute,
@@ -156,7 +158,9 @@ class Command(BaseCommand):
             return IntervalTrigger(seconds=schedule.total_seconds())
         if isinstance(schedule, int | float) and not isinstance(schedule, bool):
             return IntervalTrigger(seconds=float(schedule))
-        raise Refused(f"cannot convert schedule {schedule!r}: beatx takes numbers, timedelta and crontab")
+        raise Refused(
+            f"cannot convert schedule {schedule!r}: beatx takes numbers, timedelta, crontab and solar"
+        )
 
     # -- django-celery-beat ----------------------------------------------------------------------
 
@@ -186,14 +190,18 @@ class Command(BaseCommand):
         end_date = task.expires
         start_date = task.start_time
         trigger: Trigger
-        if task.solar_id is not None:
-            raise Refused(
-                f"solar schedule ({task.solar}) is not supported by beatx; "
-                "use a cron expression at a fixed local time instead"
-            )
         if task.clocked_id is not None:
             return DateTimeTrigger(task.clocked.clocked_time)
-        if task.crontab_id is not None:
+        if task.solar_id is not None:
+            solar = task.solar
+            if start_date is not None or end_date is not None:
+                # A solar trigger has no active window: refused rather than dropped.
+                raise Refused(
+                    f"solar schedule ({solar}) with a start time or an expiry: a beatx solar job has "
+                    "no start or end date; clear them (pause the job while it should not run)"
+                )
+            trigger = SolarTrigger(solar.event, float(solar.latitude), float(solar.longitude))
+        elif task.crontab_id is not None:
             cron = task.crontab
             fields = [cron.minute, cron.hour, cron.day_of_month, cron.month_of_year, cron.day_of_week]
             expression = " ".join(str(f).replace(" ", "") for f in fields)
