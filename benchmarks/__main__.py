@@ -1,7 +1,8 @@
 """``python -m benchmarks [--quick|--full] [--only NAME ...] [--json out.json]``.
 
 Runs beatx and the three peers (celery beat's default scheduler, django-celery-beat on
-SQLite, RedBeat) side by side on the same Redis, and prints the tables.
+SQLite, RedBeat) side by side on the same Redis, and prints the tables. The ``pg`` scenario
+runs beatx's Django store and django-celery-beat on one PostgreSQL database of its own.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.suite import PEERS, SCHEDULERS, SEND_TASK_PATH
+from benchmarks.suite import PEERS, PG_SCHEDULERS, SCHEDULERS, SEND_TASK_PATH
 
 Row = list[str]
 
@@ -63,6 +63,15 @@ def table(header: Row, rows: list[Row]) -> str:
     return "\n".join([line, sep, *body])
 
 
+def _burst_label(dispatcher: str, figures: dict[str, Any]) -> str:
+    """How a beatx burst row sent its fires."""
+    if dispatcher == "send_task":
+        return "CeleryDispatcher, send_task path"
+    if dispatcher == "publish":
+        return "CeleryDispatcher, publish then write back (beatx_atomic_fire=False)"
+    return "CeleryDispatcher, atomic fire (default)" if figures.get("atomic_fire") else "CeleryDispatcher"
+
+
 def _get(d: Any, *keys: Any) -> Any:
     for key in keys:
         if not isinstance(d, dict) or key not in d:
@@ -115,7 +124,7 @@ def burst_table(res: dict[str, Any]) -> str:
         rows.append([f"{int(due):,} of {int(total):,}", *cells, "", ""])
     for n, by_dispatcher in (res.get("beatx") or {}).items():
         for dispatcher, v in by_dispatcher.items():
-            label = "CeleryDispatcher" if dispatcher == "celery" else "CeleryDispatcher, send_task path"
+            label = _burst_label(dispatcher, v)
             peer_rates = [
                 _get(res, "peers", k, p, "fires_per_s") for k in (res.get("peers") or {}) for p in PEERS
             ]
@@ -158,7 +167,7 @@ def lateness_table(res: dict[str, Any]) -> str:
             rows.append(
                 [
                     label,
-                    scheduler,
+                    f"{scheduler} (atomic fire)" if v.get("atomic_fire") else scheduler,
                     fmt_ms(v.get("p50_ms")),
                     fmt_ms(v.get("p99_ms")),
                     fmt_ms(v.get("max_ms")),
@@ -226,6 +235,23 @@ def cron_table(res: dict[str, Any]) -> str:
     return table(header, rows)
 
 
+def recurrence_table(res: dict[str, Any]) -> str:
+    header = ["next-fire in Europe/Paris (per call)", "median", "worst expr", "expressions", "refused"]
+    rows: list[Row] = []
+    for key in ("extended cron/beatx", "extended cron/croniter", "rrule/beatx", "rrule/dateutil"):
+        v = res.get(key) or {}
+        rows.append(
+            [
+                key,
+                f"{v.get('median_us') or float('nan'):.1f} µs",
+                f"{v.get('max_us') or float('nan'):.1f} µs",
+                str(v.get("expressions", "")),
+                str(v.get("errors", "")),
+            ]
+        )
+    return table(header, rows)
+
+
 def publish_table(res: dict[str, Any]) -> str:
     header = ["publishing to the Redis broker", "msg/s", "messages"]
     rows = [
@@ -244,6 +270,145 @@ def publish_table(res: dict[str, Any]) -> str:
             ]
         )
     return table(header, rows)
+
+
+def _pg_burst_cell(v: Any) -> str:
+    if not isinstance(v, dict):
+        return "–"
+    if "error" in v:
+        return "error: " + str(v["error"])[:50]
+    if v.get("complete"):
+        return f"{fmt_s(v.get('seconds'))} ({fmt_rate(v.get('fires_per_s'))})"
+    sent, due = int(v.get("fired") or 0), int(v.get("n_due") or 0)
+    return f"{sent:,} of {due:,} sent in the {fmt_s(v.get('seconds'))} cap ({fmt_rate(v.get('fires_per_s'))})"
+
+
+def pg_table(res: dict[str, Any]) -> str:
+    if "error" in res and not any(res.get(s) for s in PG_SCHEDULERS):
+        return f"not run: {res['error']}"
+    sizes = sorted({int(n) for s in PG_SCHEDULERS for n in (res.get(s) or {})})
+    header = [
+        "PostgreSQL " + str(res.get("server", "")),
+        "jobs",
+        *PG_SCHEDULERS,
+        "beatx ÷ django-celery-beat",
+    ]
+    rows: list[Row] = []
+    metrics: list[tuple[str, str, Callable[[Any], str], bool]] = [
+        ("start-up (construct + first tick)", "startup_s", fmt_s, False),
+        ("idle tick (median)", "idle_tick_s", fmt_s, False),
+        ("tick after one edit (django-celery-beat: full reload)", "edit_tick_s", fmt_s, False),
+        ("resident memory (VmRSS)", "rss_mb", fmt_mb, False),
+    ]
+    for label, key, fmt, higher in metrics:
+        for n in sizes:
+            values = {s: _get(res, s, str(n), key) for s in PG_SCHEDULERS}
+            if all(v is None for v in values.values()):
+                continue
+            rows.append(
+                [
+                    label,
+                    f"{n:,}",
+                    *(fmt(values[s]) for s in PG_SCHEDULERS),
+                    ratio(values["beatx"], [values["django-celery-beat"]], higher_is_better=higher),
+                ]
+            )
+    for n in sizes:
+        cells = {s: _get(res, s, str(n), "burst") for s in PG_SCHEDULERS}
+        due = next((c.get("n_due") for c in cells.values() if isinstance(c, dict) and c.get("n_due")), None)
+        if due is None:
+            continue
+        rates = {s: _get(cells, s, "fires_per_s") for s in PG_SCHEDULERS}
+        versus = ratio(rates["beatx"], [rates["django-celery-beat"]], higher_is_better=True)
+        rows.append(
+            [
+                f"burst: {int(due):,} due at once, until the last message is in the broker",
+                f"{n:,}",
+                *(_pg_burst_cell(cells[s]) for s in PG_SCHEDULERS),
+                versus if versus == "–" else versus + " fires/s",
+            ]
+        )
+    for n in sizes:
+        loads = {s: _get(res, s, str(n), "load", "load_s") for s in PG_SCHEDULERS}
+        if any(v is not None for v in loads.values()):
+            rows.append(
+                ["(setup) rows loaded with COPY in", f"{n:,}", *(fmt_s(loads[s]) for s in PG_SCHEDULERS), ""]
+            )
+    return table(header, rows)
+
+
+def _pg_series(res: dict[str, Any], scheduler: str, key: str, fmt: Callable[[Any], str]) -> str:
+    block = res.get(scheduler) or {}
+    parts = [
+        f"{int(n):,}: {fmt(_get(block, n, key))}"
+        for n in sorted(block, key=int)
+        if _get(block, n, key) is not None
+    ]
+    return ", ".join(parts) or "–"
+
+
+def pg_targets(res: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """The PostgreSQL targets of issue 15, each with django-celery-beat's figure of the run."""
+    out: list[tuple[str, str, bool | None]] = []
+    bx = {int(n): v for n, v in (res.get("beatx") or {}).items() if isinstance(v, dict) and "error" not in v}
+    if not bx:
+        return out
+    sizes = sorted(bx)
+    small, large = bx[sizes[0]], bx[sizes[-1]]
+    peer = "; django-celery-beat "
+
+    ticks = [bx[n].get("idle_tick_s") for n in sizes]
+    if all(_num(t) is not None for t in ticks):
+        growth = ticks[-1] / ticks[0] if len(sizes) > 1 and ticks[0] else None
+        flat = "" if growth is None else f" (×{growth:.2f} {sizes[0]:,} → {sizes[-1]:,})"
+        out.append(
+            (
+                "PostgreSQL: idle tick <= 2 ms at every size, 10,000 → 1,000,000 jobs",
+                _pg_series(res, "beatx", "idle_tick_s", fmt_s)
+                + flat
+                + peer
+                + _pg_series(res, "django-celery-beat", "idle_tick_s", fmt_s),
+                max(ticks) <= 2e-3,
+            )
+        )
+    top = sizes[-1]
+    out.append(
+        (
+            f"PostgreSQL: start-up with 1,000,000 jobs <= 1 s (largest here: {top:,})",
+            f"{fmt_s(bx[top].get('startup_s'))}"
+            + peer
+            + _pg_series(res, "django-celery-beat", "startup_s", fmt_s),
+            (_num(bx[top].get("startup_s")) or float("inf")) <= 1.0 if top >= 1_000_000 else None,
+        )
+    )
+    for n in sizes:
+        burst = bx[n].get("burst") or {}
+        if "error" in burst or not burst:
+            out.append((f"PostgreSQL: burst, {n:,} jobs stored: >= 5,000 fires/s", "error", False))
+            continue
+        theirs = _get(res, "django-celery-beat", str(n), "burst")
+        their = "not run at this size" if not isinstance(theirs, dict) else _pg_burst_cell(theirs)
+        rate = _num(burst.get("fires_per_s")) or 0.0
+        out.append(
+            (
+                f"PostgreSQL: burst of {int(burst.get('n_due', 0)):,} due at once of {n:,} stored: >= 5,000 fires/s",
+                _pg_burst_cell(burst) + peer + their,
+                rate >= 5_000 and bool(burst.get("complete")),
+            )
+        )
+    rss_small, rss_large = _num(small.get("rss_mb")), _num(large.get("rss_mb"))
+    if rss_small and rss_large is not None:
+        out.append(
+            (
+                f"PostgreSQL: beat memory flat, VmRSS at {sizes[-1]:,} within +20% of {sizes[0]:,}",
+                _pg_series(res, "beatx", "rss_mb", fmt_mb)
+                + (f" ({(rss_large / rss_small - 1) * 100:+.1f}%)" if len(sizes) > 1 else "")
+                + peer
+                + _pg_series(res, "django-celery-beat", "rss_mb", fmt_mb),
+                rss_large <= rss_small * 1.2 if len(sizes) > 1 else None,
+            )
+        )
+    return out
 
 
 # -- targets ----------------------------------------------------------------------------------------
@@ -292,9 +457,9 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
                 continue
             rate = v.get("fires_per_s") or 0
             label = (
-                f"burst of {int(n):,} due at once: >= 20,000 fires/s end to end, CeleryDispatcher"
+                f"burst of {int(n):,} due at once: >= 20,000 fires/s end to end, {_burst_label(dispatcher, v)}"
                 if dispatcher == "celery"
-                else f"(info) same burst target, {int(n):,} due at once, with the send_task path"
+                else f"(info) same burst target, {int(n):,} due at once, {_burst_label(dispatcher, v)}"
             )
             out.append(
                 (
@@ -303,6 +468,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
                     rate >= 20_000 and bool(v.get("complete")),
                 )
             )
+    out += pg_targets(results.get("pg") or {})
     worker = _get(results, "publish", "worker")
     if worker:
         out.append(
@@ -360,6 +526,17 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
             out.append(
                 (f"cron next-fire median <= {limit:.0f} µs in {label}", f"{median:.1f} µs", median <= limit)
             )
+    recurrence = results.get("recurrence") or {}
+    for key, limit, label in (("extended cron/beatx", 10.0, "extended cron"), ("rrule/beatx", 50.0, "RRULE")):
+        median = _get(recurrence, key, "median_us")
+        if median is not None:
+            out.append(
+                (
+                    f"{label} next-fire median <= {limit:.0f} µs in Europe/Paris",
+                    f"{median:.1f} µs",
+                    median <= limit,
+                )
+            )
     return out
 
 
@@ -371,7 +548,9 @@ def render(results: dict[str, Any]) -> str:
         ("burst", "Burst: time until the last message is in the broker", burst_table),
         ("lateness", "Fire lateness", lateness_table),
         ("cron", "Cron next-fire time", cron_table),
+        ("recurrence", "Extended cron and RRULE next-fire time", recurrence_table),
         ("publish", "Publishing", publish_table),
+        ("pg", "PostgreSQL: beatx's Django store and django-celery-beat, same database", pg_table),
     ]
     for key, title, build in sections:
         if key in results:

@@ -41,6 +41,10 @@ class Plan:
     cron_rounds: int
     publish_msgs: int
     smoke_sample: int
+    pg_peer_sizes: tuple[int, ...]  # django-celery-beat on PostgreSQL
+    pg_beatx_sizes: tuple[int, ...]  # beatx's Django store on PostgreSQL
+    pg_burst_due: int
+    pg_burst_cap: float
     timeouts: dict[str, float] = field(default_factory=dict)
 
 
@@ -59,6 +63,10 @@ QUICK = Plan(
     cron_rounds=15,
     publish_msgs=3_000,
     smoke_sample=200,
+    pg_peer_sizes=(10_000,),
+    pg_beatx_sizes=(10_000,),
+    pg_burst_due=10_000,
+    pg_burst_cap=30.0,
 )
 FULL = Plan(
     name="full",
@@ -75,6 +83,10 @@ FULL = Plan(
     cron_rounds=40,
     publish_msgs=20_000,
     smoke_sample=500,
+    pg_peer_sizes=(10_000, 100_000),
+    pg_beatx_sizes=(10_000, 100_000, 1_000_000),
+    pg_burst_due=10_000,
+    pg_burst_cap=60.0,
 )
 
 Log = Callable[[str], None]
@@ -139,7 +151,7 @@ def burst(plan: Plan, log: Log) -> dict[str, Any]:
             )
             out["peers"].setdefault(f"{due}/{total}", {})[scheduler] = value
     for n in plan.beatx_bursts:
-        for dispatcher in ("celery", "send_task"):
+        for dispatcher in ("celery", "publish", "send_task"):
             timeout = 2 * plan.burst_cap + _load_timeout("beatx", n)
             value = child(
                 log,
@@ -197,6 +209,10 @@ def cron(plan: Plan, log: Log) -> dict[str, Any]:
     return child(log, "benchmarks.cron:measure", 600, rounds=plan.cron_rounds)
 
 
+def recurrence(plan: Plan, log: Log) -> dict[str, Any]:
+    return child(log, "benchmarks.recurrence:measure", 600, rounds=plan.cron_rounds)
+
+
 def publish(plan: Plan, log: Log) -> dict[str, Any]:
     return {
         "throughput": child(log, "benchmarks.publish:throughput", 300, n=plan.publish_msgs),
@@ -204,13 +220,66 @@ def publish(plan: Plan, log: Log) -> dict[str, Any]:
     }
 
 
+PG_SCHEDULERS = ("django-celery-beat", "beatx")
+
+
+def pg(plan: Plan, log: Log) -> dict[str, Any]:
+    """beatx's Django store and django-celery-beat on one PostgreSQL database of the run's
+    own (created here, dropped at the end): per size, load (``COPY``), then start-up, idle
+    tick, tick after one edit and VmRSS in a fresh child, then a burst in another."""
+    from benchmarks.pg import BenchPostgres, server_version
+
+    out: dict[str, Any] = {s: {} for s in PG_SCHEDULERS}
+    try:
+        database = BenchPostgres().__enter__()
+    except Exception as exc:  # no server: the other scenarios still run
+        log(f"  PostgreSQL unavailable: {exc}")
+        return {"error": f"PostgreSQL unavailable: {exc}"}
+    try:
+        db = database.name
+        out["server"] = server_version()
+        log(f"  database {db} (PostgreSQL {out['server']})")
+        migrated = child(log, "benchmarks.pg:migrate", 180, db=db)
+        if "error" in migrated:
+            return {**out, "error": migrated["error"]}
+        for scheduler, sizes in (("django-celery-beat", plan.pg_peer_sizes), ("beatx", plan.pg_beatx_sizes)):
+            for n in sizes:
+                out[scheduler][str(n)] = _pg_size(log, plan, scheduler, db, n)
+    finally:
+        database.__exit__(None, None, None)
+    return out
+
+
+def _pg_size(log: Log, plan: Plan, scheduler: str, db: str, n: int) -> dict[str, Any]:
+    side = "beatx" if scheduler == "beatx" else "django"
+    loaded = child(log, f"benchmarks.pg:load_{side}", 180 + n * 4e-4, db=db, n=n)
+    if "error" in loaded:
+        return loaded
+    measured = child(
+        log, f"benchmarks.pg:scale_{side}", 120 + n * (4e-4 if side == "django" else 1e-4), db=db, n=n
+    )
+    due = min(plan.pg_burst_due, n)
+    burst = child(
+        log,
+        f"benchmarks.pg:burst_{side}",
+        plan.pg_burst_cap + 120 + n * (4e-4 if side == "django" else 1e-4),
+        db=db,
+        n_due=due,
+        n_total=n,
+        time_cap=plan.pg_burst_cap,
+    )
+    return {**measured, "load": loaded, "burst": burst}
+
+
 SCENARIOS: dict[str, Callable[[Plan, Log], dict[str, Any]]] = {
     "cron": cron,
+    "recurrence": recurrence,
     "publish": publish,
     "scale": scale,
     "edit": edit,
     "burst": burst,
     "lateness": lateness,
+    "pg": pg,
 }
 
 
