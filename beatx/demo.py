@@ -68,7 +68,9 @@ def _table(scheduler: Scheduler) -> None:
     for job in scheduler.jobs():
         _say(
             f"  {job['id']:<15} {job['trigger'][:34]:<34} {job['status']:<10} {job['total_run_count']:>4}  "
-            f"{_clock(job['next_run_time']):<12}  {job['last_error'] or ''}"
+            # A paused job has no next run: its stored time is where it stopped.
+            f"{_clock(None if job['status'] == 'paused' else job['next_run_time']):<12}  "
+            f"{job['last_error'] or ''}"
         )
 
 

@@ -307,3 +307,18 @@ def test_bad_arguments_and_failed_sends_raise_beatx_errors() -> None:
     manager.add_job("t.job", "interval", seconds=60, id="down")
     with pytest.raises(beatx.TransientDispatchError, match="'down'"):
         manager.run_job_now("down")
+
+
+def test_the_demo_table_shows_no_next_run_for_a_paused_job(capsys: pytest.CaptureFixture[str]) -> None:
+    """A paused job keeps the next run time where it stopped; the demo's table shows "-"."""
+    from beatx import IntervalTrigger, Scheduler, SchedulerConfig
+    from beatx.demo import _table, heartbeat
+
+    scheduler = Scheduler(SchedulerConfig(timezone="UTC"))
+    scheduler.add_job(heartbeat, IntervalTrigger(seconds=2), id="paused-one")
+    scheduler.add_job(heartbeat, IntervalTrigger(seconds=2), id="active-one")
+    scheduler.pause_job("paused-one")
+    _table(scheduler)
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert rows["paused-one"].split()[-1] == "-"
+    assert rows["active-one"].split()[-1] != "-"
