@@ -12,7 +12,7 @@ import enum
 import hashlib
 import importlib
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -253,6 +253,13 @@ def fire_task_id(job_id: str, scheduled_at: datetime) -> str:
     digest.update(f"{job_id}\x00{micros}".encode())
     x = digest.hexdigest()
     return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[int(x[16], 16) & 3]}{x[17:20]}-{x[20:32]}"
+
+
+def module_allowed(ref: str, allowed_modules: Iterable[str]) -> bool:
+    """Whether the ``module:function`` reference ``ref`` names a function of one of
+    ``allowed_modules`` or of one of their submodules."""
+    module = ref.partition(":")[0].strip()
+    return bool(module) and any(module == name or module.startswith(name + ".") for name in allowed_modules)
 
 
 def func_ref(func: JobFunc) -> str:

@@ -239,13 +239,8 @@ class JobManager:
         """``wanted`` as a write over ``existing`` (None: nothing to change), and whether it
         reschedules (only a changed trigger does)."""
         job = wanted.copy()
-        # The instant the stored trigger was resolved at (an interval's start, an RRULE's
-        # dtstart): the wanted trigger, resolved at the same one, compares equal when unchanged.
-        anchor = (
-            getattr(existing.trigger, "start_date", None)
-            or getattr(existing.trigger, "dtstart", None)
-            or self.clock.now()
-        )
+        # Resolved at the instant the stored trigger was, an unchanged trigger compares equal.
+        anchor = existing.trigger.anchor or self.clock.now()
         same_trigger = job.trigger.resolve(now=anchor, timezone=self.timezone) == existing.trigger
         definition = ("name", "args", "kwargs", "options", "max_instances", "misfire_grace_time", "coalesce")
         if (

@@ -24,7 +24,7 @@ from beatx.config import SchedulerConfig
 from beatx.dispatch.local import AsyncioDispatcher
 from beatx.errors import BeatxError, ConfigurationError
 from beatx.events import EventBus
-from beatx.jobs import JobFunc, func_ref, resolve_func
+from beatx.jobs import JobFunc, func_ref, module_allowed, resolve_func
 from beatx.manager import JobManager
 from beatx.stores import open_store
 from beatx.stores.base import JobStore
@@ -64,13 +64,11 @@ def check_local_func(func: JobFunc, allowed_modules: Sequence[str] | None = None
         raise ConfigurationError(
             f"func {func!r}: the in-process scheduler needs a callable or a 'package.module:callable' reference"
         )
-    if allowed_modules is not None:
-        module = func_ref(func).partition(":")[0]
-        if not any(module == name or module.startswith(name + ".") for name in allowed_modules):
-            raise ConfigurationError(
-                f"func {func_ref(func)!r}: jobs kept in the database may run functions of the modules "
-                f'of BEATX["ALLOWED_CALLABLE_MODULES"] only (now: {", ".join(allowed_modules) or "none"})'
-            )
+    if allowed_modules is not None and not module_allowed(func_ref(func), allowed_modules):
+        raise ConfigurationError(
+            f"func {func_ref(func)!r}: jobs kept in the database may run functions of the modules "
+            f'of BEATX["ALLOWED_CALLABLE_MODULES"] only (now: {", ".join(allowed_modules) or "none"})'
+        )
     if isinstance(func, str):
         resolve_func(func)
 

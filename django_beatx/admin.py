@@ -29,7 +29,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.core.exceptions import PermissionDenied
-from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.template.loader import render_to_string
@@ -342,8 +342,12 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         since (a job that recovered keeps the text of its old error)."""
         if obj.status == JobStatus.FAILED.value:
             return True
-        outcome = getattr(obj, "latest_outcome", None)
-        if outcome is None and not obj._state.adding:
+        outcome: str | None
+        if hasattr(obj, "latest_outcome"):  # annotated by get_queryset: no query per row
+            outcome = obj.latest_outcome
+        elif obj._state.adding:
+            outcome = None
+        else:
             outcome = (
                 JobRun.objects.using(conf.setting("DATABASE"))
                 .filter(job_id=obj.pk)
@@ -695,10 +699,9 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         ids = [job.pk for job in jobs]
         for start in range(0, len(ids), _READ_BATCH):
             batch = ids[start : start + _READ_BATCH]
-            for job_id in (
-                JobRun.objects.using(database).filter(job_id__in=batch).values_list("job_id", flat=True)
-            ):
-                counts[job_id] += 1
+            per_job = JobRun.objects.using(database).filter(job_id__in=batch).values("job_id")
+            for job_id, n in per_job.annotate(n=Count("id")).values_list("job_id", "n"):
+                counts[job_id] += n
         deleted: list[Any] = []
         for job in jobs:
             url = reverse(

@@ -118,10 +118,9 @@ def allowed_callable_modules() -> tuple[str, ...]:
 def callable_allowed(ref: str) -> bool:
     """Whether the ``module:function`` reference ``ref`` names a function of an allowed module
     (:func:`allowed_callable_modules`): the module itself or one of its submodules."""
-    module = ref.partition(":")[0].strip()
-    return bool(module) and any(
-        module == allowed or module.startswith(allowed + ".") for allowed in allowed_callable_modules()
-    )
+    from beatx.jobs import module_allowed
+
+    return module_allowed(ref, allowed_callable_modules())
 
 
 def json_limits() -> tuple[int, int]:

@@ -46,8 +46,6 @@ logger = logging.getLogger(__name__)
 TASK_NAME = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)+$")
 #: ``billing.tasks:invoice``: a function reference (module:function).
 FUNCTION_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-#: Kept for code that imported it: either form.
-DOTTED_NAME = re.compile(f"{TASK_NAME.pattern}|{FUNCTION_REF.pattern}")
 
 #: Date fields typed in the job's own timezone (not the admin user's).
 LOCAL_DATE_FIELDS = ("run_at", "start_date", "end_date", "rrule_dtstart")
@@ -105,11 +103,14 @@ def registered_task_names() -> list[str]:
     return sorted(name for name in names if not name.startswith("celery."))
 
 
-def task_warning(task: str) -> str | None:
-    """Why a valid Celery task name may not run (it is not registered here), or ``None``."""
+def task_warning(task: str, registered: list[str] | None = None) -> str | None:
+    """Why a valid Celery task name may not run (it is not registered here), or ``None``.
+    ``registered``: :func:`registered_task_names`, when the caller has it already (each call
+    makes Celery import the project's task modules)."""
     if not task or ":" in task:
         return None
-    registered = registered_task_names()
+    if registered is None:
+        registered = registered_task_names()
     if task in registered:
         return None
     if not registered:
@@ -503,7 +504,7 @@ class JobForm(forms.ModelForm):  # type: ignore[type-arg]
                 )
                 % {"task": value}
             )
-        self.task_warning = task_warning(value)
+        self.task_warning = task_warning(value, registered)
         return value
 
     def _clean_function_ref(self, value: str) -> str:

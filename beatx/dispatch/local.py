@@ -16,7 +16,7 @@ from beatx.clock import Clock, SystemClock
 from beatx.dispatch.base import lease_lost
 from beatx.errors import PermanentDispatchError
 from beatx.events import Event, EventBus, EventKind
-from beatx.jobs import Fire, resolve_func
+from beatx.jobs import Fire, module_allowed, resolve_func
 from beatx.stores.base import JobStore
 
 __all__ = ["AsyncioDispatcher"]
@@ -106,10 +106,7 @@ class AsyncioDispatcher:
     def _refused(self, fire: Fire) -> PermanentDispatchError | None:
         """Why ``fire`` may not run in this process: a reference outside ``allowed_modules``."""
         func = fire.job.func
-        if self.allowed_modules is None or callable(func):
-            return None
-        module = str(func).partition(":")[0].strip()
-        if module and any(module == name or module.startswith(name + ".") for name in self.allowed_modules):
+        if self.allowed_modules is None or callable(func) or module_allowed(str(func), self.allowed_modules):
             return None
         allowed = ", ".join(self.allowed_modules) or "none"
         return PermanentDispatchError(

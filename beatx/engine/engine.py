@@ -356,7 +356,6 @@ class Engine:
     ) -> None:
         """Send the fires of ``waiting`` (in order of their first fire), each group when it
         comes due, and add the jobs' write-backs to ``releases``."""
-        report = logger.isEnabledFor(logging.INFO) or self.events.has_listeners
         total = sum(len(job_fires) for _, _, job_fires in waiting)
         start = 0
         while start < len(waiting):
@@ -387,12 +386,7 @@ class Engine:
                 count = len(job_fires)
                 results = outcomes[cursor : cursor + count]
                 cursor += count
-                if not report and not plan.missed and not plan.skipped and not any(results):
-                    # The common case, without per-fire logging or events.
-                    totals["fired"] += count
-                    releases.append(self._release(job, plan, job_fires))
-                else:
-                    releases.append(self._settle(job, plan, job_fires, results, now, sent_at, totals))
+                releases.append(self._settle(job, plan, job_fires, results, now, sent_at, totals))
 
     def _publish_with_write_back(
         self,
@@ -439,12 +433,8 @@ class Engine:
         self._check_lease()
         self._release_or_keep(pending)
         sent_at = self._sent_at(due)
-        report = logger.isEnabledFor(logging.INFO) or self.events.has_listeners
-        for (job, plan, job_fires), _ in ready:
-            if not report and not plan.missed and not plan.skipped:
-                totals["fired"] += len(job_fires)
-            else:  # logs and events (its write-back went out above)
-                self._settle(job, plan, job_fires, [None] * len(job_fires), now, sent_at, totals)
+        for (job, plan, job_fires), _ in ready:  # their write-backs went out above
+            self._report(job, plan, job_fires, [None] * len(job_fires), now, sent_at, totals)
         return rest
 
     def _wait_for(self, due: datetime, releases: list[JobRelease], next_horizon: datetime | None) -> None:
@@ -496,6 +486,11 @@ class Engine:
             return [error] * len(fires)
         return outcomes
 
+    @property
+    def _reporting(self) -> bool:
+        """Whether each fire is logged (INFO) or announced (an event listener)."""
+        return logger.isEnabledFor(logging.INFO) or self.events.has_listeners
+
     def _settle(
         self,
         job: Job,
@@ -506,6 +501,31 @@ class Engine:
         sent_at: datetime,
         totals: dict[str, int],
     ) -> JobRelease:
+        """Report what happened to ``job``'s fires (:meth:`_report`) and return the
+        write-back that records it."""
+        sent, failed_at, poison = self._report(job, plan, job_fires, results, now, sent_at, totals)
+        if poison is not None:
+            return self._broken_job(job, now, poison, sent=sent, plan=plan)
+        return self._release(job, plan, sent, failed_at)
+
+    def _report(
+        self,
+        job: Job,
+        plan: FirePlan,
+        job_fires: Sequence[Fire],
+        results: Sequence[BaseException | None],
+        now: datetime,
+        sent_at: datetime,
+        totals: dict[str, int],
+    ) -> tuple[Sequence[Fire], datetime | None, str | None]:
+        """Count, log and announce what happened to ``job``'s fires (``results``: one entry per
+        fire, None when it went out). Returns the fires sent (up to the first that failed),
+        the time of the one that failed for a while (the broker) and the error of one that can
+        never be sent."""
+        if not plan.missed and not plan.skipped and not any(results) and not self._reporting:
+            # The common case, without per-fire logging or events.
+            totals["fired"] += len(job_fires)
+            return job_fires, None, None
         sent: list[Fire] = []
         failed_at: datetime | None = None
         poison: str | None = None
@@ -570,9 +590,7 @@ class Engine:
                 count=plan.skipped,
             )
         totals["fired"] += len(sent)
-        if poison is not None:
-            return self._broken_job(job, now, poison, sent=sent, plan=plan)
-        return self._release(job, plan, sent, failed_at)
+        return sent, failed_at, poison
 
     @staticmethod
     def _release(

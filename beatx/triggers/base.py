@@ -59,6 +59,17 @@ def timezone_name(tz: tzinfo) -> str:
     raise InvalidTriggerError(f"timezone {tz!r} has no IANA name; pass a zoneinfo.ZoneInfo or a name")
 
 
+def timezone_key(tz: tzinfo | None) -> str | None:
+    """A timezone as triggers compare it: its stored name, else its repr (a zone with no
+    name); None for none."""
+    if tz is None:
+        return None
+    try:
+        return timezone_name(tz)
+    except InvalidTriggerError:
+        return repr(tz)
+
+
 def as_aware(value: datetime, tz: tzinfo) -> datetime:
     """Attach ``tz`` to a naive datetime; leave an aware one as it is."""
     if value.tzinfo is None or value.utcoffset() is None:
@@ -122,6 +133,13 @@ class Trigger(ABC):
         so the misfire rules, not the trigger, decide whether a late one-shot still runs.
         """
         return self.next_fire_time(now - _ONE_MICROSECOND)
+
+    @property
+    def anchor(self) -> datetime | None:
+        """The instant :meth:`resolve` fixed from its ``now`` (an interval's start, an RRULE's
+        dtstart), so the same unresolved trigger resolved at it again compares equal; None
+        for a trigger whose :meth:`resolve` does not use ``now``."""
+        return None
 
     def resolve(self, *, now: datetime, timezone: tzinfo) -> Trigger:
         """Return this trigger with every default fixed: the timezone when none was given,

@@ -29,7 +29,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from beatx.errors import InvalidTriggerError
-from beatx.triggers.base import Trigger, check_state, get_timezone, require_aware, timezone_name
+from beatx.triggers.base import Trigger, check_state, get_timezone, require_aware, timezone_key, timezone_name
 from beatx.triggers.date import parse_iso
 
 __all__ = ["CronTrigger", "describe_cron", "resolve_wall_time", "validate_cron", "wall_to_instant"]
@@ -680,15 +680,6 @@ def _aware(value: datetime, tz: tzinfo) -> datetime:
     return value
 
 
-def _tz_key(tz: tzinfo | None) -> str | None:
-    if tz is None:
-        return None
-    try:
-        return timezone_name(tz)
-    except InvalidTriggerError:
-        return repr(tz)
-
-
 class CronTrigger(Trigger):
     """Fires when the local wall time in ``timezone`` matches a five-field cron expression.
 
@@ -797,7 +788,7 @@ class CronTrigger(Trigger):
     def describe(self) -> str:
         text = describe_cron(self.expression, extended=self.extended, seconds=self.seconds)
         if self.timezone is not None:
-            text += f" ({_tz_key(self.timezone)})"
+            text += f" ({timezone_key(self.timezone)})"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -831,7 +822,7 @@ class CronTrigger(Trigger):
     def _key(self) -> tuple[Any, ...]:
         return (
             self.expression,
-            _tz_key(self.timezone),
+            timezone_key(self.timezone),
             None if self.start_date is None else self.start_date.isoformat(),
             None if self.end_date is None else self.end_date.isoformat(),
             self.extended,
@@ -841,7 +832,7 @@ class CronTrigger(Trigger):
     def __repr__(self) -> str:
         parts = [repr(self.expression)]
         if self.timezone is not None:
-            parts.append(f"timezone={_tz_key(self.timezone)!r}")
+            parts.append(f"timezone={timezone_key(self.timezone)!r}")
         if self.start_date is not None:
             parts.append(f"start_date={self.start_date.isoformat()!r}")
         if self.end_date is not None:

@@ -76,6 +76,10 @@ class IntervalTrigger(Trigger):
             return None
         return candidate
 
+    @property
+    def anchor(self) -> datetime | None:
+        return self.start_date
+
     def resolve(self, *, now: datetime, timezone: tzinfo) -> IntervalTrigger:
         if self.start_date is not None:
             return self

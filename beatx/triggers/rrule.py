@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 from beatx.errors import InvalidTriggerError, SerializationError
-from beatx.triggers.base import Trigger, check_state, get_timezone, require_aware, timezone_name
+from beatx.triggers.base import Trigger, check_state, get_timezone, require_aware, timezone_key, timezone_name
 from beatx.triggers.cron import wall_to_instant
 from beatx.triggers.date import parse_iso
 
@@ -70,10 +70,6 @@ def _wall(value: datetime, tz: tzinfo) -> datetime:
     if value.tzinfo is not None and value.utcoffset() is not None:
         value = value.astimezone(tz).replace(tzinfo=None)
     return value.replace(microsecond=0, fold=0)
-
-
-def _as_datetime(value: datetime | date | str, what: str) -> datetime:
-    return parse_iso(value, what)
 
 
 def _split_rule(rule: str) -> tuple[str, str | None]:
@@ -295,15 +291,6 @@ def _shared_expansion(
     return _Expansion(text, dtstart, tz, until, exdates)
 
 
-def _tz_key(tz: tzinfo | None) -> str | None:
-    if tz is None:
-        return None
-    try:
-        return timezone_name(tz)
-    except InvalidTriggerError:
-        return repr(tz)
-
-
 class RRuleTrigger(Trigger):
     """Fires on the occurrences of an RFC 5545 recurrence rule, e.g.
     ``RRuleTrigger("FREQ=MONTHLY;BYDAY=FR;BYSETPOS=-1", dtstart="2026-01-01T09:00", timezone="Europe/Paris")``
@@ -343,9 +330,9 @@ class RRuleTrigger(Trigger):
         self.rule: str = rule.strip()
         self._text, until_text = _split_rule(self.rule)
         self.timezone: tzinfo | None = None if timezone is None else get_timezone(timezone)
-        self._dtstart_raw = None if dtstart is None else _as_datetime(dtstart, "dtstart")
-        self._exdates_raw = tuple(_as_datetime(value, "exdates") for value in exdates)
-        self._rdates_raw = tuple(_as_datetime(value, "rdates") for value in rdates)
+        self._dtstart_raw = None if dtstart is None else parse_iso(dtstart, "dtstart")
+        self._exdates_raw = tuple(parse_iso(value, "exdates") for value in exdates)
+        self._rdates_raw = tuple(parse_iso(value, "rdates") for value in rdates)
         zone = self.timezone if self.timezone is not None else UTC
         self._zone = zone
         self._until: int | None = None
@@ -398,6 +385,10 @@ class RRuleTrigger(Trigger):
             return None
         return datetime.fromtimestamp(best, UTC)
 
+    @property
+    def anchor(self) -> datetime | None:
+        return self.dtstart
+
     def resolve(self, *, now: datetime, timezone: tzinfo) -> RRuleTrigger:
         if self.timezone is not None and self._dtstart_raw is not None:
             return self
@@ -418,7 +409,7 @@ class RRuleTrigger(Trigger):
         if self._rdates_raw:
             text += f", plus {len(self._rdates_raw)} date{'s' if len(self._rdates_raw) > 1 else ''}"
         if self.timezone is not None:
-            text += f" ({_tz_key(self.timezone)})"
+            text += f" ({timezone_key(self.timezone)})"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -449,7 +440,7 @@ class RRuleTrigger(Trigger):
         return (
             self.rule,
             None if self._dtstart_raw is None else self._dtstart_raw.isoformat(),
-            _tz_key(self.timezone),
+            timezone_key(self.timezone),
             tuple(value.isoformat() for value in self._exdates_raw),
             tuple(value.isoformat() for value in self._rdates_raw),
         )
@@ -459,7 +450,7 @@ class RRuleTrigger(Trigger):
         if self._dtstart_raw is not None:
             parts.append(f"dtstart={self._dtstart_raw.isoformat()!r}")
         if self.timezone is not None:
-            parts.append(f"timezone={_tz_key(self.timezone)!r}")
+            parts.append(f"timezone={timezone_key(self.timezone)!r}")
         if self._exdates_raw:
             parts.append(f"exdates={[value.isoformat() for value in self._exdates_raw]!r}")
         if self._rdates_raw:

@@ -161,7 +161,7 @@ def test_a_bad_value_in_a_hidden_field_of_another_kind_does_not_block_the_save(a
         (rrule_data(rrule="FREQ=DAILY\nEXDATE:20260101"), "rrule", "EXDATE"),
         (rrule_data(rrule_exdates="2026-12-25T09:00:00\nChristmas"), "rrule_exdates", "Line 2: Christmas"),
         (rrule_data(rrule_rdates="3026-01-01T00:00:00"), "rrule_rdates", "1970 to 2999"),
-        (rrule_data(rrule_dtstart_0="2026-02-30"), "rrule_dtstart", ""),
+        (rrule_data(rrule_dtstart_0="2026-02-30"), "rrule_dtstart", "valid date"),
         (rrule_data(rrule="FREQ=DAILY;COUNT=3", rrule_dtstart_0="2020-01-01"), "rrule", "never fires again"),
         (rrule_data(timezone="Mars/Olympus"), "timezone", "Unknown timezone"),
         (solar_data(solar_latitude="91"), "solar_latitude", "-90 to 90"),

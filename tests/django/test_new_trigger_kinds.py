@@ -223,7 +223,7 @@ def errors_of(job: Job) -> dict[str, list[str]]:
         (
             {"trigger_kind": "solar", "solar_event": "noonish", "solar_latitude": 0, "solar_longitude": 0},
             "solar_event",
-            "",
+            "noonish",
         ),
         ({"cron_expression": "0 9 L * *"}, "cron_expression", "tick extended (cron_extended)"),
         ({"cron_expression": "0 9 * * 5#3"}, "cron_expression", "cron_extended"),
