@@ -1,10 +1,12 @@
 # Everything runs inside .venv, created on first use from PyPI packages only.
 PYTHON ?= python3
 VENV ?= .venv
+DEMO_VENV ?= .venv-demo
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+WHEELHOUSE ?= .wheelhouse
 
-.PHONY: install demo demo-django test test-slow screenshots lint format typecheck docs bench wheel all clean
+.PHONY: install demo demo-django test test-slow screenshots lint format typecheck docs bench wheel wheelhouse all clean
 
 install: $(VENV)/.installed
 
@@ -14,9 +16,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
-## The zero-server demo: jobs firing in-process on the memory store.
-demo: install
-	$(PY) -m beatx.demo
+## The zero-server demo: jobs firing in-process on the memory store, for 12 s. It needs beatx
+## alone (no extra, no dev tools): its own small venv, $(DEMO_VENV).
+demo: $(DEMO_VENV)/.installed
+	$(DEMO_VENV)/bin/python -m beatx.demo
+
+$(DEMO_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --quiet -e .
+	touch $@
 
 ## The Django example: admin, beat and a worker (see example_project/README.md).
 demo-django: install
@@ -35,6 +43,12 @@ test-slow: install
 wheel: install
 	rm -rf build
 	$(PY) -m pip wheel --no-deps . -w dist
+
+## The packages of every documented extra, downloaded once from PyPI into $(WHEELHOUSE), so the
+## clean-venv test of the wheel (tests/test_wheel_extras.py, slow) installs them offline.
+wheelhouse: install
+	$(PY) -m pip download --quiet --dest $(WHEELHOUSE) \
+		".[celery,redis,django,postgres,yaml,cli,metrics,rrule,solar,calendars]"
 
 ## Refresh the admin screenshots in docs/img (headless Chromium; plain test runs write them
 ## to a tmp folder and leave the tracked PNGs alone).

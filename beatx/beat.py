@@ -72,6 +72,8 @@ class Leadership:
         self.clock = clock or SystemClock()
         self.events = events or EventBus()
         self.leader_since: datetime | None = None
+        #: Whether this beat last found the lease held by another beat (said once in the log).
+        self.standing_by = False
         self._valid_until = float("-inf")
         self._renewed_at = float("-inf")
 
@@ -98,6 +100,7 @@ class Leadership:
                 self.lost()
             return self.is_leader
         if held:
+            self.standing_by = False
             self._renewed_at = started
             self._valid_until = started + stored_ttl - self.poll_interval
             if self.leader_since is None:
@@ -106,7 +109,25 @@ class Leadership:
                 self._emit(EventKind.LEADER_ACQUIRED)
         else:
             self.lost()
+            if not self.standing_by:
+                self.standing_by = True
+                self._say_standing_by()
         return held
+
+    def _say_standing_by(self) -> None:
+        try:
+            lease = self.store.get_lease()
+        except StoreError:
+            lease = None
+        holder = (
+            f"beat {lease.owner} holds the leader lease" if lease else "another beat holds the leader lease"
+        )
+        logger.info(
+            "standing by: %s; this beat (%s) takes over within %gs if it stops renewing",
+            holder,
+            self.base_owner,
+            self.lease_timeout,
+        )
 
     def lost(self) -> None:
         """Forget leadership (the lease expired or another beat holds it); a later term gets

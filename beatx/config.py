@@ -19,6 +19,22 @@ The YAML shape is the seed document's::
 ``trigger`` is one of ``interval``, ``cron``, ``date``, ``rrule`` and ``solar``; the job's
 other keys are the trigger's arguments (see :func:`beatx.triggers.build_trigger`).
 
+Exclusion calendars go in a ``calendars:`` list (the fields of
+:class:`beatx.calendars.ExclusionCalendar`), stored (or replaced) at start before the jobs,
+which name them in ``exclude`` (with ``on_excluded``)::
+
+        calendars:
+          - name: fr-holidays
+            holidays: [FR]
+            weekdays: [sat, sun]
+        jobs:
+          - id: payroll
+            func: "myapp.tasks:payroll"
+            trigger: cron
+            expression: "0 9 1 * *"
+            exclude: [fr-holidays]
+            on_excluded: next_business_day
+
 Every error names the file, the job and the field.
 """
 
@@ -29,10 +45,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from beatx.errors import ConfigurationError
+from beatx.calendars import ExclusionCalendar, calendar_from_dict
+from beatx.errors import BeatxError, ConfigurationError
 from beatx.jobs import JobDefaults
+from beatx.settings_schema import SETTINGS
 from beatx.triggers import TRIGGER_TYPES
-from beatx.triggers.base import get_timezone
 
 __all__ = ["JobSpec", "SchedulerConfig"]
 
@@ -47,6 +64,7 @@ _CONFIG_KEYS = {
     "jobs",
     "key_prefix",
     "lease_timeout",
+    "calendars",
 }
 _JOB_KEYS = {
     "id",
@@ -59,6 +77,13 @@ _JOB_KEYS = {
     "max_instances",
     "misfire_grace_time",
     "coalesce",
+    "catchup",
+    "catchup_window",
+    "catchup_limit",
+    "jitter",
+    "max_runs",
+    "exclude",
+    "on_excluded",
     "paused",
 }
 
@@ -107,6 +132,8 @@ class SchedulerConfig:
     :param key_prefix: prefix of every Redis key.
     :param lease_timeout: seconds a leader's lease lasts without renewal.
     :param jobs: jobs declared in configuration, added (or updated in place) at start.
+    :param calendars: exclusion calendars declared in configuration, stored (or replaced)
+        at start, before the jobs.
     """
 
     timezone: str = "UTC"
@@ -118,30 +145,18 @@ class SchedulerConfig:
     key_prefix: str = "beatx:"
     lease_timeout: float = 30.0
     jobs: tuple[JobSpec, ...] = ()
+    calendars: tuple[ExclusionCalendar, ...] = ()
 
     def __post_init__(self) -> None:
-        if isinstance(self.job_defaults, Mapping):
-            object.__setattr__(self, "job_defaults", JobDefaults.from_mapping(self.job_defaults))
-        try:
-            get_timezone(self.timezone)
-        except ValueError as exc:
-            raise ConfigurationError(f"timezone: {exc}") from exc
-        if self.max_concurrent_jobs is not None and (
-            isinstance(self.max_concurrent_jobs, bool)
-            or not isinstance(self.max_concurrent_jobs, int)
-            or self.max_concurrent_jobs < 1
-        ):
-            raise ConfigurationError(
-                f"max_concurrent_jobs: expected a positive integer or null, got {self.max_concurrent_jobs!r}"
-            )
+        # The checks shared with the Celery settings and Django's BEATX (beatx.settings_schema).
+        for setting in SETTINGS:
+            if setting.config_field is not None and setting.check is not None:
+                value = setting.check(setting.config_field, getattr(self, setting.config_field))
+                object.__setattr__(self, setting.config_field, value)
         if self.backend not in _BACKENDS:
             raise ConfigurationError(f"backend: expected one of {', '.join(_BACKENDS)}, got {self.backend!r}")
         if self.backend == "redis" and not self.url:
             raise ConfigurationError("url: the redis backend needs a url such as redis://127.0.0.1:6379/0")
-        if isinstance(self.lease_timeout, bool) or not isinstance(self.lease_timeout, int | float):
-            raise ConfigurationError(f"lease_timeout: expected seconds, got {self.lease_timeout!r}")
-        if self.lease_timeout <= 0:
-            raise ConfigurationError(f"lease_timeout: must be > 0 seconds, got {self.lease_timeout!r}")
 
     @property
     def store_url(self) -> str:
@@ -187,9 +202,22 @@ class SchedulerConfig:
             if spec.id in seen:
                 raise ConfigurationError(f"{source}: jobs: the id {spec.id!r} is used twice")
             seen.add(spec.id)
-        values = {k: v for k, v in data.items() if k != "jobs" and v is not None}
+        calendars_data = data.get("calendars") or []
+        if not isinstance(calendars_data, list):
+            raise ConfigurationError(f"{source}: calendars: expected a list of calendars")
+        calendars: list[ExclusionCalendar] = []
+        for i, item in enumerate(calendars_data):
+            try:
+                calendars.append(calendar_from_dict(item))
+            except BeatxError as exc:
+                raise ConfigurationError(f"{source}: calendars[{i}]: {exc}") from exc
+        names = [calendar.name for calendar in calendars]
+        if len(set(names)) != len(names):
+            twice = sorted({name for name in names if names.count(name) > 1})
+            raise ConfigurationError(f"{source}: calendars: the name {twice[0]!r} is used twice")
+        values = {k: v for k, v in data.items() if k not in ("jobs", "calendars") and v is not None}
         try:
-            return cls(**values, jobs=jobs)
+            return cls(**values, jobs=jobs, calendars=tuple(calendars))
         except ConfigurationError as exc:
             raise ConfigurationError(f"{source}: {exc}") from exc
         except TypeError as exc:

@@ -10,6 +10,9 @@ Every error derives from :class:`BeatxError`, so ``except beatx.BeatxError`` cat
     ├── JobLookupError                (also LookupError) no job with this id
     ├── RevisionConflictError                            a job changed since it was read
     ├── SerializationError            (also ValueError)  stored state beatx cannot read
+    ├── InvalidCalendarError          (also ValueError)  bad exclusion calendar, or one that excludes every fire
+    ├── CalendarLookupError           (also LookupError) no exclusion calendar with this name
+    ├── CalendarInUseError                               a calendar jobs name cannot be removed
     ├── StoreError                                       the store is unreachable or failed
     │   └── LeaseLostError                               this process no longer leads
     └── DispatchError                                    a fire could not be sent
@@ -21,9 +24,12 @@ from __future__ import annotations
 
 __all__ = [
     "BeatxError",
+    "CalendarInUseError",
+    "CalendarLookupError",
     "ConfigurationError",
     "ConflictingIdError",
     "DispatchError",
+    "InvalidCalendarError",
     "InvalidJobError",
     "InvalidTriggerError",
     "JobLookupError",
@@ -70,6 +76,37 @@ class JobLookupError(BeatxError, LookupError):
     def __init__(self, job_id: str) -> None:
         super().__init__(f"No job with the id {job_id!r} was found")
         self.job_id = job_id
+
+
+class InvalidCalendarError(BeatxError, ValueError):
+    """An exclusion calendar cannot be built from the values given, or a job's calendars
+    exclude every fire of its trigger within the search horizon."""
+
+
+class CalendarLookupError(BeatxError, LookupError):
+    """No exclusion calendar with the given name exists."""
+
+    def __init__(self, name: str, *, job_id: str | None = None) -> None:
+        where = f"job {job_id!r} excludes calendar {name!r}, but there is" if job_id else "there is"
+        super().__init__(f"{where} no exclusion calendar named {name!r}")
+        self.name = name
+        self.job_id = job_id
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class CalendarInUseError(BeatxError):
+    """An exclusion calendar cannot be removed while jobs name it."""
+
+    def __init__(self, name: str, job_ids: list[str]) -> None:
+        shown = ", ".join(repr(job_id) for job_id in job_ids[:10]) + (" ..." if len(job_ids) > 10 else "")
+        super().__init__(
+            f"exclusion calendar {name!r} is used by {len(job_ids)} job(s) ({shown}); "
+            "remove it from their exclude lists first"
+        )
+        self.name = name
+        self.job_ids = job_ids
 
 
 class SerializationError(BeatxError, ValueError):

@@ -29,7 +29,9 @@ class EventKind(enum.StrEnum):
     JOB_REMOVED = "job_removed"
     #: A fire was handed to the dispatcher. ``data``: ``task_id``, ``lateness`` (seconds).
     JOB_FIRED = "job_fired"
-    #: Fires later than the misfire grace time were dropped. ``data``: ``count``.
+    #: Fires were dropped: later than the misfire grace time, or not caught up after an
+    #: outage (``catchup``, ``catchup_window``, ``catchup_limit``). ``data``: ``count``,
+    #: ``reason`` (``"misfire_grace_time"`` or ``"catchup"``).
     JOB_MISSED = "job_missed"
     #: Fires were skipped because max_instances runs were in flight. ``data``: ``count``.
     JOB_SKIPPED = "job_skipped"

@@ -22,8 +22,10 @@ from beatx.triggers.base import Trigger
 
 __all__ = [
     "JOB_STATE_VERSION",
+    "PAUSE_FIELDS",
     "RUN_STATE_FIELDS",
     "STATE_FIELDS",
+    "CatchUp",
     "Fire",
     "Job",
     "JobDefaults",
@@ -36,8 +38,13 @@ __all__ = [
     "resolve_func",
 ]
 
-#: Format version written into every serialised job.
-JOB_STATE_VERSION = 1
+#: Format version written into every serialised job. 2: the schedule policies (``catchup``,
+#: ``catchup_window``, ``catchup_limit``, ``jitter``, ``max_runs``) and the pause's note,
+#: author and time; a version 1 record reads its catch-up policy from ``coalesce`` and has
+#: none of the others.
+#: Version 2 also writes the exclusion calendars (``exclude``, ``on_excluded``); a record
+#: without them excludes nothing.
+JOB_STATE_VERSION = 2
 
 _FIRE_NAMESPACE = uuid.UUID("5b1e2c4e-0d1f-4c55-9a4e-6b6565617478")
 _FIRE_SHA1 = hashlib.sha1(_FIRE_NAMESPACE.bytes, usedforsecurity=False)
@@ -56,8 +63,11 @@ RUN_STATE_FIELDS = (
     "last_finished_at",
     "last_duration",
 )
+#: Why, by whom and when a paused job was paused (written with its status by ``pause_job``,
+#: cleared by ``resume_job``).
+PAUSE_FIELDS = ("pause_note", "paused_by", "paused_at")
 #: The fields of a :class:`Job` that record what happened to it, as opposed to its definition.
-STATE_FIELDS = ("status", *RUN_STATE_FIELDS, "revision")
+STATE_FIELDS = ("status", *PAUSE_FIELDS, *RUN_STATE_FIELDS, "revision")
 
 
 class JobStatus(enum.StrEnum):
@@ -81,6 +91,26 @@ class JobStatus(enum.StrEnum):
     def schedulable(self) -> bool:
         """Whether a job with this status fires when due."""
         return self in (JobStatus.ACTIVE, JobStatus.FAILED)
+
+
+class CatchUp(enum.StrEnum):
+    """What the fires of an outage do when the beat is back (``Job.catchup``).
+
+    - ``LATEST``: one run, at the latest late fire (``coalesce=True``).
+    - ``EARLIEST``: one run, at the earliest late fire.
+    - ``ALL``: every late fire runs, oldest first (``coalesce=False``).
+    - ``NONE``: no late fire runs; the job goes on from its next fire.
+    """
+
+    LATEST = "latest"
+    EARLIEST = "earliest"
+    ALL = "all"
+    NONE = "none"
+
+    @classmethod
+    def from_coalesce(cls, coalesce: bool) -> CatchUp:
+        """The policy the ``coalesce`` flag stands for."""
+        return cls.LATEST if coalesce else cls.ALL
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -132,6 +162,48 @@ def validate_policy(misfire_grace_time: Any, max_instances: Any, *, where: str) 
         raise InvalidJobError(f"{where}: max_instances must be an integer >= 1, got {max_instances!r}")
 
 
+def validate_catchup(catchup: Any, catchup_window: Any, catchup_limit: Any, *, where: str) -> CatchUp | None:
+    """Check the catch-up fields; returns ``catchup`` as a :class:`CatchUp` (None stays None)."""
+    if catchup_window is not None and (
+        isinstance(catchup_window, bool) or not isinstance(catchup_window, int | float) or catchup_window < 0
+    ):
+        raise InvalidJobError(
+            f"{where}: catchup_window must be None or a number of seconds >= 0, got {catchup_window!r}"
+        )
+    if catchup_limit is not None and (
+        isinstance(catchup_limit, bool) or not isinstance(catchup_limit, int) or catchup_limit < 1
+    ):
+        raise InvalidJobError(
+            f"{where}: catchup_limit must be None or an integer >= 1, got {catchup_limit!r}"
+        )
+    if catchup is None:
+        return None
+    try:
+        return CatchUp(catchup)
+    except ValueError:
+        choices = ", ".join(repr(policy.value) for policy in CatchUp)
+        raise InvalidJobError(f"{where}: catchup must be one of {choices}, got {catchup!r}") from None
+
+
+def validate_exclude(exclude: Any, on_excluded: Any, *, where: str) -> tuple[str, ...]:
+    """Check a job's calendar names and policy; returns the names as a tuple (one name may be
+    given as a string)."""
+    names = (exclude,) if isinstance(exclude, str) else exclude
+    if names is None:
+        names = ()
+    try:
+        names = tuple(dict.fromkeys(names))
+    except TypeError:
+        raise InvalidJobError(f"{where}: exclude must be a list of calendar names, got {exclude!r}") from None
+    if not all(isinstance(name, str) and name for name in names):
+        raise InvalidJobError(f"{where}: exclude must be a list of calendar names, got {exclude!r}")
+    if on_excluded not in ("skip", "next_business_day"):
+        raise InvalidJobError(
+            f"{where}: on_excluded must be 'skip' or 'next_business_day', got {on_excluded!r}"
+        )
+    return names
+
+
 @dataclass(slots=True, kw_only=True, weakref_slot=True)
 class Job:
     """A scheduled job: its definition and its run state.
@@ -152,7 +224,33 @@ class Job:
     max_instances: int = 1
     misfire_grace_time: float | None = None
     coalesce: bool = True
+    #: What an outage's late fires do; None (the default) takes it from ``coalesce`` (True:
+    #: ``latest``, False: ``all``). Set, it decides ``coalesce`` (False only for ``all``).
+    catchup: CatchUp | None = None
+    #: Seconds back from the beat's return within which an outage's fires are caught up;
+    #: older ones are missed. None: no limit.
+    catchup_window: float | None = None
+    #: The most fires one catch-up runs (``catchup="all"``): the newest ones; older ones are
+    #: missed. None: no limit.
+    catchup_limit: int | None = None
+    #: Seconds each fire may go out after its nominal time, by a delay derived from (job id,
+    #: nominal time) and shorter than the gap to the next fire (see :mod:`beatx.jitter`).
+    #: None: on time.
+    jitter: float | None = None
+    #: The most fires the job sends in its life; once sent (``total_run_count``), it is
+    #: COMPLETED. None: no limit.
+    max_runs: int | None = None
+    #: Names of the exclusion calendars (:mod:`beatx.calendars`) at whose times the job does
+    #: not fire, read in the trigger's timezone.
+    exclude: tuple[str, ...] = ()
+    #: What a fire the calendars exclude does: ``"skip"`` or ``"next_business_day"`` (see
+    #: :mod:`beatx.exclusion`).
+    on_excluded: str = "skip"
     status: JobStatus = JobStatus.ACTIVE
+    #: Why the job was paused, who paused it and when (None when it is not paused).
+    pause_note: str | None = None
+    paused_by: str | None = None
+    paused_at: datetime | None = None
     next_run_time: datetime | None = None
     last_run_time: datetime | None = None
     total_run_count: int = 0
@@ -176,9 +274,31 @@ class Job:
             raise InvalidJobError(f"job id must be a non-empty string, got {self.id!r}")
         if not isinstance(self.trigger, Trigger):
             raise InvalidJobError(f"job {self.id!r}: trigger must be a Trigger, got {self.trigger!r}")
+        self.trigger = self.trigger.for_job(self.id)
         if not (callable(self.func) or (isinstance(self.func, str) and self.func)):
             raise InvalidJobError(f"job {self.id!r}: func must be a callable or a reference string")
         validate_policy(self.misfire_grace_time, self.max_instances, where=f"job {self.id!r}")
+        catchup = validate_catchup(
+            self.catchup, self.catchup_window, self.catchup_limit, where=f"job {self.id!r}"
+        )
+        if self.jitter is not None and (
+            isinstance(self.jitter, bool) or not isinstance(self.jitter, int | float) or self.jitter < 0
+        ):
+            raise InvalidJobError(
+                f"job {self.id!r}: jitter must be None or a number of seconds >= 0, got {self.jitter!r}"
+            )
+        if self.max_runs is not None and (
+            isinstance(self.max_runs, bool) or not isinstance(self.max_runs, int) or self.max_runs < 1
+        ):
+            raise InvalidJobError(
+                f"job {self.id!r}: max_runs must be None or an integer >= 1, got {self.max_runs!r}"
+            )
+        if catchup is None:
+            self.catchup = CatchUp.from_coalesce(self.coalesce)
+        else:
+            self.catchup = catchup
+            self.coalesce = catchup is not CatchUp.ALL
+        self.exclude = validate_exclude(self.exclude, self.on_excluded, where=f"job {self.id!r}")
         if type(self.args) is not tuple:
             self.args = tuple(self.args)
         self.kwargs = dict(self.kwargs)
@@ -191,6 +311,16 @@ class Job:
     def func_ref(self) -> str:
         """The job's function as a string: ``"module:attr"`` or a task name."""
         return func_ref(self.func)
+
+    @property
+    def remaining_runs(self) -> int | None:
+        """Fires the job may still send under ``max_runs`` (None: no limit)."""
+        return None if self.max_runs is None else max(self.max_runs - self.total_run_count, 0)
+
+    @property
+    def catchup_policy(self) -> CatchUp:
+        """``catchup``, never None (a job normalises it when built)."""
+        return self.catchup or CatchUp.from_coalesce(self.coalesce)
 
     def copy(self) -> Job:
         """A copy that shares no mutable state with this job."""
@@ -216,6 +346,17 @@ class Job:
             "max_instances": self.max_instances,
             "misfire_grace_time": self.misfire_grace_time,
             "coalesce": self.coalesce,
+            "catchup": self.catchup_policy.value,
+            "catchup_window": self.catchup_window,
+            "catchup_limit": self.catchup_limit,
+            "jitter": self.jitter,
+            "max_runs": self.max_runs,
+            "remaining_runs": self.remaining_runs,
+            "pause_note": self.pause_note,
+            "paused_by": self.paused_by,
+            "paused_at": self.paused_at,
+            "exclude": list(self.exclude),
+            "on_excluded": self.on_excluded,
             "running": self.running,
         }
 
@@ -230,6 +371,8 @@ class Fire:
 
     job: Job
     scheduled_at: datetime
+    #: When the fire goes out, if later than ``scheduled_at`` (the job's ``jitter``).
+    due_at: datetime | None = field(default=None, compare=False)
     task_id: str = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -238,6 +381,11 @@ class Fire:
     @property
     def job_id(self) -> str:
         return self.job.id
+
+    @property
+    def due(self) -> datetime:
+        """When the fire goes out: its nominal time, delayed by the job's jitter."""
+        return self.scheduled_at if self.due_at is None else self.due_at
 
 
 def fire_task_id(job_id: str, scheduled_at: datetime) -> str:
@@ -343,6 +491,16 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "max_instances": job.max_instances,
         "misfire_grace_time": job.misfire_grace_time,
         "coalesce": job.coalesce,
+        "catchup": job.catchup_policy.value,
+        "catchup_window": job.catchup_window,
+        "catchup_limit": job.catchup_limit,
+        "jitter": job.jitter,
+        "max_runs": job.max_runs,
+        "pause_note": job.pause_note,
+        "paused_by": job.paused_by,
+        "paused_at": _dt_out(job.paused_at),
+        "exclude": list(job.exclude),
+        "on_excluded": job.on_excluded,
         "status": job.status.value,
         "next_run_time": _dt_out(job.next_run_time),
         "last_run_time": _dt_out(job.last_run_time),
@@ -357,7 +515,8 @@ def job_to_dict(job: Job) -> dict[str, Any]:
 
 
 def job_from_dict(data: Mapping[str, Any]) -> Job:
-    """Rebuild a job written by :func:`job_to_dict`.
+    """Rebuild a job written by :func:`job_to_dict` (any format version up to
+    :data:`JOB_STATE_VERSION`: a field an older version did not write takes its default).
 
     :raises SerializationError: for a newer format version or a corrupt record.
     """
@@ -381,6 +540,16 @@ def job_from_dict(data: Mapping[str, Any]) -> Job:
             max_instances=data.get("max_instances", 1),
             misfire_grace_time=data.get("misfire_grace_time"),
             coalesce=data.get("coalesce", True),
+            catchup=data.get("catchup"),
+            catchup_window=data.get("catchup_window"),
+            catchup_limit=data.get("catchup_limit"),
+            jitter=data.get("jitter"),
+            max_runs=data.get("max_runs"),
+            pause_note=data.get("pause_note"),
+            paused_by=data.get("paused_by"),
+            paused_at=_dt_in(data.get("paused_at")),
+            exclude=tuple(data.get("exclude") or ()),
+            on_excluded=data.get("on_excluded") or "skip",
             status=JobStatus(data.get("status", "active")),
             next_run_time=_dt_in(data.get("next_run_time")),
             last_run_time=_dt_in(data.get("last_run_time")),

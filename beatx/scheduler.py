@@ -132,11 +132,17 @@ class Scheduler(JobManager):
         self._store_thread: ThreadPoolExecutor | None = None
         self._local: AsyncioDispatcher | None = None
         self._beat: Beat | None = None
-        for spec in self.config.jobs:
+        for calendar in self.config.calendars:
             try:
-                self.ensure_job(spec.func, spec.trigger, id=spec.id, **spec.options, **spec.trigger_args)
+                self.add_calendar(calendar, replace_existing=True)
             except BeatxError as exc:
-                raise ConfigurationError(f"job {spec.id!r}: {exc}") from exc
+                raise ConfigurationError(f"calendar {calendar.name!r}: {exc}") from exc
+        with self.changes_through("yaml"):
+            for spec in self.config.jobs:
+                try:
+                    self.ensure_job(spec.func, spec.trigger, id=spec.id, **spec.options, **spec.trigger_args)
+                except BeatxError as exc:
+                    raise ConfigurationError(f"job {spec.id!r}: {exc}") from exc
 
     @classmethod
     def from_yaml(

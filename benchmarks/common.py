@@ -30,8 +30,12 @@ ENV_STORE_DB = "BEATX_BENCH_STORE_DB"
 ENV_BROKER_DB = "BEATX_BENCH_BROKER_DB"
 ENV_TMP = "BEATX_BENCH_TMP"
 RESULT_MARK = "BENCH-RESULT "
+#: A broker URL that replaces the Redis broker database (the ``amqp`` scenario sets an
+#: ``amqp://`` one for its children), and the queue name that goes with it.
+ENV_BROKER_URL = "BEATX_BENCH_BROKER_URL"
+ENV_QUEUE = "BEATX_BENCH_QUEUE"
 #: The Celery queue every benchmark publishes to (the default queue name, on the broker db).
-QUEUE = "celery"
+QUEUE = os.environ.get(ENV_QUEUE) or "celery"
 #: The task name every scheduler sends (registered by :mod:`benchmarks.tasks`).
 TASK = "benchmarks.tasks.noop"
 #: beatx's beat runs with the lookahead ``celery beat -S beatx`` uses by default
@@ -56,7 +60,24 @@ def store_url() -> str:
 
 
 def broker_url() -> str:
-    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{broker_db()}"
+    return os.environ.get(ENV_BROKER_URL) or f"redis://{REDIS_HOST}:{REDIS_PORT}/{broker_db()}"
+
+
+def amqp_broker() -> bool:
+    """Whether the children publish to RabbitMQ (the ``amqp`` scenario) instead of Redis."""
+    return broker_url().startswith("amqp")
+
+
+def amqp_queue_length(url: str, queue: str) -> int:
+    """Messages in the RabbitMQ queue ``queue`` (0 when it does not exist)."""
+    from amqp.exceptions import NotFound
+    from kombu import Connection
+
+    with Connection(url) as connection:
+        try:
+            return int(connection.channel().queue_declare(queue, passive=True).message_count)
+        except NotFound:
+            return 0
 
 
 def tmp_dir() -> Path:
@@ -252,6 +273,9 @@ def wait_until(condition: Callable[[], bool], timeout: float, step: float = 0.00
 
 
 def queue_length(client: Any = None) -> int:
+    """Messages in :data:`QUEUE` on the broker (``client``: a Redis client on the broker db)."""
+    if amqp_broker():
+        return amqp_queue_length(broker_url(), QUEUE)
     own = client is None
     client = client or redis_client(broker_db())
     try:

@@ -4,7 +4,11 @@
   (``set_current`` + ``get_next`` on one iterator, seconds first via ``second_at_beginning``
   where the croniter version has it; an expression croniter refuses is reported as an error);
 - RRULE: beatx ``RRuleTrigger`` beside plain dateutil (``rrule.after(local_after)`` on one
-  parsed rule with an aware DTSTART, the way dateutil is normally used).
+  parsed rule with an aware DTSTART, the way dateutil is normally used);
+- exclusion calendars: cron triggers wrapped in an ``ExcludingTrigger`` with two calendars
+  (French public holidays, weekends, a year-end range, a late-evening window), with ``skip`` and with
+  ``next_business_day`` (no peer library has exclusion calendars: the dateutil row of the same
+  run is the reference).
 
 The same 18 starting instants as the cron scenario (both Paris transitions in). Median per
 expression, then the median and worst over the expressions. ``python -m benchmarks.recurrence``
@@ -35,6 +39,30 @@ EXTENDED = [
     ("0 30 2 * * *", True),
     ("15 0 9 L * *", True),
 ]
+#: Cron triggers of the calendars rows, and their calendars (Europe/Paris).
+CALENDAR_CRONS = ["0 9 * * *", "*/15 * * * *", "0 9 1 * *", "30 2 * * *", "0 9 * * MON", "0 */2 * * *"]
+
+
+def _calendars() -> list[Any]:
+    from beatx.calendars import ExclusionCalendar
+
+    try:
+        import holidays  # noqa: F401
+
+        public = ["FR"]
+    except ImportError:  # the 'calendars' extra is missing: the same calendars without holidays
+        public = []
+    return [
+        ExclusionCalendar(
+            name="fr-business",
+            weekdays=["sat", "sun"],
+            holidays=public,
+            date_ranges=[("2026-12-24", "2026-12-31")],
+        ),
+        ExclusionCalendar(name="late", windows=["* 22-23 * * *"]),
+    ]
+
+
 RRULES = [
     ("FREQ=MONTHLY;BYDAY=FR;BYSETPOS=-1", "2020-01-03T09:00"),
     ("FREQ=DAILY", "2020-01-01T02:30"),
@@ -100,6 +128,15 @@ def measure(rounds: int = 30) -> dict[str, Any]:
         theirs.append(_time([lambda a=a, p=parsed: p.after(a) for a in starts], max(rounds // 10, 1)))
     out["rrule/beatx"] = _summary(ours, 0)
     out["rrule/dateutil"] = _summary(theirs, 0)
+    from beatx.exclusion import ExcludingTrigger
+
+    calendars = _calendars()
+    for policy in ("skip", "next_business_day"):
+        per_expr = []
+        for expr in CALENDAR_CRONS:
+            wrapped = ExcludingTrigger(CronTrigger(expr, ZONE), calendars, policy)  # type: ignore[arg-type]
+            per_expr.append(_time([lambda a=a, t=wrapped: t.next_fire_time(a) for a in starts], rounds))
+        out[f"calendars {policy}/beatx"] = _summary(per_expr, 0)
     return out
 
 

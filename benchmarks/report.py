@@ -238,7 +238,9 @@ def cron_table(res: dict[str, Any]) -> str:
 def recurrence_table(res: dict[str, Any]) -> str:
     header = ["next-fire in Europe/Paris (per call)", "median", "worst expr", "expressions", "refused"]
     rows: list[Row] = []
-    for key in ("extended cron/beatx", "extended cron/croniter", "rrule/beatx", "rrule/dateutil"):
+    keys = ("extended cron/beatx", "extended cron/croniter", "rrule/beatx", "rrule/dateutil")
+    calendars = ("calendars skip/beatx", "calendars next_business_day/beatx")
+    for key in keys + tuple(k for k in calendars if k in res):
         v = res.get(key) or {}
         rows.append(
             [
@@ -527,7 +529,12 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
                 (f"cron next-fire median <= {limit:.0f} µs in {label}", f"{median:.1f} µs", median <= limit)
             )
     recurrence = results.get("recurrence") or {}
-    for key, limit, label in (("extended cron/beatx", 10.0, "extended cron"), ("rrule/beatx", 50.0, "RRULE")):
+    for key, limit, label in (
+        ("extended cron/beatx", 10.0, "extended cron"),
+        ("rrule/beatx", 50.0, "RRULE"),
+        ("calendars skip/beatx", 50.0, "calendars (skip)"),
+        ("calendars next_business_day/beatx", 50.0, "calendars (next_business_day)"),
+    ):
         median = _get(recurrence, key, "median_us")
         if median is not None:
             out.append(
@@ -538,6 +545,88 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
                 )
             )
     return out
+
+
+def _rates(runs: Any, key: str, complete: bool = False) -> list[float]:
+    """The ``key`` figure of each run that has it (and, with ``complete``, sent everything)."""
+    values = []
+    for run in runs if isinstance(runs, list) else []:
+        if isinstance(run, dict) and "error" not in run and (not complete or run.get("complete")):
+            value = _num(run.get(key))
+            if value is not None:
+                values.append(value)
+    return values
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _spread(values: list[float]) -> str:
+    return f"{fmt_rate(min(values))} – {fmt_rate(max(values))}" if values else "–"
+
+
+def amqp_table(res: dict[str, Any]) -> str:
+    if "error" in res:
+        return f"not measured: {res['error']}"
+    raw = _rates(res.get("raw"), "msg_per_s")
+    beatx = _rates(res.get("beatx"), "fires_per_s", complete=True)
+    runs = [r for r in res.get("beatx") or [] if isinstance(r, dict)]
+    confirmed = ", ".join(f"{r.get('sent')}/{r.get('n_due')}" for r in runs)
+    rows = [
+        [
+            "raw py-amqp `basic_publish` loop, no confirms (ceiling)",
+            fmt_rate(_median(raw)),
+            _spread(raw),
+            f"{len(raw)} runs",
+        ],
+        [
+            "beatx, AMQP path, every fire confirmed",
+            fmt_rate(_median(beatx)),
+            _spread(beatx),
+            f"{len(beatx)}/{len(runs)} runs complete; confirmed {confirmed}",
+        ],
+    ]
+    for name in ("beatx, send_task path", "celery beat", "RedBeat"):
+        v = res.get(name)
+        if not isinstance(v, dict):
+            continue
+        if "error" in v:
+            rows.append([name, "error: " + str(v["error"])[:60], "–", ""])
+            continue
+        sent, due = int(v.get("fired") or 0), int(v.get("n_due") or 0)
+        note = (
+            "complete"
+            if v.get("complete")
+            else f"{sent:,} of {due:,} sent in the {fmt_s(v.get('seconds'))} cap"
+        )
+        rows.append([name, fmt_rate(v.get("fires_per_s")), "1 run", note])
+    n = res.get("n_due")
+    return table(
+        [f"RabbitMQ, {n:,} due at once" if isinstance(n, int) else "RabbitMQ", "median", "spread", ""], rows
+    )
+
+
+def amqp_targets(res: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    raw = _median(_rates(res.get("raw"), "msg_per_s"))
+    beatx = _median(_rates(res.get("beatx"), "fires_per_s", complete=True))
+    if raw is None or beatx is None:
+        return []
+    runs = [r for r in res.get("beatx") or [] if isinstance(r, dict) and "error" not in r]
+    all_confirmed = bool(runs) and all(r.get("sent") == r.get("n_due") == r.get("queued") for r in runs)
+    confirmed = "yes" if all_confirmed else "NO"
+    measured = f"{fmt_rate(beatx)} = {beatx / raw:.0%} of {fmt_rate(raw)} (medians); every fire confirmed: {confirmed}"
+    return [
+        (
+            "RabbitMQ burst, every fire confirmed, >= 60% of the raw no-confirm py-amqp ceiling",
+            measured,
+            beatx >= 0.6 * raw and all_confirmed,
+        )
+    ]
 
 
 def render(results: dict[str, Any]) -> str:
@@ -551,13 +640,14 @@ def render(results: dict[str, Any]) -> str:
         ("recurrence", "Extended cron and RRULE next-fire time", recurrence_table),
         ("publish", "Publishing", publish_table),
         ("pg", "PostgreSQL: beatx's Django store and django-celery-beat, same database", pg_table),
+        ("amqp", "RabbitMQ: a burst with publisher confirms beside the raw ceiling", amqp_table),
     ]
     for key, title, build in sections:
         if key in results:
             parts.append(f"### {title}\n\n{build(results[key])}")
     rows = [
         [t, m, "MET" if ok else ("MISSED" if ok is False else "not measured at this size")]
-        for t, m, ok in targets(results)
+        for t, m, ok in [*targets(results), *amqp_targets(results.get("amqp") or {})]
     ]
     if rows:
         parts.append("### Targets (beatx)\n\n" + table(["target", "measured", "status"], rows))

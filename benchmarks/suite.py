@@ -46,6 +46,12 @@ class Plan:
     pg_burst_due: int
     pg_burst_cap: float
     timeouts: dict[str, float] = field(default_factory=dict)
+    #: RabbitMQ (the ``amqp`` scenario): burst size, repeats of raw + beatx, their time cap,
+    #: and the cap of the peers' and the send_task path's run at the same size.
+    amqp_due: int = 10_000
+    amqp_repeats: int = 3
+    amqp_cap: float = 60.0
+    amqp_peer_cap: float = 20.0
 
 
 QUICK = Plan(
@@ -87,6 +93,8 @@ FULL = Plan(
     pg_beatx_sizes=(10_000, 100_000, 1_000_000),
     pg_burst_due=10_000,
     pg_burst_cap=60.0,
+    amqp_repeats=5,
+    amqp_peer_cap=40.0,
 )
 
 Log = Callable[[str], None]
@@ -271,6 +279,22 @@ def _pg_size(log: Log, plan: Plan, scheduler: str, db: str, n: int) -> dict[str,
     return {**measured, "load": loaded, "burst": burst}
 
 
+def amqp(plan: Plan, log: Log) -> dict[str, Any]:
+    """A burst on RabbitMQ, every fire confirmed, beside the raw no-confirm py-amqp ceiling,
+    celery beat and RedBeat (see :mod:`benchmarks.amqp`)."""
+    from benchmarks.amqp import scenario
+
+    return scenario(
+        child,
+        log,
+        n_due=plan.amqp_due,
+        repeats=plan.amqp_repeats,
+        time_cap=plan.amqp_cap,
+        peer_cap=plan.amqp_peer_cap,
+        peers={name: ADAPTER[name] for name in ("celery beat", "RedBeat")},
+    )
+
+
 SCENARIOS: dict[str, Callable[[Plan, Log], dict[str, Any]]] = {
     "cron": cron,
     "recurrence": recurrence,
@@ -280,6 +304,7 @@ SCENARIOS: dict[str, Callable[[Plan, Log], dict[str, Any]]] = {
     "burst": burst,
     "lateness": lateness,
     "pg": pg,
+    "amqp": amqp,
 }
 
 

@@ -11,10 +11,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _g
 from django.utils.translation import gettext_lazy as _
 
-from beatx.errors import InvalidTriggerError, SerializationError
+from beatx.calendar_book import named_calendars
+from beatx.errors import BeatxError, InvalidTriggerError, SerializationError
+from beatx.exclusion import ExcludingTrigger, preview_fires
 from beatx.jobs import JobStatus
-from beatx.triggers.base import get_timezone
+from beatx.triggers.base import Trigger, get_timezone
 from django_beatx import conf
+from django_beatx.calendar_store import DjangoCalendarStorage
 from django_beatx.models import SOLAR_EVENT_CHOICES, Job, JobRun
 from django_beatx.store import job_from_row
 
@@ -31,6 +34,13 @@ OUTCOME_COLOURS = {
     JobRun.Outcome.FAILED.value: "#c62828",
     JobRun.Outcome.RUNNING.value: "#1565c0",
     JobRun.Outcome.DISPATCHED.value: "#607d8b",
+    JobRun.Outcome.RETRIED.value: "#ef6c00",
+    JobRun.Outcome.REVOKED.value: "#6d4c41",
+    JobRun.Outcome.REJECTED.value: "#c62828",
+    JobRun.Outcome.UNKNOWN_TASK.value: "#c62828",
+    JobRun.Outcome.MISSED.value: "#8a6d00",
+    JobRun.Outcome.SKIPPED.value: "#8a6d00",
+    JobRun.Outcome.CAUGHT_UP.value: "#607d8b",
 }
 
 #: The Quartz day tokens of an extended cron expression: (field, token, meaning, example).
@@ -127,6 +137,12 @@ def fire_time_preview(
         trigger = unresolved.resolve(now=now, timezone=zone)
     except ValueError as exc:
         return {"error": str(exc), "timezone": zone_name}
+    excluded: list[dict[str, str]] = []
+    if row.exclude:
+        try:
+            trigger, excluded = _with_calendars(trigger, row, now, count, zone)
+        except BeatxError as exc:
+            return {"error": str(exc), "timezone": zone_name}
     times: list[datetime] = []
     effect = ""
     if saved is not None:
@@ -144,9 +160,30 @@ def fire_time_preview(
         "timezone": zone_name,
         "description": trigger.describe(),
         "times": [_format_time(t, zone) for t in times],
+        "excluded": excluded,
         "empty": _("This trigger does not fire again."),
         "effect": effect,
     }
+
+
+def _with_calendars(
+    trigger: Trigger, row: Job, now: datetime, count: int, zone: tzinfo
+) -> tuple[Trigger, list[dict[str, str]]]:
+    """The trigger with the row's calendars applied, and the fires they exclude among its
+    next ones (the time, the reason, and where ``next_business_day`` moves it)."""
+    storage = DjangoCalendarStorage(using=conf.setting("DATABASE"))
+    calendars = named_calendars(tuple(row.exclude), storage, job_id=row.id or None)
+    wrapped = ExcludingTrigger(trigger, calendars, row.on_excluded)  # type: ignore[arg-type]
+    excluded = [
+        {
+            "time": _format_time(entry.at, zone),
+            "reason": entry.reason or "",
+            "moved_to": _format_time(entry.moved_to, zone) if entry.moved_to else "",
+        }
+        for entry in preview_fires(wrapped, now, count)
+        if entry.reason
+    ]
+    return wrapped, excluded
 
 
 def _edit_effect(

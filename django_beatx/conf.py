@@ -83,8 +83,26 @@ def setting(key: str) -> Any:
 
 
 def timezone_name() -> str:
-    """The default timezone: ``BEATX["TIMEZONE"]``, else ``CELERY_TIMEZONE``, else ``TIME_ZONE``."""
-    name = setting("TIMEZONE") or getattr(settings, "CELERY_TIMEZONE", None) or settings.TIME_ZONE
+    """The default timezone: ``BEATX["TIMEZONE"]``, else the Celery app's ``beatx_timezone``
+    (``CELERY_BEATX_TIMEZONE``, what the beat uses), else ``CELERY_TIMEZONE``, else ``TIME_ZONE``.
+
+    :raises ImproperlyConfigured: for an unknown ``BEATX["TIMEZONE"]``.
+    """
+    from beatx.errors import ConfigurationError
+    from beatx.settings_schema import check_timezone
+
+    configured = setting("TIMEZONE")
+    if configured:
+        try:
+            check_timezone('BEATX["TIMEZONE"]', configured)
+        except ConfigurationError as exc:
+            raise ImproperlyConfigured(str(exc)) from exc
+        return str(configured)
+    name = (
+        getattr(settings, "CELERY_BEATX_TIMEZONE", None)
+        or getattr(settings, "CELERY_TIMEZONE", None)
+        or settings.TIME_ZONE
+    )
     return str(name or "UTC")
 
 
@@ -181,15 +199,14 @@ def job_defaults() -> JobDefaults:
     """
     from beatx.errors import ConfigurationError
     from beatx.jobs import JobDefaults
+    from beatx.settings_schema import check_job_defaults
 
     configured = setting("JOB_DEFAULTS")
     if configured is not None:
-        if isinstance(configured, JobDefaults):
-            return configured
         try:
-            return JobDefaults.from_mapping(configured)
+            return check_job_defaults('BEATX["JOB_DEFAULTS"]', configured)
         except ConfigurationError as exc:
-            raise ImproperlyConfigured(f'BEATX["JOB_DEFAULTS"]: {exc}') from exc
+            raise ImproperlyConfigured(str(exc)) from exc
     try:
         from beatx.celery import BeatxSettings
 

@@ -21,10 +21,11 @@ from django.utils.translation import gettext_lazy as _
 
 from beatx.errors import ConfigurationError, InvalidTriggerError
 from beatx.jobs import resolve_func
+from beatx.task_names import DOTTED_TASK_NAME
 from beatx.triggers.base import get_timezone
 from beatx.triggers.date import parse_iso
 from django_beatx import conf
-from django_beatx.models import Job, TriggerKind
+from django_beatx.models import ExclusionCalendar, Job, TriggerKind
 
 __all__ = [
     "MAX_SECONDS",
@@ -43,7 +44,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: ``billing.tasks.invoice``: a Celery task name.
-TASK_NAME = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)+$")
+TASK_NAME = DOTTED_TASK_NAME  # the API's and the CLI's rule too
 #: ``billing.tasks:invoice``: a function reference (module:function).
 FUNCTION_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
@@ -332,6 +333,16 @@ class JobForm(forms.ModelForm):  # type: ignore[type-arg]
             "2026-12-25T09:00:00."
         ),
     )
+    exclude = forms.MultipleChoiceField(
+        label=_("Exclusion calendars"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_(
+            "The job does not fire at the times these calendars exclude (read in the job's timezone); "
+            "see Exclusion calendars."
+        ),
+    )
+
     rrule_rdates = DateTimeLinesField(
         label=_("Also on (RDATE)"),
         help_text=_(
@@ -375,6 +386,13 @@ class JobForm(forms.ModelForm):  # type: ignore[type-arg]
             "misfire_grace_time",
             "coalesce",
             "max_instances",
+            "catchup",
+            "catchup_window",
+            "catchup_limit",
+            "jitter",
+            "max_runs",
+            "exclude",
+            "on_excluded",
         )
         field_classes = {  # noqa: RUF012
             "args": LimitedJSONField,
@@ -411,6 +429,12 @@ class JobForm(forms.ModelForm):  # type: ignore[type-arg]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         given_initial = dict(kwargs.get("initial") or {})
         super().__init__(*args, **kwargs)
+        if "exclude" in self.fields:
+            names = ExclusionCalendar.objects.using(conf.setting("DATABASE")).values_list("name", flat=True)
+            self.fields["exclude"].choices = [(name, name) for name in names]  # type: ignore[attr-defined]
+        if "on_excluded" in self.fields:
+            # Left out of a form (or an API client's POST): skip, the default.
+            self.fields["on_excluded"].required = False
         instance = self.instance
         adding = instance is None or instance._state.adding
         default_zone = conf.timezone_name()
@@ -607,6 +631,30 @@ class JobForm(forms.ModelForm):  # type: ignore[type-arg]
     def clean_misfire_grace_time(self) -> float | None:
         return self._at_most_max_seconds("misfire_grace_time")
 
+    def clean_on_excluded(self) -> str:
+        return str(self.cleaned_data.get("on_excluded") or "skip")
+
+    def clean_catchup_window(self) -> float | None:
+        return self._at_most_max_seconds("catchup_window")
+
+    def clean_jitter(self) -> float | None:
+        return self._at_most_max_seconds("jitter")
+
+    def _check_catchup(self, data: dict[str, Any]) -> None:
+        """A catch-up policy and a coalesce box that say different things are refused."""
+        catchup = data.get("catchup")
+        if not catchup or "coalesce" not in data:
+            return
+        if bool(data["coalesce"]) != (catchup != "all"):
+            self.add_error(
+                "catchup",
+                _(
+                    "Catch-up %(catchup)s and coalesce %(coalesce)s disagree: coalesce off means catch-up "
+                    "all, on any other catch-up. Change one, or leave catch-up empty to follow coalesce."
+                )
+                % {"catchup": catchup, "coalesce": _("on") if data["coalesce"] else _("off")},
+            )
+
     def clean_expires(self) -> float | None:
         return self._at_most_max_seconds("expires")
 
@@ -668,6 +716,7 @@ class JobForm(forms.ModelForm):  # type: ignore[type-arg]
             self._drop_errors(name)
         if kind == TriggerKind.DATE:
             self._check_past_run_at(data)
+        self._check_catchup(data)
         return data
 
     def _drop_errors(self, name: str) -> None:

@@ -24,7 +24,17 @@ from beatx.triggers.base import get_timezone
 from beatx.triggers.solar import SOLAR_EVENTS
 from django_beatx.querysets import SCHEDULABLE, JobQuerySet, JobRunQuerySet
 
-__all__ = ["SOLAR_EVENT_CHOICES", "BeatState", "ChangeCounter", "Job", "JobRun", "Lease", "TriggerKind"]
+__all__ = [
+    "SOLAR_EVENT_CHOICES",
+    "BeatState",
+    "ChangeCounter",
+    "ExclusionCalendar",
+    "Job",
+    "JobChange",
+    "JobRun",
+    "Lease",
+    "TriggerKind",
+]
 
 SINGLETON_ID = 1
 
@@ -288,11 +298,79 @@ class Job(models.Model):
         default=True,
         help_text=_("Run several missed fires once, e.g. after the beat was down for an hour."),
     )
+    catchup: models.CharField[str, str] = models.CharField(
+        _("catch-up"),
+        max_length=8,
+        blank=True,
+        default="",
+        choices=[
+            ("latest", _("latest: one run, at the latest missed fire")),
+            ("earliest", _("earliest: one run, at the earliest missed fire")),
+            ("all", _("all: every missed fire runs")),
+            ("none", _("none: no missed fire runs")),
+        ],
+        help_text=_(
+            "What an outage's missed fires do, e.g. latest. Empty: as coalesce says (latest or all)."
+        ),
+    )
+    catchup_window: models.FloatField[float | None, float | None] = models.FloatField(
+        _("catch-up window (seconds)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text=_("Only fires missed within this many seconds are caught up, e.g. 86400. Empty: no limit."),
+    )
+    catchup_limit: models.PositiveIntegerField[int | None, int | None] = models.PositiveIntegerField(
+        _("catch-up limit"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_(
+            "With catch-up all: at most this many missed fires run (the newest), e.g. 10. Empty: no limit."
+        ),
+    )
+    jitter: models.FloatField[float | None, float | None] = models.FloatField(
+        _("jitter (seconds)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text=_(
+            "Each fire goes out up to this many seconds late, by a delay fixed per job and fire "
+            "(never past the next fire), e.g. 300 to spread jobs over five minutes. Empty: on time."
+        ),
+    )
+    max_runs: models.PositiveIntegerField[int | None, int | None] = models.PositiveIntegerField(
+        _("max runs"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_(
+            "The most fires in the job's life, e.g. 10; after the last it is completed. Empty: no limit."
+        ),
+    )
     max_instances: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(
         _("max instances"),
         default=1,
         validators=[MinValueValidator(1)],
         help_text=_("Runs allowed in flight at once, e.g. 1; a fire beyond it is skipped and counted."),
+    )
+    exclude: models.JSONField[Any, Any] = models.JSONField(
+        _("exclusion calendars"),
+        default=list,
+        blank=True,
+        help_text=_(
+            'Names of exclusion calendars: the job does not fire at the times they exclude, e.g. ["fr-holidays"].'
+        ),
+    )
+    on_excluded: models.CharField[str, str] = models.CharField(
+        _("on an excluded time"),
+        max_length=32,
+        default="skip",
+        choices=[
+            ("skip", _("Skip the fire")),
+            ("next_business_day", _("Run it at the same time on the next day no calendar excludes")),
+        ],
+        help_text=_("What happens to a fire an exclusion calendar excludes, e.g. skip."),
     )
 
     # -- state ---------------------------------------------------------------------------------
@@ -309,6 +387,19 @@ class Job(models.Model):
         blank=True,
         default="",
         help_text=_("Why the job was paused, e.g. Partner API down until Monday. Cleared on resume."),
+    )
+    paused_by: models.CharField[str, str] = models.CharField(
+        _("paused by"),
+        max_length=150,
+        blank=True,
+        default="",
+        help_text=_("Who paused the job, e.g. alice. Cleared on resume."),
+    )
+    paused_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        _("paused at"),
+        null=True,
+        blank=True,
+        help_text=_("When the job was paused (UTC). Cleared on resume."),
     )
     next_run_time: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
         _("next run"),
@@ -724,13 +815,22 @@ class Job(models.Model):
 
 
 class JobRun(models.Model):
-    """One fire of a job: sent by the beat, then started and finished by a worker."""
+    """One fire of a job: sent by the beat, then started and finished by a worker (the run
+    ledger, read through :meth:`django_beatx.store.DjangoStore.job_runs`). ``dispatched`` is the
+    ledger's ``sent``."""
 
     class Outcome(models.TextChoices):
-        DISPATCHED = "dispatched", _("Dispatched")
+        DISPATCHED = "dispatched", _("Sent")
         RUNNING = "running", _("Running")
         SUCCEEDED = "succeeded", _("Succeeded")
         FAILED = "failed", _("Failed")
+        RETRIED = "retried", _("Retried")
+        REVOKED = "revoked", _("Revoked")
+        REJECTED = "rejected", _("Rejected")
+        UNKNOWN_TASK = "unknown_task", _("Unknown task")
+        MISSED = "missed", _("Missed")
+        SKIPPED = "skipped", _("Skipped")
+        CAUGHT_UP = "caught_up", _("Caught up")
 
     job: models.ForeignKey[Job, Job] = models.ForeignKey(
         Job,
@@ -738,6 +838,9 @@ class JobRun(models.Model):
         related_name="runs",
         verbose_name=_("job"),
         help_text=_("The job this run belongs to, e.g. nightly-invoices."),
+        # ``beatx_run_job_idx`` (job, -scheduled_at) serves every lookup by job: an index of
+        # its own (and its LIKE twin on PostgreSQL) would only cost each run record's insert.
+        db_index=False,
     )
     scheduled_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
         _("scheduled at"),
@@ -753,7 +856,8 @@ class JobRun(models.Model):
     task_id: models.CharField[str, str] = models.CharField(
         _("task id"),
         max_length=64,
-        unique=True,
+        # Unique by the constraint ``beatx_run_task_id_key`` (Meta): ``unique=True`` would add
+        # a LIKE index on PostgreSQL that no query uses and every insert pays for.
         help_text=_("The Celery task id, derived from (job id, scheduled time), e.g. 1b4e28ba-2fa1-..."),
     )
     outcome: models.CharField[str, str] = models.CharField(
@@ -783,6 +887,24 @@ class JobRun(models.Model):
     error: models.TextField[str, str] = models.TextField(
         _("error"), blank=True, default="", help_text=_("E.g. TimeoutError: upstream did not answer.")
     )
+    worker: models.CharField[str, str] = models.CharField(
+        _("worker"),
+        max_length=255,
+        blank=True,
+        default="",
+        help_text=_("The worker that ran it, e.g. celery@host1."),
+    )
+    reason: models.TextField[str, str] = models.TextField(
+        _("reason"),
+        blank=True,
+        default="",
+        help_text=_(
+            "Why fires were missed or skipped, e.g. 2 fire(s) skipped: max_instances runs were in flight."
+        ),
+    )
+    retries: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(
+        _("retries"), default=0, help_text=_("How many times the task was retried, e.g. 1.")
+    )
 
     job_id: str
     objects = JobRunQuerySet.as_manager()
@@ -795,6 +917,7 @@ class JobRun(models.Model):
             models.Index(fields=["job", "-scheduled_at"], name="beatx_run_job_idx"),
             models.Index(fields=["outcome", "expires_at"], name="beatx_run_inflight_idx"),
         )
+        constraints = (models.UniqueConstraint(fields=["task_id"], name="beatx_run_task_id_key"),)
 
     def __str__(self) -> str:
         return f"{self.job_id} @ {self.scheduled_at or self.started_at}"
@@ -886,6 +1009,40 @@ class ChangeCounter(models.Model):
         return str(self.version)
 
 
+class JobChange(models.Model):
+    """One entry of a job's audit log (:class:`beatx.audit.JobChange`): who changed it, through
+    what, when, and the diff. Not a foreign key: the log of a removed job stays."""
+
+    job_id: models.CharField[str, str] = models.CharField(
+        _("job id"), max_length=200, help_text=_("The job changed, e.g. nightly-invoices.")
+    )
+    at: models.DateTimeField[datetime, datetime] = models.DateTimeField(_("at"), help_text=_("When."))
+    action: models.CharField[str, str] = models.CharField(
+        _("action"), max_length=16, help_text=_("added, replaced, changed, paused, resumed or removed.")
+    )
+    source: models.CharField[str, str] = models.CharField(
+        _("through"), max_length=32, help_text=_("api, cli, admin, yaml, beat_schedule...")
+    )
+    actor: models.CharField[str, str] = models.CharField(
+        _("by"), max_length=150, blank=True, default="", help_text=_("Who, e.g. alice.")
+    )
+    changes: models.JSONField[Any, Any] = models.JSONField(
+        _("changes"),
+        default=dict,
+        blank=True,
+        help_text=_('{field: [before, after]}, e.g. {"status": ["active", "paused"]}.'),
+    )
+
+    class Meta:
+        verbose_name = _("job change")
+        verbose_name_plural = _("job changes")
+        ordering = ("-at", "-id")
+        indexes = (models.Index(fields=["job_id", "-at"], name="beatx_change_job_idx"),)
+
+    def __str__(self) -> str:
+        return f"{self.job_id} {self.action} @ {self.at}"
+
+
 class MetaValue(models.Model):
     """A small named value beatx keeps for itself, such as the ids of the jobs imported from
     ``beat_schedule`` (so a restart can remove those whose entry is gone without reading
@@ -902,3 +1059,78 @@ class MetaValue(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class ExclusionCalendar(models.Model):
+    """A named exclusion calendar jobs name in their ``exclude`` list (see
+    :class:`beatx.calendars.ExclusionCalendar`): the dates, ranges, weekdays, time windows and
+    public holidays at which they do not fire."""
+
+    name: models.CharField[str, str] = models.CharField(
+        _("name"), max_length=200, primary_key=True, help_text=_("E.g. fr-holidays.")
+    )
+    description: models.TextField[str, str] = models.TextField(
+        _("description"),
+        blank=True,
+        default="",
+        help_text=_("E.g. French public holidays and Christmas week."),
+    )
+    timezone: models.CharField[str, str] = models.CharField(
+        _("timezone"),
+        max_length=64,
+        blank=True,
+        default="",
+        help_text=_("IANA name the calendar is read in, e.g. Europe/Paris. Empty: each job's own timezone."),
+    )
+    dates: models.JSONField[Any, Any] = models.JSONField(
+        _("dates"),
+        default=list,
+        blank=True,
+        help_text=_('Whole days excluded, a JSON list of ISO dates, e.g. ["2026-12-24", "2026-12-31"].'),
+    )
+    date_ranges: models.JSONField[Any, Any] = models.JSONField(
+        _("date ranges"),
+        default=list,
+        blank=True,
+        help_text=_(
+            'Ranges of whole days excluded (both ends included), e.g. [["2026-08-01", "2026-08-15"]].'
+        ),
+    )
+    weekdays: models.JSONField[Any, Any] = models.JSONField(
+        _("weekdays"),
+        default=list,
+        blank=True,
+        help_text=_('Days of the week excluded, e.g. ["sat", "sun"].'),
+    )
+    windows: models.JSONField[Any, Any] = models.JSONField(
+        _("time windows"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Cron expressions whose matching minutes are excluded, e.g. "
+            '["* 0-5 * * *"] (every night from 00:00 to 05:59).'
+        ),
+    )
+    holidays: models.JSONField[Any, Any] = models.JSONField(
+        _("public holidays"),
+        default=list,
+        blank=True,
+        help_text=_(
+            'Countries or subdivisions whose public holidays are excluded, e.g. ["FR", "US-CA"] '
+            "(needs the holidays package: pip install beatx[calendars])."
+        ),
+    )
+    revision: models.PositiveBigIntegerField[int, int] = models.PositiveBigIntegerField(
+        _("revision"), default=0, help_text=_("Bumped on every change, e.g. 3.")
+    )
+    updated_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(
+        _("updated"), auto_now=True, help_text=_("When the calendar last changed.")
+    )
+
+    class Meta:
+        verbose_name = _("exclusion calendar")
+        verbose_name_plural = _("exclusion calendars")
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 else:
     _Base = models.QuerySet
 
+#: The outcomes of a run in flight (started, or retried and not started again yet).
+IN_FLIGHT = ("running", "retried")
 #: Statuses whose jobs fire when due (see ``JobStatus.schedulable``).
 SCHEDULABLE = (JobStatus.ACTIVE.value, JobStatus.FAILED.value)
 
@@ -42,8 +44,9 @@ class JobQuerySet(_Base):
 
 class JobRunQuerySet(_Base):
     def in_flight(self, now: datetime) -> JobRunQuerySet:
-        """Runs a worker started and has not finished, whose in-flight record has not expired."""
-        return self.filter(outcome="running", expires_at__gt=now)
+        """Runs a worker started and has not finished (running, or retried and not started
+        again yet), whose in-flight record has not expired."""
+        return self.filter(outcome__in=IN_FLIGHT, expires_at__gt=now)
 
     def ended_before(self, cutoff: datetime, now: datetime) -> JobRunQuerySet:
         """Runs whose last known moment (finished, else started, else sent) is before
@@ -51,5 +54,5 @@ class JobRunQuerySet(_Base):
         return (
             self.alias(last_seen=Coalesce("finished_at", "started_at", "dispatched_at"))
             .filter(last_seen__lt=cutoff)
-            .exclude(outcome="running", expires_at__gt=now)
+            .exclude(outcome__in=IN_FLIGHT, expires_at__gt=now)
         )

@@ -48,6 +48,8 @@ from django.db.models import Case, Count, F, Q, Value, When
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from beatx.audit import JobChange
+from beatx.calendar_book import named_calendars
 from beatx.clock import Clock, SystemClock
 from beatx.errors import (
     ConflictingIdError,
@@ -57,12 +59,24 @@ from beatx.errors import (
     SerializationError,
     StoreError,
 )
-from beatx.jobs import Job, JobStatus, fire_task_id
+from beatx.exclusion import ExcludingTrigger
+from beatx.jobs import CatchUp, Job, JobStatus, fire_task_id
+from beatx.ledger import RunOutcome, RunRecord, newest_first, summaries
 from beatx.stores.base import BeatStatus, JobRelease, LeaseInfo, new_claim_token, status_after_run
+from beatx.triggers.base import Trigger
 from django_beatx import models as m
+from django_beatx import postgres
+from django_beatx.calendar_store import DjangoCalendarStorage
 from django_beatx.notify import ChangeListener, notify_sql
 
-__all__ = ["DEFINITION_FIELDS", "DjangoStore", "definition_values", "fill_definition", "fill_row"]
+__all__ = [
+    "DEFINITION_FIELDS",
+    "DjangoStore",
+    "definition_values",
+    "fill_definition",
+    "fill_row",
+    "run_record",
+]
 
 logger = logging.getLogger("django_beatx.store")
 
@@ -113,6 +127,16 @@ DEFINITION_FIELDS = (
     "max_instances",
     "misfire_grace_time",
     "coalesce",
+    "catchup",
+    "catchup_window",
+    "catchup_limit",
+    "jitter",
+    "max_runs",
+    "pause_note",
+    "paused_by",
+    "paused_at",
+    "exclude",
+    "on_excluded",
 )
 #: What the beat's write-back writes.
 _RELEASE_FIELDS = (
@@ -203,6 +227,16 @@ def job_from_row(row: m.Job, *, running: int = 0) -> Job:
             max_instances=row.max_instances,
             misfire_grace_time=row.misfire_grace_time,
             coalesce=row.coalesce,
+            catchup=row.catchup or None,  # type: ignore[arg-type]  # Job converts the name
+            catchup_window=row.catchup_window,
+            catchup_limit=row.catchup_limit,
+            jitter=row.jitter,
+            max_runs=row.max_runs,
+            pause_note=row.pause_note or None,
+            paused_by=row.paused_by or None,
+            paused_at=row.paused_at,
+            exclude=tuple(row.exclude or ()),
+            on_excluded=row.on_excluded or "skip",
             status=JobStatus(row.status),
             next_run_time=row.next_run_time,
             last_run_time=row.last_run_time,
@@ -219,6 +253,25 @@ def job_from_row(row: m.Job, *, running: int = 0) -> Job:
         raise SerializationError(f"job {row.id!r}: stored row is not a valid job: {exc}") from exc
 
 
+def run_record(row: m.JobRun) -> RunRecord:
+    """The ledger's view of a run row (``dispatched`` is ``sent``)."""
+    outcome = RunOutcome.SENT if row.outcome == m.JobRun.Outcome.DISPATCHED else RunOutcome(row.outcome)
+    return RunRecord(
+        job_id=row.job_id,
+        task_id=row.task_id,
+        outcome=outcome,
+        scheduled_at=row.scheduled_at,
+        sent_at=row.dispatched_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        duration=row.duration,
+        worker=row.worker or None,
+        error=row.error or None,
+        reason=row.reason or None,
+        retries=row.retries,
+    )
+
+
 def fill_definition(row: m.Job, job: Job) -> None:
     """Write a beatx job's definition (:data:`DEFINITION_FIELDS`) into a row."""
     row.name = job.name
@@ -230,6 +283,18 @@ def fill_definition(row: m.Job, job: Job) -> None:
     row.max_instances = job.max_instances
     row.misfire_grace_time = job.misfire_grace_time
     row.coalesce = job.coalesce
+    # Empty when coalesce says it (latest or all), so the admin's coalesce box stays the switch.
+    policy = job.catchup_policy
+    row.catchup = "" if policy is CatchUp.from_coalesce(job.coalesce) else policy.value
+    row.catchup_window = job.catchup_window
+    row.catchup_limit = job.catchup_limit
+    row.jitter = job.jitter
+    row.max_runs = job.max_runs
+    row.pause_note = job.pause_note or ""
+    row.paused_by = job.paused_by or ""
+    row.paused_at = job.paused_at
+    row.exclude = list(job.exclude)
+    row.on_excluded = job.on_excluded
 
 
 def fill_row(row: m.Job, job: Job) -> None:
@@ -293,10 +358,22 @@ class DjangoStore:
         self.poll_interval = poll_interval
         self._seen_version: int | None = None
         self._listener = ChangeListener(using)
+        #: The exclusion calendars, in the same database (:mod:`django_beatx.calendar_store`).
+        self.calendars = DjangoCalendarStorage(using=using)
         #: ids of the connections whose idle-in-transaction limit is set.
         self._limited_sessions: set[int] = set()
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _with_calendars(self, row: m.Job, trigger: Trigger) -> Trigger:
+        """``trigger`` with the row's exclusion calendars applied (read now), as the beat
+        plans it.
+
+        :raises CalendarLookupError: when the row names a calendar that does not exist."""
+        if not row.exclude:
+            return trigger
+        calendars = named_calendars(tuple(row.exclude), self.calendars, job_id=row.pk)
+        return ExcludingTrigger(trigger, calendars, row.on_excluded)  # type: ignore[arg-type]
 
     @property
     def _skip_locked(self) -> bool:
@@ -491,6 +568,10 @@ class DjangoStore:
         return int(version or 0)
 
     def _running_counts(self, job_ids: Iterable[str], now: datetime) -> dict[str, int]:
+        connection = connections[self.using]
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                return postgres.running_counts(cursor, connection.ops.quote_name, list(job_ids), now)
         rows = (
             self._runs()
             .in_flight(now)
@@ -712,13 +793,13 @@ class DjangoStore:
                     self._jobs()
                     .filter(pk__in=batch, status=JobStatus.PAUSED.value)
                     .order_by("pk")
-                    .only("pk", "last_run_time", *_TRIGGER_FIELDS)
+                    .only("pk", "last_run_time", "exclude", "on_excluded", *_TRIGGER_FIELDS)
                 )
                 changed: list[m.Job] = []
                 for row in self._locked(query):
                     try:
-                        trigger = row.build_trigger()
-                    except (TypeError, ValueError) as exc:
+                        trigger = self._with_calendars(row, row.build_trigger())
+                    except (TypeError, ValueError, LookupError) as exc:
                         logger.warning("not resuming job %r: stored row is not a valid job: %s", row.pk, exc)
                         continue
                     after = after_now
@@ -857,36 +938,33 @@ class DjangoStore:
         """:meth:`record_dispatch` for several fires sent outside the beat at once: ``(job id,
         task id, scheduled at)`` each."""
         now = self._clock.now()
-        runs = [
-            m.JobRun(job_id=job_id, scheduled_at=scheduled_at, dispatched_at=now, task_id=task_id)
-            for job_id, task_id, scheduled_at in fires
-        ]
         with self._errors():
-            self._record_dispatches(runs)
+            self._record_dispatches(list(fires), now)
 
     # -- the beat ------------------------------------------------------------------------------
 
     def next_run_time(self) -> datetime | None:
         with self._errors():
-            earliest: datetime | None = (
+            earliest = (
                 self._jobs()
                 .schedulable()
                 .unclaimed(self._clock.now())
                 .order_by("next_run_time")
                 .values_list("next_run_time", flat=True)
-                .first()
             )
             # A claim left by a beat that died makes its job due again when it expires.
-            claim_deadline: datetime | None = (
+            claim_deadline = (
                 self._jobs()
                 .filter(claimed_until__isnull=False)
                 .order_by("claimed_until")
                 .values_list("claimed_until", flat=True)
-                .first()
             )
-        if claim_deadline is not None and (earliest is None or claim_deadline < earliest):
-            return claim_deadline
-        return earliest
+            if connections[self.using].vendor == "postgresql":  # both in one round trip (every idle tick)
+                times = postgres.first_values(self._jobs().db, earliest[:1], claim_deadline[:1])
+            else:
+                times = [earliest.first(), claim_deadline.first()]
+        present = [time for time in times if time is not None]
+        return min(present) if present else None
 
     def acquire_due_jobs(
         self, now: datetime, *, limit: int, owner: str | None = None, claim_ttl: float = 60.0
@@ -906,7 +984,9 @@ class DjangoStore:
             claim = {"claimed_by": owner or "", "claimed_until": until, "claim_token": token}
             self._check_owner(owner, claims_at)
             due = self._jobs().due(now, claims_at=claims_at).order_by("next_run_time", "id")
-            if self._skip_locked:
+            if connections[self.using].vendor == "postgresql":
+                rows = postgres.claim(self._jobs(), self._locked(due, skip_locked=True)[:limit], claim)
+            elif self._skip_locked:
                 rows = list(self._locked(due, skip_locked=True)[:limit])
                 self._jobs().filter(pk__in=[row.pk for row in rows]).update(**claim)
             else:
@@ -948,10 +1028,20 @@ class DjangoStore:
             # the beat for a worker's. The fires were sent, so their records stand even if
             # the write-back below is refused (another claim re-sends them under the same
             # task ids, which these upserts merge).
-            self._record_dispatches(self._dispatches(releases, now))
+            self._record_dispatches(self._dispatches(releases), now, self._summaries(releases, now))
             with transaction.atomic(using=self.using):
                 self._check_owner(owner, self._lease_clock(now) if owner is not None else now)
                 ids = sorted({release.job_id for release in releases})
+                connection = connections[self.using]
+                if connection.vendor == "postgresql":
+                    # The rules below as SQL (django_beatx.postgres), over rows locked in id order.
+                    with connection.cursor() as cursor:
+                        postgres.lock_jobs(cursor, connection.ops.quote_name, ids)
+                        for batch in postgres.write_back_rounds(releases):
+                            postgres.write_back(
+                                cursor, connection.ops.quote_name, batch, updated_at=timezone.now()
+                            )
+                    return
                 query = self._jobs().filter(pk__in=ids).order_by("pk").only(*_RELEASE_FIELDS)
                 rows: dict[str, m.Job] = {row.pk: row for row in self._locked(query)}
                 changed: dict[str, m.Job] = {}
@@ -986,54 +1076,68 @@ class DjangoStore:
                     row.updated_at = timezone.now()
                     changed[row.pk] = row
                 if changed:
-                    self._update_rows(list(changed.values()), _RELEASE_FIELDS)
-
-    def _update_rows(self, rows: Sequence[m.Job], fields: Sequence[str]) -> None:
-        """Write ``fields`` of job ``rows`` (locked by the caller). On PostgreSQL one
-        ``UPDATE ... FROM unnest(<one array per column>)``: Django's ``bulk_update`` builds a
-        ``CASE WHEN`` per field per row, which cost a burst's write-back most of its time, and
-        a short statement with one parameter per column is parsed once, not per call."""
-        connection = connections[self.using]
-        if connection.vendor != "postgresql":
-            self._jobs().bulk_update(rows, fields, batch_size=500)
-            return
-        qn = connection.ops.quote_name
-        meta = m.Job._meta
-        pk = meta.pk
-        assert pk is not None
-        columns: list[models.Field[Any, Any]] = [pk]
-        for name in fields:
-            field = meta.get_field(name)
-            assert isinstance(field, models.Field)
-            columns.append(field)
-        arrays = ", ".join(f"%s::{_array_type(field, connection)}" for field in columns)
-        names = ", ".join(qn(str(field.column)) for field in columns)
-        assignments = ", ".join(f"{qn(str(f.column))} = v.{qn(str(f.column))}" for f in columns[1:])
-        table = qn(meta.db_table)
-        params = [[f.get_db_prep_save(getattr(row, f.attname), connection) for row in rows] for f in columns]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS v({names}) "
-                f"WHERE {table}.{qn(str(pk.column))} = v.{qn(str(pk.column))}",
-                params,
-            )
+                    self._jobs().bulk_update(list(changed.values()), _RELEASE_FIELDS, batch_size=500)
 
     @staticmethod
-    def _dispatches(releases: Sequence[JobRelease], now: datetime) -> list[m.JobRun]:
-        runs: list[m.JobRun] = []
+    def _dispatches(releases: Sequence[JobRelease]) -> list[tuple[str, str, datetime]]:
+        """The fires ``releases`` sent: ``(job id, task id, scheduled at)`` each."""
+        fires: list[tuple[str, str, datetime]] = []
         for release in releases:
             task_ids = release.task_ids or tuple(fire_task_id(release.job_id, at) for at in release.fired)
-            runs.extend(
-                m.JobRun(job_id=release.job_id, scheduled_at=at, dispatched_at=now, task_id=task_id)
-                for at, task_id in zip(release.fired, task_ids, strict=False)
+            fires.extend(
+                (release.job_id, task_id, at) for at, task_id in zip(release.fired, task_ids, strict=False)
             )
-        return runs
+        return fires
 
-    def _record_dispatches(self, runs: list[m.JobRun]) -> None:
-        """Add sent fires to the run history, merged into the records workers may have made
-        already (by task id). Runs of jobs that do not exist (any more) are left out."""
-        if not runs:
+    @staticmethod
+    def _summaries(releases: Sequence[JobRelease], now: datetime) -> list[RunRecord]:
+        """The ``missed`` / ``skipped`` ledger records of ``releases`` (usually none)."""
+        records: list[RunRecord] = []
+        for release in releases:
+            if release.missed or release.skipped:
+                records += summaries(
+                    release.job_id,
+                    claim=release.claim,
+                    at=now,
+                    missed=release.missed,
+                    skipped=release.skipped,
+                )
+        return records
+
+    def _record_dispatches(
+        self, fires: Sequence[tuple[str, str, datetime]], now: datetime, notes: Sequence[RunRecord] = ()
+    ) -> None:
+        """Add sent fires (``(job id, task id, scheduled at)``, sent at ``now``) and the
+        write-back's ``missed`` / ``skipped`` records (``notes``) to the run history, merged into
+        the records workers may have made already (by task id). Runs of jobs that do not exist
+        (any more) are left out."""
+        if not fires and not notes:
             return
+        connection = connections[self.using]
+        if connection.vendor == "postgresql":
+            for attempt in range(_RACE_ATTEMPTS):  # a job removed meanwhile fails the key check
+                try:
+                    with transaction.atomic(using=self.using), connection.cursor() as cursor:
+                        postgres.record_dispatches(cursor, connection, fires, dispatched_at=now, notes=notes)
+                except IntegrityError:
+                    if attempt + 1 == _RACE_ATTEMPTS:
+                        raise
+                    continue
+                return
+        runs = [
+            m.JobRun(job_id=job_id, scheduled_at=at, dispatched_at=now, task_id=task_id)
+            for job_id, task_id, at in fires
+        ]
+        runs += [
+            m.JobRun(
+                job_id=note.job_id,
+                task_id=note.task_id,
+                outcome=note.outcome.value,
+                dispatched_at=note.sent_at,
+                reason=note.reason or "",
+            )
+            for note in notes
+        ]
         if not self._upserts:
             with transaction.atomic(using=self.using):
                 self._record_dispatches_generic(runs)
@@ -1077,11 +1181,8 @@ class DjangoStore:
 
     def record_dispatch(self, job_id: str, task_id: str, *, scheduled_at: datetime) -> None:
         """Add a run to the history for a fire sent outside the beat (the admin's "run now")."""
-        run = m.JobRun(
-            job_id=job_id, scheduled_at=scheduled_at, dispatched_at=self._clock.now(), task_id=task_id
-        )
         with self._errors():
-            self._record_dispatches([run])
+            self._record_dispatches([(job_id, task_id, scheduled_at)], self._clock.now())
 
     def due_count(self, now: datetime) -> int:
         with self._errors():
@@ -1108,29 +1209,42 @@ class DjangoStore:
             except IntegrityError:  # the beat recorded the dispatch meanwhile
                 self._runs().filter(task_id=run.task_id).update(**values)
 
-    def run_started(self, job_id: str, task_id: str, *, started_at: datetime, timeout: float) -> None:
+    def run_started(
+        self, job_id: str, task_id: str, *, started_at: datetime, timeout: float, worker: str | None = None
+    ) -> None:
         run = m.JobRun(
             job_id=job_id,
             task_id=task_id,
             outcome=_RUNNING,
             started_at=started_at,
             expires_at=started_at + timedelta(seconds=timeout),
+            worker=worker or "",
         )
+        overwrite = ("outcome", "started_at", "expires_at") + (("worker",) if worker else ())
         with self._errors():
-            self._write_run(run, overwrite=("outcome", "started_at", "expires_at"))
+            self._write_run(run, overwrite=overwrite)
 
     def start_run_once(
-        self, job_id: str, task_id: str, *, attempt: int, started_at: datetime, timeout: float
+        self,
+        job_id: str,
+        task_id: str,
+        *,
+        attempt: int,
+        started_at: datetime,
+        timeout: float,
+        worker: str | None = None,
     ) -> bool:
         """The run record is the memory of a delivery: the first delivery sets its
         ``started_at`` (on the row the beat wrote, or a new one), a second finds it set. Kept
         until ``beatx_prune_runs`` removes the record. A retry (``attempt`` > 0)
         started after the first attempt's record and is not checked again."""
         if attempt:
-            self.run_started(job_id, task_id, started_at=started_at, timeout=timeout)
+            self.run_started(job_id, task_id, started_at=started_at, timeout=timeout, worker=worker)
             return True
         expires_at = started_at + timedelta(seconds=timeout)
-        start = {"outcome": _RUNNING, "started_at": started_at, "expires_at": expires_at}
+        start: dict[str, Any] = {"outcome": _RUNNING, "started_at": started_at, "expires_at": expires_at}
+        if worker:
+            start["worker"] = worker
         with self._errors():
             for _ in range(_RACE_ATTEMPTS):
                 # Row locks make this the one check: a second delivery waits for the first's
@@ -1165,14 +1279,18 @@ class DjangoStore:
         finished_at: datetime,
         duration: float | None,
         error: str | None,
+        outcome: RunOutcome | None = None,
+        worker: str | None = None,
     ) -> None:
-        outcome = m.JobRun.Outcome.FAILED if error is not None else m.JobRun.Outcome.SUCCEEDED
+        if outcome is None:
+            outcome = RunOutcome.FAILED if error is not None else RunOutcome.SUCCEEDED
         values: dict[str, Any] = {
             "last_finished_at": finished_at,
             "last_duration": duration,
-            "status": _status_after_run_sql(error),
             "updated_at": timezone.now(),
         }
+        if outcome is not RunOutcome.REVOKED:  # a revoked run neither fails nor restores the job
+            values["status"] = _status_after_run_sql(error)
         if error is not None:
             values["last_error"] = error
         with self._errors():
@@ -1187,17 +1305,90 @@ class DjangoStore:
             run = m.JobRun(
                 job_id=job_id,
                 task_id=task_id,
-                outcome=outcome,
+                outcome=outcome.value,
                 finished_at=finished_at,
                 duration=duration,
                 error=error or "",
+                worker=worker or "",
             )
-            self._write_run(run, overwrite=("outcome", "finished_at", "duration", "error"))
+            overwrite = ("outcome", "finished_at", "duration", "error") + (("worker",) if worker else ())
+            self._write_run(run, overwrite=overwrite)
+
+    def run_retried(
+        self,
+        job_id: str,
+        task_id: str,
+        *,
+        at: datetime,
+        error: str | None,
+        retries: int,
+        worker: str | None = None,
+    ) -> None:
+        run = m.JobRun(
+            job_id=job_id,
+            task_id=task_id,
+            outcome=m.JobRun.Outcome.RETRIED,
+            error=error or "",
+            retries=retries,
+            worker=worker or "",
+        )
+        overwrite = ("outcome", "error", "retries") + (("worker",) if worker else ())
+        with self._errors():
+            self._write_run(run, overwrite=overwrite)  # the run record only: no job row
+
+    def job_runs(self, job_id: str, *, limit: int = 20) -> list[RunRecord]:
+        """The job's runs in the ledger (its :class:`~django_beatx.models.JobRun` rows): the
+        latest ``limit`` by nominal time (the index ``beatx_run_job_idx``), and the latest
+        ``limit`` that have none (missed / skipped records, runs started elsewhere)."""
+        if limit <= 0:
+            return []
+        with self._errors():
+            runs = self._runs().filter(job_id=job_id)
+            rows = list(runs.filter(scheduled_at__isnull=False).order_by("-scheduled_at", "-id")[:limit])
+            rows += runs.filter(scheduled_at__isnull=True).order_by("-id")[:limit]
+        return newest_first(
+            [run_record(row) for row in rows], limit=limit, now=self._clock.now(), max_age=None
+        )
 
     def running_count(self, now: datetime) -> int:
         with self._errors():
             count: int = self._runs().in_flight(now).count()
         return count
+
+    # -- the audit log -------------------------------------------------------------------------
+
+    def record_change(self, change: JobChange) -> None:
+        """One row of :class:`~django_beatx.models.JobChange`, in a statement of its own (no job
+        row is locked: the log names the job by id)."""
+        row = m.JobChange(
+            job_id=change.job_id,
+            at=change.at,
+            action=change.action,
+            source=change.source,
+            actor=change.actor or "",
+            changes=change.changes,
+        )
+        with self._errors():
+            row.save(using=self.using, force_insert=True)
+
+    def job_changes(self, job_id: str, *, limit: int = 20) -> list[JobChange]:
+        if limit <= 0:
+            return []
+        with self._errors():
+            rows = list(
+                m.JobChange.objects.using(self.using).filter(job_id=job_id).order_by("-at", "-id")[:limit]
+            )
+        return [
+            JobChange(
+                job_id=row.job_id,
+                at=row.at,
+                action=row.action,
+                source=row.source,
+                actor=row.actor or None,
+                changes=dict(row.changes or {}),
+            )
+            for row in rows
+        ]
 
     # -- leadership ----------------------------------------------------------------------------
 

@@ -58,3 +58,61 @@ def test_the_benchmarks_run_beat_with_the_default_lookahead() -> None:
     from benchmarks.common import LOOKAHEAD
 
     assert BeatxSettings().lookahead == LOOKAHEAD
+
+
+# -- one schema: the reference is generated from it, the readers validate with it ---------------
+
+
+def _generated_block(text: str, which: str) -> str:
+    from beatx.settings_schema import begin_marker, end_marker
+
+    begin, end = begin_marker(which), end_marker(which)
+    assert begin in text and end in text, f"no generated {which} table"
+    return text.split(begin + "\n", 1)[1].split(end, 1)[0]
+
+
+def test_the_reference_tables_are_the_schema_s() -> None:
+    from beatx.settings_schema import markdown_table
+
+    docs = Path(__file__).parent.parent / "docs"
+    pages = {"configuration.md": ("celery", "scheduler-config", "django"), "migration.md": ("celery",)}
+    for page, tables in pages.items():
+        text = (docs / page).read_text(encoding="utf-8")
+        for which in tables:
+            assert _generated_block(text, which) == markdown_table(which), (
+                f"docs/{page}: the {which} table is not the schema's; run python -m beatx.settings_schema"
+            )
+
+
+def test_the_schema_names_every_setting_of_the_three_readers() -> None:
+    from beatx.celery import BeatxSettings
+    from beatx.settings_schema import SETTINGS
+    from django_beatx.conf import _DEFAULTS as DJANGO_DEFAULTS
+
+    assert {s.name for s in SETTINGS if s.celery} == set(BeatxSettings.field_names())
+    assert {s.config_field for s in SETTINGS if s.config_field} == {
+        f.name for f in dataclasses.fields(SchedulerConfig)
+    }
+    assert {s.django_key for s in SETTINGS if s.django_key} == set(DJANGO_DEFAULTS)
+
+
+def test_one_validator_one_message() -> None:
+    """The same mistake reads the same in the Celery settings and in SchedulerConfig."""
+    import pytest
+
+    from beatx import ConfigurationError
+    from beatx.celery import BeatxSettings
+
+    for name, value, reason in (
+        ("lease_timeout", 0, "expected a number of seconds > 0, got 0"),
+        ("timezone", "Mars/Base", "unknown timezone 'Mars/Base'"),
+        ("max_concurrent_jobs", 0, "expected a positive integer or None, got 0"),
+        ("job_defaults", {"max_instance": 2}, "unknown key(s) 'max_instance'"),
+        ("key_prefix", "", "expected a non-empty string, got ''"),
+    ):
+        with pytest.raises(ConfigurationError) as celery:
+            BeatxSettings(**{name: value})
+        with pytest.raises(ConfigurationError) as config:
+            SchedulerConfig(**{name: value})
+        assert str(celery.value).startswith(f"beatx_{name}: {reason}"), celery.value
+        assert str(config.value).startswith(f"{name}: {reason}"), config.value

@@ -10,7 +10,7 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -229,7 +229,7 @@ def test_a_fresh_process_without_the_app_imported_is_warned() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "JobManager(store=MemoryStore())"
-    assert "UserWarning: beatx.get_scheduler(): the store of the Celery app 'default' is memory://" in (
+    assert "UserWarning: beatx.get_job_manager(): the store of the Celery app 'default' is memory://" in (
         result.stderr
     )
 
@@ -268,11 +268,24 @@ def test_the_cli_on_a_celery_app_without_a_store_warns(tmp_path: Path) -> None:
 # -- what nothing used -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("module", "name"), [("beatx.cli", "_recent_runs"), ("beatx.triggers.base", "utc")])
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("beatx.cli", "_recent_runs"),
+        ("beatx.triggers.base", "utc"),
+        ("beatx.stores.redis", "RedisStore.from_url"),
+        ("beatx.stores.redis_common", "_redact"),
+        ("beatx.stores.redis_sentinel", "_redacted"),
+    ],
+)
 def test_unused_helpers_are_gone(module: str, name: str) -> None:
     import importlib
 
-    assert not hasattr(importlib.import_module(module), name)
+    owner: object = importlib.import_module(module)
+    *path, last = name.split(".")
+    for attribute in path:
+        owner = getattr(owner, attribute)
+    assert not hasattr(owner, last)
     for path in [*(ROOT / "beatx").rglob("*.py"), *(ROOT / "django_beatx").rglob("*.py")]:
         text = path.read_text(encoding="utf-8")
         assert f"from {module} import {name}" not in text, path
@@ -322,3 +335,198 @@ def test_the_demo_table_shows_no_next_run_for_a_paused_job(capsys: pytest.Captur
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
     assert rows["paused-one"].split()[-1] == "-"
     assert rows["active-one"].split()[-1] != "-"
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    ("fields", "field", "error"),
+    [
+        ({"args": [object()]}, "args", "TypeError"),
+        ({"kwargs": {"text": "\ud800"}}, "kwargs", "UnicodeEncodeError"),
+    ],
+)
+def test_values_a_store_cannot_keep_name_the_job_and_the_field(
+    redis_url: str, key_prefix: str, fields: dict[str, Any], field: str, error: str
+) -> None:
+    from beatx.stores.redis import RedisStore
+    from beatx.triggers import IntervalTrigger
+
+    store = RedisStore(redis_url, key_prefix=key_prefix)
+    manager = JobManager(store)
+    try:
+        with pytest.raises(
+            beatx.InvalidJobError, match=rf"job 'unkeepable': the store cannot keep its {field}: {error}"
+        ):
+            manager.add_job("t.job", IntervalTrigger(seconds=60), id="unkeepable", **fields)
+        assert manager.get_job("unkeepable") is None
+        manager.add_job("t.job", IntervalTrigger(seconds=60), id="kept")
+        with pytest.raises(beatx.InvalidJobError, match=rf"job 'kept': the store cannot keep its {field}"):
+            manager.modify_job("kept", **fields)
+        # The memory store keeps any object (in-process jobs may pass them): nothing raised.
+        JobManager(MemoryStore()).add_job("t.job", IntervalTrigger(seconds=60), id="in-process", **fields)
+    finally:
+        store.close()
+
+
+def test_a_type_error_that_is_not_about_values_is_not_renamed() -> None:
+    from beatx.write_errors import refused_job_values
+
+    job = beatx.Job(id="plain", func="t.job", trigger=beatx.IntervalTrigger(seconds=60))
+    with pytest.raises(TypeError, match="a bug"), refused_job_values(job):
+        raise TypeError("a bug")
+
+
+# -- task names the app does not know ------------------------------------------------------------
+
+
+def test_an_unregistered_task_name_is_warned_when_the_app_knows_its_tasks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from celery import Celery
+
+    from beatx.celery import get_job_manager
+    from beatx.triggers import IntervalTrigger
+
+    app = Celery("first-hour-tasks", broker="memory://", set_as_current=False)
+    app.conf.beatx_store = "memory://"
+
+    @app.task(name="shop.tasks.known", shared=False)
+    def known() -> None: ...
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the memory:// warning is not the point here
+        manager = get_job_manager(app)
+    caplog.set_level("WARNING", logger="beatx.celery")
+    manager.add_job("shop.tasks.known", IntervalTrigger(seconds=60), id="fine")
+    assert not caplog.records
+    manager.add_job("shop.tasks.knwon", IntervalTrigger(seconds=60), id="typo")
+    (record,) = caplog.records
+    # (Shared tasks other tests defined are registered with every app: the count may be more.)
+    assert re.fullmatch(
+        r"task 'shop\.tasks\.knwon' is not registered with the Celery app 'first-hour-tasks' \(it "
+        r"registers \d+ task\(s\)\): check the name, or that the workers import its module",
+        record.getMessage(),
+    ), record.getMessage()
+    assert manager.get_job("typo") is not None  # a warning: workers may know it
+
+    caplog.clear()
+    from beatx.celery.manager_cache import unregistered_task_warning
+
+    class AppWithoutProjectTasks:
+        """An app that imported no task module (a script, a beat): only Celery's own tasks."""
+
+        main = "no-project-tasks"
+        tasks: ClassVar[dict[str, object]] = {"celery.backend_cleanup": object()}
+
+        class loader:
+            @staticmethod
+            def import_default_modules() -> None:
+                return None
+
+    bare: Any = AppWithoutProjectTasks()
+    assert unregistered_task_warning(bare, "shop.tasks.anything") is None  # nothing to compare with
+    assert not caplog.records
+
+
+@pytest.mark.redis
+def test_the_cli_warns_about_an_unregistered_task(tmp_path: Path, redis_url: str, key_prefix: str) -> None:
+    (tmp_path / "fh_tasks_proj.py").write_text(
+        "from celery import Celery\n\n"
+        f'app = Celery("fh_tasks_proj", broker="memory://")\n'
+        f"app.conf.beatx_store = {redis_url!r}\n"
+        f"app.conf.beatx_key_prefix = {key_prefix!r}\n\n"
+        '@app.task(name="fh.tasks.ping")\ndef ping():\n    return "pong"\n'
+    )
+
+    def beatx_cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "beatx.cli", "--app", "fh_tasks_proj", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=tmp_path,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+        )
+
+    fine = beatx_cli("jobs", "add", "fine", "--func", "fh.tasks.ping", "--every", "60")
+    assert fine.returncode == 0 and fine.stderr == "", fine.stderr
+    typo = beatx_cli("jobs", "add", "typo", "--func", "fh.tasks.pnig", "--every", "60")
+    assert typo.returncode == 0, typo.stderr
+    assert typo.stderr.strip() == (
+        "warning: task 'fh.tasks.pnig' is not registered with the Celery app 'fh_tasks_proj' "
+        "(it registers 1 task(s)): check the name, or that the workers import its module"
+    )
+
+
+def test_one_trigger_state_version_one_task_name_rule_one_redactor() -> None:
+    from beatx.celery import BeatxSettings
+    from beatx.task_names import DOTTED_TASK_NAME, looks_like_task_name
+    from beatx.triggers.base import STATE_VERSION
+
+    for path in (ROOT / "beatx" / "triggers").glob("*.py"):
+        assert '"version": 1' not in path.read_text(encoding="utf-8"), path  # STATE_VERSION it is
+    for trigger in (beatx.IntervalTrigger(seconds=5), beatx.DateTimeTrigger("2030-01-01T00:00:00+00:00")):
+        assert trigger.to_dict()["version"] == STATE_VERSION
+    django_forms = (ROOT / "django_beatx" / "forms.py").read_text(encoding="utf-8")
+    assert "TASK_NAME = DOTTED_TASK_NAME" in django_forms
+    assert DOTTED_TASK_NAME.pattern in (ROOT / "beatx" / "task_names.py").read_text(encoding="utf-8")
+    assert looks_like_task_name("shop.tasks.send-report") and not looks_like_task_name("notdotted")
+    for path in (ROOT / "beatx" / "celery").glob("*.py"):
+        assert "re.compile" not in path.read_text(encoding="utf-8"), path
+    settings = BeatxSettings(store="redis://user:secret@127.0.0.1:6379/0")
+    assert settings.redacted_store() == "redis://user:***@127.0.0.1:6379/0"
+
+
+@pytest.mark.redis
+def test_run_now_with_the_broker_down_is_exit_code_3_in_one_line(
+    tmp_path: Path, redis_url: str, key_prefix: str
+) -> None:
+    """kombu's OperationalError from ``run_job_now`` is a TransientDispatchError: the CLI says so
+    in one line and exits 3 (the store is reachable, the broker is not: port 1 on loopback)."""
+    (tmp_path / "fh_down_proj.py").write_text(
+        "from celery import Celery\n\n"
+        'app = Celery("fh_down_proj", broker="amqp://guest:guest@127.0.0.1:1//")\n'
+        f"app.conf.beatx_store = {redis_url!r}\n"
+        f"app.conf.beatx_key_prefix = {key_prefix!r}\n"
+    )
+
+    def beatx_cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "beatx.cli", "--app", "fh_down_proj", *args],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+            cwd=tmp_path,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+        )
+
+    added = beatx_cli("jobs", "add", "down", "--func", "fh.tasks.ping", "--every", "60")
+    assert added.returncode == 0, added.stderr
+    sent = beatx_cli("jobs", "run-now", "down")
+    assert sent.returncode == 3, sent.stderr
+    lines = sent.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "broker" in lines[0], sent.stderr
+
+
+@pytest.mark.redis
+def test_the_cli_shows_no_next_run_for_a_paused_job(redis_url: str, key_prefix: str) -> None:
+    def beatx_cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "beatx.cli", "--store", redis_url, "--key-prefix", key_prefix, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "COLUMNS": "200"},
+        )
+
+    assert beatx_cli("jobs", "add", "held", "--func", "t.job", "--every", "60", "--paused").returncode == 0
+    assert beatx_cli("jobs", "add", "live", "--func", "t.job", "--every", "60").returncode == 0
+    rows = {line.split()[0]: line.split() for line in beatx_cli("jobs", "list").stdout.splitlines()[1:]}
+    # ID FUNC TRIGGER(3 words) STATUS NEXT RUN(3 words) ...: the paused one shows "-".
+    assert rows["held"][5:7] == ["paused", "-"], rows["held"]
+    assert rows["live"][5] == "active" and rows["live"][6] != "-", rows["live"]
+    shown = beatx_cli("jobs", "show", "held").stdout
+    assert any(line.split()[:3] == ["next", "run", "-"] for line in shown.splitlines()), shown

@@ -26,7 +26,9 @@ from kombu.exceptions import SerializationError as KombuSerializationError
 from kombu.serialization import dumps as serialize
 from kombu.utils.json import dumps as json_dumps
 
+from beatx.dispatch.amqp import AmqpTemplate, ConfirmedChannel, Unconfirmed
 from beatx.dispatch.base import is_transient, lease_lost
+from beatx.dispatch.signals import Published, PublishSignals
 from beatx.dispatch.templates import MessageTemplate, Slot, plain_key, quote
 from beatx.errors import ConfigurationError, PermanentDispatchError, TransientDispatchError
 from beatx.jobs import Fire, Job
@@ -52,6 +54,10 @@ SCHEDULED_AT_HEADER = "beatx_scheduled_at"
 #: Messages per Redis pipeline on the fast path (the lease is checked before each), and so
 #: the most a beat frozen while sending can still publish when it wakes.
 PIPELINE_CHUNK = 100
+
+#: Messages per socket write on the AMQP path (the lease is checked before each), and so the
+#: most a beat frozen while sending can still publish when it wakes.
+CONFIRM_BATCH = 100
 
 #: Job options the Redis pipeline path writes into a message itself; a job with any other
 #: option (``eta``, ``countdown``, ``link``, ``serializer``...) takes the ``send_task`` path.
@@ -189,8 +195,13 @@ class CeleryDispatcher:
     :class:`~beatx.dispatch.templates.MessageTemplate`), and each fire fills in its task id,
     job id, scheduled time, delivery tag, expiry and encoded arguments (kept per distinct
     arguments). Fires that need what only ``send_task`` does (an option outside
-    :data:`TEMPLATE_OPTIONS`, a non-direct exchange, compression, receivers of the
-    ``before/after_task_publish`` signals) and every other broker take the ``send_task`` path.
+    :data:`TEMPLATE_OPTIONS`, a non-direct exchange, compression) take the ``send_task`` path;
+    so does every broker but Redis and RabbitMQ through py-amqp. On RabbitMQ the template path
+    publishes batches on a channel in publisher-confirm mode (:mod:`beatx.dispatch.amqp`) and
+    counts a fire as sent only once the broker confirmed it. Receivers of Celery's
+    ``before/after_task_publish`` signals keep the template paths: each fire is announced as
+    ``send_task`` announces it (:mod:`beatx.dispatch.signals`), its message built from the
+    headers the receivers leave.
 
     Every reply of every pipeline written is read, so a fire is reported failed only when the
     LPUSH that carried it got an error reply (each LPUSH carries one queue's messages of one
@@ -230,6 +241,7 @@ class CeleryDispatcher:
         self.retry = retry
         self.retry_policy = dict(DEFAULT_RETRY_POLICY if retry_policy is None else retry_policy)
         self.publish_timeout = float(publish_timeout)
+        self._signals = PublishSignals(self.retry_policy)
         #: The monotonic time the dispatch() call under way must be done waiting by.
         self._deadline: float | None = None
         self._lock = threading.Lock()
@@ -238,6 +250,10 @@ class CeleryDispatcher:
         self._routes: dict[Any, Any] = {}
         self._templates: dict[tuple[str, str], MessageTemplate | None] = {}
         self._arguments_cache: dict[tuple[str, str], tuple[str, str, str]] = {}
+        #: The AMQP path: its confirm-mode channel, templates and encoded arguments.
+        self._confirmed: ConfirmedChannel | None = None
+        self._amqp_templates: dict[tuple[str, str], AmqpTemplate | None] = {}
+        self._amqp_arguments_cache: dict[tuple[str, str], tuple[bytes, str, str]] = {}
         # Delivery tags only need to be unique: a random prefix per dispatcher and a counter.
         self._tag_prefix = f"{uuid.uuid4()}."
         self._tags = itertools.count()
@@ -294,6 +310,8 @@ class CeleryDispatcher:
         # Routes and templates were resolved on that connection's channel (queue declarations).
         self._routes.clear()
         self._templates.clear()
+        self._confirmed = None  # its channel goes with the connection
+        self._amqp_templates.clear()
         if producer is not None:
             try:
                 producer.release()
@@ -457,8 +475,11 @@ class CeleryDispatcher:
                     results: list[BaseException | None] = [None] * len(fires)
                     self._broker_failed(fires, results, range(len(fires)), exc)
                     return results
-                if self.pipeline and self._pipeline_possible(producer):
+                path = self._fast_path(producer) if self.pipeline else None
+                if path == "redis":
                     return self._dispatch_pipelined(producer, fires, guard, deadline)
+                if path == "amqp":
+                    return self._dispatch_confirmed(producer, fires, guard, deadline)
                 return self._dispatch_each(producer, fires, guard, deadline)
             finally:
                 self._deadline = None
@@ -507,18 +528,33 @@ class CeleryDispatcher:
         return results
 
     def _pipeline_possible(self, producer: Any) -> bool:
-        from celery import signals
+        return self._fast_path(producer) == "redis"
 
-        if signals.before_task_publish.receivers or signals.after_task_publish.receivers:
-            return False
+    def _fast_path(self, producer: Any) -> Literal["redis", "amqp"] | None:
+        """The template path for this broker: Redis pipelines, AMQP batches with publisher
+        confirms (py-amqp), or None (``send_task``)."""
         if self.app.conf.task_compression:
-            return False
+            return None
         transport = producer.connection.transport  # the transport object: no I/O
-        return getattr(transport, "driver_type", None) == "redis"
+        driver = getattr(transport, "driver_type", None)
+        if driver == "redis":
+            return "redis"
+        if driver == "amqp" and type(transport).__module__ == "kombu.transport.pyamqp":
+            return "amqp"
+        return None
 
-    def _route(self, channel: Any, name: str, options: Mapping[str, Any], cache: dict[Any, Any]) -> Any:
+    def _route(
+        self,
+        channel: Any,
+        name: str,
+        options: Mapping[str, Any],
+        cache: dict[Any, Any],
+        *,
+        amqp: bool = False,
+    ) -> Any:
         """``(exchange, routing key, queue names)`` as ``send_task_message`` resolves them, or
-        ``None`` for a route only ``send_task`` handles (a non-direct exchange)."""
+        ``None`` for a route only ``send_task`` handles (a non-direct exchange). With ``amqp``,
+        the queue (declared, as ``send_task`` declares it) instead of the names."""
         key = (name, options.get("queue"), options.get("routing_key"), options.get("exchange"))
         if key not in cache:
             route = self.app.amqp.router.route(dict(options), name, (), {})
@@ -532,13 +568,17 @@ class CeleryDispatcher:
             if not exchange or not routing_key:
                 exchange, routing_key = "", queue.name  # celery's anonymous-exchange rule
             exchange_name = getattr(exchange, "name", exchange) or ""
-            if self.app.conf.task_create_missing_queues:
+            if amqp or self.app.conf.task_create_missing_queues:
                 from kombu.common import maybe_declare
 
                 # What send_task does on its first publish to a queue: declare it and its
                 # binding, so the lookup below finds it.
                 maybe_declare(queue, channel)  # type: ignore[no-untyped-call]
-            cache[key] = (exchange_name, routing_key, channel._lookup(exchange_name, routing_key))
+            cache[key] = (
+                exchange_name,
+                routing_key,
+                queue if amqp else channel._lookup(exchange_name, routing_key),
+            )
         return cache[key]
 
     def _dispatch_pipelined(
@@ -564,6 +604,9 @@ class CeleryDispatcher:
         policy: dict[str, Any] | None = None
         #: Expiry header values by ``expires`` seconds, from this batch's publish time.
         expiries: dict[float, str] = {}
+        #: With publish signal receivers: what ``after_task_publish`` gets, by fire.
+        announce = self._signals.active
+        published: dict[int, Published] = {}
         #: Why the batch stopped early: the lease is gone, the deadline passed, or the broker
         #: failed (``failure``); and the first fire not handled by then.
         stopped: Literal["lease", "timeout", "failed"] | None = None
@@ -618,6 +661,8 @@ class CeleryDispatcher:
                     template = self._template(channel, fire.job)
                     if template is not None:
                         payload = self._payload(channel, fire, template, expiries)
+                        if announce:
+                            payload, published[index] = self._announced(fire, template, payload)
                 except Exception as exc:
                     if failed(index, fire, exc):
                         stopped, stop = "failed", index
@@ -669,8 +714,291 @@ class CeleryDispatcher:
             maybe_sent = sorted({index for _, carried in unconfirmed for index in carried})
             self._broker_failed(fires, results, unsent if stopped == "failed" else [], failure, maybe_sent)
         self.sent += sum(1 for index in pushed if results[index] is None)
+        if published:
+            self._signals.after([published[i] for i in pushed if results[i] is None and i in published])
         self._log_refused(fires, results, refused)
         return results
+
+    def _announced(self, fire: Fire, template: MessageTemplate, payload: str) -> tuple[str, Published]:
+        """Send ``before_task_publish`` for a fire of the Redis path with its message's
+        headers and properties, and rebuild the message from them (a receiver may add
+        headers); returns it, and what ``after_task_publish`` will get."""
+        job = fire.job
+        envelope = json.loads(payload)
+        headers, properties = envelope["headers"], envelope["properties"]
+        info = properties.get("delivery_info") or {}
+        exchange, routing_key = info.get("exchange") or "", info.get("routing_key") or ""
+        body = (list(job.args), dict(job.kwargs), template.embed)
+        self._signals.before(job.func_ref, body, headers, properties, exchange, routing_key, [])
+        text: str = json_dumps(envelope)  # type: ignore[no-untyped-call]
+        return text, Published(job.func_ref, body, headers, exchange, routing_key)
+
+    # -- AMQP: batches with publisher confirms ------------------------------------------------
+
+    def _confirmed_channel(self, producer: Any) -> ConfirmedChannel:
+        """The confirm-mode channel of the AMQP path, opened on the producer's connection on
+        first use (kept until the producer is dropped)."""
+        if self._confirmed is None:
+            producer.channel  # noqa: B018 - connects, with retries bounded by the deadline
+            self._confirmed = ConfirmedChannel(producer.connection.channel())
+        return self._confirmed
+
+    def _dispatch_confirmed(
+        self, producer: Any, fires: Sequence[Fire], guard: Callable[[], bool] | None, deadline: float
+    ) -> list[BaseException | None]:
+        """The AMQP path: messages from templates, written :data:`CONFIRM_BATCH` at a time
+        (the lease checked before each write), each counted as sent only once the broker
+        confirmed it (``basic.ack``) and did not return it as unroutable; then every
+        confirm is awaited, up to the deadline."""
+        results: list[BaseException | None] = [None] * len(fires)
+        try:
+            confirmed = self._confirmed_channel(producer)  # connects on first use
+            confirmed.reset()
+        except Exception as exc:
+            self._broker_failed(fires, results, range(len(fires)), exc)
+            return results
+        channel = confirmed.channel
+        refused: list[int] = []
+        policy: dict[str, Any] | None = None
+        expiries: dict[float, str] = {}
+        stopped: Literal["lease", "timeout", "failed"] | None = None
+        failure: BaseException | None = None
+        stop = len(fires)
+        unsent: list[int] = []
+        framed = 0
+        #: With publish signal receivers: what ``after_task_publish`` gets, by fire.
+        announce = self._signals.active
+        published: dict[int, Published] = {}
+
+        def write() -> Literal["lease", "timeout", "failed"] | None:
+            """Write the messages framed so far (unless the lease is gone or the time is up:
+            then they are dropped unwritten), and read the confirms already in."""
+            nonlocal failure, framed
+            if not framed:
+                return None
+            framed = 0
+            if guard is not None and not guard():
+                unsent.extend(confirmed.discard())
+                return "lease"
+            if time.monotonic() >= deadline:
+                unsent.extend(confirmed.discard())
+                return "timeout"
+            try:
+                confirmed.flush()
+                confirmed.poll()
+            except Exception as exc:
+                failure = exc
+                return "failed"
+            return None
+
+        for index, fire in enumerate(fires):
+            if time.monotonic() >= deadline:
+                stopped, stop = "timeout", index
+                break
+            try:
+                template = self._amqp_template(channel, fire.job)
+                if template is not None:
+                    message, announced = self._amqp_message(fire, template, expiries, announce)
+                    if announced is not None:
+                        published[index] = announced
+            except Exception as exc:
+                if self._kind(exc) == "broker":
+                    failure, stopped, stop = exc, "failed", index
+                    break
+                results[index] = self._poison(fire, exc)
+                continue
+            if template is None:  # this fire takes the send_task path, now
+                stopped = write()
+                if stopped is not None:
+                    stop = index
+                    break
+                if guard is not None and not guard():
+                    stopped, stop = "lease", index
+                    break
+                if policy is None:
+                    policy = self._retry_policy(deadline)
+                try:
+                    self._send(producer, fire, policy, deadline)
+                except Exception as exc:
+                    kind = self._kind(exc)
+                    if kind == "broker":
+                        failure, stopped, stop = exc, "failed", index
+                        break
+                    if kind == "refused":
+                        results[index] = self._refused(exc)
+                        refused.append(index)
+                    else:
+                        results[index] = self._poison(fire, exc)
+                    continue
+                self.sent += 1
+                continue
+            try:
+                confirmed.add(index, fire.task_id, template, message)
+            except Exception as exc:  # nothing of it was framed
+                if self._kind(exc) == "broker":
+                    failure, stopped, stop = exc, "failed", index
+                    break
+                results[index] = self._poison(fire, exc)
+                continue
+            framed += 1
+            if framed >= CONFIRM_BATCH:
+                stopped = write()
+                if stopped is not None:
+                    stop = index + 1
+                    break
+        else:
+            stopped = write()
+        if framed:  # the loop stopped with messages framed and not written: never sent
+            unsent.extend(confirmed.discard())
+        if stopped != "failed":
+            try:
+                confirmed.wait(max(deadline - time.monotonic(), 0.0))
+            except Unconfirmed as exc:
+                failure = _PublishTimeout(
+                    f"publish_timeout={self.publish_timeout:g}s passed waiting for the broker's confirms"
+                )
+                failure.__cause__ = exc
+            except Exception as exc:  # the connection failed while reading the confirms
+                failure = exc
+        returned = False
+        taken: list[Published] = []
+        for index, reason in confirmed.settled.items():
+            if reason is None:
+                self.sent += 1
+                if index in published:
+                    taken.append(published[index])
+                continue
+            returned = returned or "returned" in reason
+            results[index] = _with_cause(
+                TransientDispatchError(f"the broker did not take the fire's message: {reason}"),
+                RuntimeError(reason),
+            )
+            refused.append(index)
+        not_written = [*unsent, *range(stop, len(fires))]
+        if stopped == "lease":
+            for index, error in zip(not_written, lease_lost(len(not_written)), strict=True):
+                results[index] = error
+        elif stopped == "timeout":
+            self._timed_out(fires, results, not_written)
+        if failure is not None:
+            maybe_sent = confirmed.unconfirmed
+            self._broker_failed(
+                fires, results, not_written if stopped == "failed" else [], failure, maybe_sent
+            )
+        elif returned:
+            # A queue was deleted: declare it again (on a new connection) before the retry.
+            self._drop_producer()
+        confirmed.reset()
+        self._signals.after(taken)
+        self._log_refused(fires, results, sorted(refused))
+        return results
+
+    def _amqp_template(self, channel: Any, job: Job) -> AmqpTemplate | None:
+        """The AMQP template of ``job``'s fires (cached per task and options, like
+        :meth:`_template`); None for a job only ``send_task`` can send."""
+        name = job.func_ref
+        options_key = plain_key(job.options)
+        if options_key is None:
+            return self._build_amqp_template(channel, job, name)
+        key = (name, options_key)
+        template = self._amqp_templates.get(key, _MISSING)
+        if template is _MISSING:
+            if len(self._amqp_templates) >= TEMPLATE_CACHE_SIZE:
+                self._amqp_templates.clear()
+            template = self._amqp_templates[key] = self._build_amqp_template(channel, job, name)
+        return template  # type: ignore[return-value]
+
+    def _build_amqp_template(self, channel: Any, job: Job, name: str) -> AmqpTemplate | None:
+        """The message ``send_task`` would publish for ``job`` on this channel (its queue
+        declared as ``send_task`` declares it), as an :class:`AmqpTemplate`."""
+        options = self._template_options(job, name)
+        if options is None:
+            return None
+        route = self._route(channel, name, options, self._routes, amqp=True)
+        if route is None:
+            return None
+        exchange, routing_key, queue = route
+        # send_task's reply_to: the app's id of the calling thread (the beat's).
+        message, headers = self._task_message(name, options, reply_to=self.app.thread_oid)
+        serializer = self.app.conf.task_serializer
+        content_type, encoding, _ = serialize(message.body, serializer=serializer)  # type: ignore[no-untyped-call]
+        from kombu.entity import maybe_delivery_mode
+
+        properties = dict(message.properties)
+        delivery_mode = (
+            getattr(queue.exchange, "delivery_mode", None) or self.app.conf.task_default_delivery_mode
+        )
+        properties["delivery_mode"] = maybe_delivery_mode(delivery_mode)  # type: ignore[no-untyped-call]
+        expires = options.get("expires")
+        if expires is not None:
+            properties["expiration"] = str(int(max(expires, 0) * 1000))
+        envelope = channel.prepare_message(
+            b"", options.get("priority") or 0, content_type, encoding, headers, properties
+        )
+        return AmqpTemplate.from_message(
+            envelope,
+            exchange=exchange,
+            routing_key=routing_key,
+            expires=None if expires is None else float(expires),
+            serializer=serializer,
+            embed=message.body[2],
+        )
+
+    def _amqp_message(
+        self, fire: Fire, template: AmqpTemplate, expiries: dict[float, str], announce: bool = False
+    ) -> tuple[Any, Published | None]:
+        """The ``amqp.Message`` of ``fire``; ``expiries`` keeps the expiry header values of
+        one batch by ``expires`` seconds, from the batch's publish time. With ``announce``,
+        ``before_task_publish`` is sent first (its receivers may add headers), and what
+        ``after_task_publish`` will get comes back with the message."""
+        job = fire.job
+        expires = ""
+        if template.expires is not None:
+            if template.expires not in expiries:
+                expiries[template.expires] = (
+                    self.app.now() + timedelta(seconds=template.expires)
+                ).isoformat()
+            expires = expiries[template.expires]
+        body, argsrepr, kwargsrepr = self._amqp_arguments(job, template)
+        task_id = fire.task_id
+        values = (task_id, job.id, fire.scheduled_at.isoformat(), "", expires, "", argsrepr, kwargsrepr)
+        headers, properties = template.fields(values)
+        if not announce:
+            return template.message(body, headers, properties), None
+        arguments = (list(job.args), dict(job.kwargs), template.embed)
+        exchange, routing_key = template.exchange, template.routing_key
+        self._signals.before(job.func_ref, arguments, headers, properties, exchange, routing_key, [])
+        published = Published(job.func_ref, arguments, headers, exchange, routing_key)
+        return template.message(body, headers, properties), published
+
+    def _amqp_arguments(self, job: Job, template: AmqpTemplate) -> tuple[bytes, str, str]:
+        """The encoded body and the ``argsrepr``/``kwargsrepr`` headers of ``job``'s message;
+        cached for plain arguments, as :meth:`_arguments` does."""
+        args, kwargs = job.args, job.kwargs
+        args_key, kwargs_key = plain_key(args), plain_key(kwargs)
+        key = None if args_key is None or kwargs_key is None else (args_key, kwargs_key)
+        if key is not None:
+            cached = self._amqp_arguments_cache.get(key)
+            if cached is not None:
+                return cached
+        body = (list(args), dict(kwargs), template.embed)
+        if key is not None and template.serializer == "json":
+            text: Any = json.dumps(body)  # what kombu's encoder writes for plain values, faster
+        else:
+            text = serialize(body, serializer=template.serializer)[2]  # type: ignore[no-untyped-call]
+        if isinstance(text, str):
+            text = text.encode(template.properties.get("content_encoding") or "utf-8")
+        amqp = self.app.amqp
+        values = (
+            text,
+            _shortened(_args_repr(args), amqp.argsrepr_maxsize),
+            _shortened(kwargs_key or repr(kwargs), amqp.kwargsrepr_maxsize),
+        )
+        if key is not None:
+            if len(self._amqp_arguments_cache) >= TEMPLATE_CACHE_SIZE:
+                self._amqp_arguments_cache.clear()
+            self._amqp_arguments_cache[key] = values
+        return values
 
     def _payload(
         self, channel: Any, fire: Fire, template: MessageTemplate, expiries: dict[float, str]
@@ -702,7 +1030,8 @@ class CeleryDispatcher:
         with self._lock:
             try:
                 producer = self._get_producer()
-                if not (self.pipeline and self._pipeline_possible(producer)):
+                # after_task_publish cannot be sent from the store's write-back script.
+                if not (self.pipeline and self._pipeline_possible(producer)) or self._signals.active:
                     return None
                 kwargs = producer.channel.client.connection_pool.connection_kwargs
             except Exception as exc:
@@ -712,6 +1041,8 @@ class CeleryDispatcher:
                 ) from exc
         from beatx.stores.redis_common import redis_server
 
+        if "host" not in kwargs and "path" not in kwargs:
+            return None  # a pool that finds its server itself (Sentinel): no fixed server
         return redis_server(kwargs)
 
     def render(self, fires: Sequence[Fire]) -> list[QueuedMessage | BaseException | None]:
@@ -725,6 +1056,8 @@ class CeleryDispatcher:
 
         with self._lock:
             results: list[QueuedMessage | BaseException | None] = [None] * len(fires)
+            if self._signals.active:  # receivers connected since: dispatch() announces each fire
+                return results
             errors: list[BaseException | None] = [None] * len(fires)
             try:
                 channel = self._get_producer().channel
@@ -798,34 +1131,16 @@ class CeleryDispatcher:
     def _build_template(self, channel: Any, job: Job, name: str) -> MessageTemplate | None:
         """Build the message with Celery's ``as_task_v2`` and kombu's channel helpers, with
         :class:`Slot` strings for the per-fire values, as ``send_task`` would write it."""
-        options = message_options(job.options)
-        if set(options) - TEMPLATE_OPTIONS or Slot.MARK in repr((name, options)):
+        options = self._template_options(job, name)
+        if options is None:
             return None
         expires = options.get("expires")
-        if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)):
-            return None  # an absolute expiry (a datetime): send_task converts it
         route = self._route(channel, name, options, self._routes)
         if route is None:
             return None
         exchange, routing_key, queues = route
         serializer = self.app.conf.task_serializer
-        message = self.app.amqp.as_task_v2(
-            Slot.TASK_ID,
-            name,
-            [],
-            {},
-            ignore_result=options.get("ignore_result"),
-            time_limit=options.get("time_limit"),
-            soft_time_limit=options.get("soft_time_limit"),
-            shadow=options.get("shadow"),
-            argsrepr=Slot.ARGSREPR,
-            kwargsrepr=Slot.KWARGSREPR,
-        )
-        headers = {**message.headers, **(options.get("headers") or {})}
-        headers[JOB_ID_HEADER] = Slot.JOB_ID
-        headers[SCHEDULED_AT_HEADER] = Slot.SCHEDULED_AT
-        if expires is not None:
-            headers["expires"] = Slot.EXPIRES
+        message, headers = self._task_message(name, options)
         content_type, encoding, body = serialize(message.body, serializer=serializer)  # type: ignore[no-untyped-call]
         properties = dict(message.properties)
         properties["delivery_mode"] = 2
@@ -846,6 +1161,41 @@ class CeleryDispatcher:
             serializer=serializer,
             embed=message.body[2],
         )
+
+    @staticmethod
+    def _template_options(job: Job, name: str) -> dict[str, Any] | None:
+        """The message options of ``job`` when a template can carry them, else None."""
+        options = message_options(job.options)
+        if set(options) - TEMPLATE_OPTIONS or Slot.MARK in repr((name, options)):
+            return None
+        expires = options.get("expires")
+        if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)):
+            return None  # an absolute expiry (a datetime): send_task converts it
+        return options
+
+    def _task_message(self, name: str, options: Mapping[str, Any], reply_to: str | None = None) -> Any:
+        """Celery's task message (``as_task_v2``) with :class:`Slot` strings for the
+        per-fire values, and its headers as ``send_task`` merges them (the job's own, then
+        beatx's)."""
+        message = self.app.amqp.as_task_v2(
+            Slot.TASK_ID,
+            name,
+            [],
+            {},
+            ignore_result=options.get("ignore_result"),
+            time_limit=options.get("time_limit"),
+            soft_time_limit=options.get("soft_time_limit"),
+            shadow=options.get("shadow"),
+            argsrepr=Slot.ARGSREPR,
+            kwargsrepr=Slot.KWARGSREPR,
+            reply_to=reply_to,
+        )
+        headers = {**message.headers, **(options.get("headers") or {})}
+        headers[JOB_ID_HEADER] = Slot.JOB_ID
+        headers[SCHEDULED_AT_HEADER] = Slot.SCHEDULED_AT
+        if options.get("expires") is not None:
+            headers["expires"] = Slot.EXPIRES
+        return message, headers
 
     def _confirm(
         self,

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from beatx.calendar_book import CalendarBook
 from beatx.clock import Clock
 from beatx.dispatch.base import Dispatcher, MessageRenderer, is_transient
 from beatx.engine.rules import FirePlan, plan_fires
@@ -141,6 +142,9 @@ class Engine:
         #: Write-backs that failed with a store error (not a lost lease): the fires went out,
         #: so they are written back before anything new is claimed, never sent again.
         self._unreleased: list[JobRelease] = []
+        #: The store's exclusion calendars, read again when they change: a job with
+        #: ``exclude`` is planned by its trigger with them applied.
+        self.calendars = CalendarBook(store)
 
     def tick(self, now: datetime) -> TickResult:
         """Claim the jobs due at ``now``, send their fires and advance them.
@@ -256,6 +260,7 @@ class Engine:
         totals = {"fired": 0, "missed": 0, "skipped": 0, "errors": 0}
         releases: list[JobRelease] = []
         waiting: list[Planned] = []
+        self.calendars.new_tick()
         for job in jobs:
             # A job claimed ahead (lookahead) is planned as of its own due time.
             due = job.next_run_time
@@ -264,7 +269,7 @@ class Engine:
             give_up = waited[1] if waited is not None else now + self.max_wait
             try:
                 plan = plan_fires(
-                    job,
+                    self.calendars.plan_view(job),
                     at,
                     free_slots=free_slots,
                     catch_up_window=self.catch_up_window,
@@ -280,12 +285,12 @@ class Engine:
             if free_slots is not None:
                 free_slots -= len(plan.fire_times)
             if plan.fire_times:
-                waiting.append((job, plan, [Fire(job, at) for at in plan.fire_times]))
+                waiting.append((job, plan, _fires_of(job, plan)))
             else:
                 releases.append(self._settle(job, plan, (), (), now, now, totals))
 
         if waiting:
-            waiting.sort(key=lambda entry: entry[2][0].scheduled_at)
+            waiting.sort(key=lambda entry: entry[2][0].due)
             next_horizon = horizon + self.lookahead if ahead else None
             self._send_in_due_order(waiting, now, releases, totals, next_horizon)
         else:
@@ -359,13 +364,13 @@ class Engine:
         total = sum(len(job_fires) for _, _, job_fires in waiting)
         start = 0
         while start < len(waiting):
-            due = max(waiting[start][2][0].scheduled_at, now)
+            due = max(waiting[start][2][0].due, now)
             if due > now:
                 self._wait_for(due, releases, next_horizon)
                 # Whatever came due while this beat was busy goes in the same group.
                 due = max(due, self._sent_at(due))
             end = start + 1
-            while end < len(waiting) and waiting[end][2][0].scheduled_at <= due:
+            while end < len(waiting) and waiting[end][2][0].due <= due:
                 end += 1
             group = waiting[start:end]
             start = end
@@ -522,7 +527,13 @@ class Engine:
         fire, None when it went out). Returns the fires sent (up to the first that failed),
         the time of the one that failed for a while (the broker) and the error of one that can
         never be sent."""
-        if not plan.missed and not plan.skipped and not any(results) and not self._reporting:
+        if (
+            not plan.missed
+            and not plan.skipped
+            and not plan.not_caught_up
+            and not any(results)
+            and not self._reporting
+        ):
             # The common case, without per-fire logging or events.
             totals["fired"] += len(job_fires)
             return job_fires, None, None
@@ -535,7 +546,7 @@ class Engine:
                 if is_transient(error):
                     # The broker is down or slow (the dispatcher logged it once for the
                     # batch): the job stays due at this fire, retried after a back-off.
-                    failed_at = fire.scheduled_at
+                    failed_at = fire.due
                     totals["errors"] += 1
                     logger.debug(
                         "fire not sent job=%s scheduled_at=%s error=%r", job.id, fire.scheduled_at, error
@@ -551,7 +562,8 @@ class Engine:
                 self._emit(EventKind.JOB_FAILED, now, job.id, fire.scheduled_at, error=repr(error))
                 break
             sent.append(fire)
-            lateness = (sent_at - fire.scheduled_at).total_seconds()
+            # Lateness counts from when the fire was due: a jittered fire is not late by its delay.
+            lateness = (sent_at - fire.due).total_seconds()
             if log_fires:
                 logger.info(
                     "fire dispatched job=%s scheduled_at=%s lateness=%.3fs",
@@ -572,7 +584,40 @@ class Engine:
             logger.warning(
                 "fires missed job=%s count=%d (later than misfire_grace_time)", job.id, plan.missed
             )
-            self._emit(EventKind.JOB_MISSED, now, job.id, job.next_run_time, count=plan.missed)
+            self._emit(
+                EventKind.JOB_MISSED,
+                now,
+                job.id,
+                job.next_run_time,
+                count=plan.missed,
+                reason="misfire_grace_time",
+            )
+        if plan.not_caught_up:
+            totals["missed"] += plan.not_caught_up
+            logger.warning(
+                "fires not caught up job=%s count=%d (catchup=%s, catchup_window=%s, catchup_limit=%s)",
+                job.id,
+                plan.not_caught_up,
+                job.catchup_policy.value,
+                job.catchup_window,
+                job.catchup_limit,
+            )
+            self._emit(
+                EventKind.JOB_MISSED,
+                now,
+                job.id,
+                job.next_run_time,
+                count=plan.not_caught_up,
+                reason="catchup",
+            )
+        if plan.caught_up or plan.coalesced:
+            logger.info(
+                "outage caught up job=%s catchup=%s run=%d coalesced=%d",
+                job.id,
+                job.catchup_policy.value,
+                plan.caught_up,
+                plan.coalesced,
+            )
         if plan.skipped:
             totals["skipped"] += plan.skipped
             logger.warning(
@@ -608,7 +653,7 @@ class Engine:
             status=status,
             last_run_time=sent[-1].scheduled_at if sent else job.last_run_time,
             fired=tuple(fire.scheduled_at for fire in sent),
-            missed=plan.missed,
+            missed=plan.missed + plan.not_caught_up,
             skipped=plan.skipped,
             task_ids=tuple(fire.task_id for fire in sent),
         )
@@ -635,7 +680,7 @@ class Engine:
             status=JobStatus.FAILED,
             last_run_time=sent[-1].scheduled_at if sent else job.last_run_time,
             fired=tuple(fire.scheduled_at for fire in sent),
-            missed=plan.missed if plan is not None else 0,
+            missed=plan.missed + plan.not_caught_up if plan is not None else 0,
             skipped=plan.skipped if plan is not None else 0,
             task_ids=tuple(fire.task_id for fire in sent),
             error=error,
@@ -657,6 +702,13 @@ class Engine:
     ) -> None:
         if self.events.has_listeners:
             self.events.emit(Event(kind, now, job_id, scheduled_at, dict(data)))
+
+
+def _fires_of(job: Job, plan: FirePlan) -> list[Fire]:
+    """The fires of ``plan``, with their jittered due times when the job has any."""
+    if not plan.due_times:
+        return [Fire(job, at) for at in plan.fire_times]
+    return [Fire(job, at, due) for at, due in zip(plan.fire_times, plan.due_times, strict=True)]
 
 
 def atomic_fire_possible(store: JobStore, dispatcher: Dispatcher) -> bool:

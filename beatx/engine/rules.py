@@ -1,4 +1,4 @@
-"""The scheduling rules, as pure functions: misfire grace, coalescing and overlap.
+"""The scheduling rules, as pure functions: misfire grace, catch-up and overlap.
 
 :func:`plan_fires` looks at one due job and the time, and says which fires to send, how many
 were missed or skipped, and when the job fires next. It reads no clock and does no I/O.
@@ -9,17 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from beatx.jobs import Job, JobStatus
+from beatx.jitter import due_time, nominal_time
+from beatx.jobs import CatchUp, Job, JobStatus
 from beatx.triggers.base import Trigger
 
-__all__ = ["MAX_FIRES_PER_PLAN", "MAX_MISSED_COUNTED", "FirePlan", "latest_fire_time", "plan_fires"]
+__all__ = ["MAX_COUNT_WALK", "MAX_FIRES_PER_PLAN", "FirePlan", "latest_fire_time", "plan_fires"]
 
-#: A job that is further behind than this many fires (coalesce off, no grace limit) sends
-#: this many now and the rest on the next ticks, so one job cannot stall a tick.
+#: A job that is further behind than this many fires (``catchup="all"``, no grace limit)
+#: sends this many now and the rest on the next ticks, so one job cannot stall a tick.
 MAX_FIRES_PER_PLAN = 1000
-#: Missed fires are counted one by one up to this many per plan; past it the count stops
-#: there and the job jumps straight to its next eligible fire.
-MAX_MISSED_COUNTED = 100_000
+#: Fires a plan does not run (missed, coalesced, not caught up) are counted at the cost of
+#: one evaluation when the trigger can count them (a fixed period); otherwise they are
+#: walked one by one up to this many, and the count stops there (a lower bound), so the
+#: planning of a long outage never costs more than the fires it sends.
+MAX_COUNT_WALK = 100
 
 _TICK = timedelta(microseconds=1)
 
@@ -32,8 +35,15 @@ class FirePlan:
     fire_times: tuple[datetime, ...] = ()
     #: Fires later than the misfire grace time, not run.
     missed: int = 0
-    #: Fires merged into a later one by coalescing (counted up to :data:`MAX_FIRES_PER_PLAN`).
+    #: An outage's fires merged into one run (``catchup="latest"`` or ``"earliest"``).
     coalesced: int = 0
+    #: An outage's fires not run by its catch-up policy: older than ``catchup_window``,
+    #: beyond ``catchup_limit``, or ``catchup="none"``. Counted as missed.
+    not_caught_up: int = 0
+    #: An outage's fires that run (in ``fire_times``).
+    caught_up: int = 0
+    #: When each fire of ``fire_times`` goes out, for a job with ``jitter`` (empty without).
+    due_times: tuple[datetime, ...] = ()
     #: Fires not run because ``max_instances`` (or the global cap) runs were in flight.
     skipped: int = 0
     #: Scheduled times of the skipped fires (the first few), for events and logs.
@@ -76,15 +86,19 @@ def plan_fires(
     wait: bool = False,
     held_back: bool = False,
 ) -> FirePlan:
-    """Decide what a due job does at ``now``.
+    """Decide what a due job does at ``now`` (the table in ``docs/concepts/rules.md``).
 
     1. Fires scheduled before ``now - misfire_grace_time`` are missed (counted, not run).
     2. Fires scheduled within ``catch_up_window`` of ``now`` each run, with their own time,
-       whatever ``coalesce`` says: they fell due while leadership moved or a tick ran late,
-       which is not an outage (the beat passes the lease timeout plus a claim's lifetime).
-    3. With ``coalesce``, the older late fires (a real outage) collapse into one run at the
-       latest of them, or into the first recent fire when there is one; without it, each
-       runs (at most :data:`MAX_FIRES_PER_PLAN` per plan).
+       whatever the catch-up policy says: they fell due while leadership moved or a tick ran
+       late, which is not an outage (the beat passes the lease timeout plus a claim's
+       lifetime).
+    3. The older late fires are an outage's, and ``job.catchup`` decides: those before
+       ``now - catchup_window`` are not caught up (counted as missed); of the rest,
+       ``latest`` runs one at the latest of them (none when a recent fire follows: it stands
+       for them), ``earliest`` one at the earliest, ``all`` each of them (the newest
+       ``catchup_limit`` when set, the older ones not caught up; at most
+       :data:`MAX_FIRES_PER_PLAN` per plan) and ``none`` none of them.
     4. ``max_instances`` counts runs in flight: when ``job.running`` reached it, the plan
        waits (``wait``: the engine holds the job a short while for a run to end, so a burst
        of catch-up runs does not cost the next fire) or, when the wait is over, every fire
@@ -93,10 +107,19 @@ def plan_fires(
        older ones are skipped. At most ``free_slots`` (the room left under
        ``max_concurrent_jobs``) are sent.
     5. The job's next run time is the first fire time after the last one considered; a
-       trigger with none left makes the job COMPLETED.
+       trigger with none left makes the job COMPLETED, and so does the fire that reaches
+       ``max_runs`` (fires sent in the job's life, ``total_run_count``).
+
+    Apart from ``catchup="all"``, the plan jumps over the fires it does not run (a few dozen
+    trigger evaluations for a job years behind) and counts them as
+    :data:`MAX_COUNT_WALK` says.
 
     A fire time at or before ``job.last_run_time`` is never planned again (an edit that put
     the job back onto a fire it already ran).
+
+    With ``jitter``, ``job.next_run_time`` is the due time of a fire (see
+    :mod:`beatx.jitter`): the plan works on nominal times, sends a fire only once its due
+    time has come, and returns the due time of the next one.
 
     ``job.next_run_time`` must be set; a job not yet due gets an empty plan.
     """
@@ -104,43 +127,41 @@ def plan_fires(
     if first is None or first > now:
         return FirePlan(next_run_time=first, status=job.status)
     trigger = job.trigger
+    if job.jitter:
+        first = nominal_time(trigger, first, job.jitter)
     if job.last_run_time is not None and first <= job.last_run_time:
         # Sent already (an edit rescheduled the job onto a fire it had run): a job never
         # fires at or before its last run.
         first = trigger.next_fire_time(job.last_run_time)
         if first is None or first > now:
             status = JobStatus.COMPLETED if first is None and job.status.schedulable else job.status
-            return FirePlan(next_run_time=first, status=status)
+            return FirePlan(next_run_time=due_time(job, first), status=status)
+    # The fires considered are those up to ``horizon``: ``now``, or just before the latest
+    # fire when its jittered due time is still ahead.
+    horizon = _due_horizon(job, first, now) if job.jitter else now
 
+    # Lateness counts from a fire's due time (its nominal time without jitter): each bound
+    # below is turned into the first fire time due at or after it.
     missed = 0
     candidate: datetime | None = first
     if job.misfire_grace_time is not None:
         cutoff = now - timedelta(seconds=job.misfire_grace_time)
-        while candidate is not None and candidate < cutoff:
-            missed += 1
-            if missed >= MAX_MISSED_COUNTED:
-                candidate = trigger.next_fire_time(cutoff - _TICK)
-                break
-            candidate = trigger.next_fire_time(candidate)
+        if first < cutoff:
+            candidate = _first_due_from(job, cutoff)
+            missed = _count_fires(trigger, first, horizon + _TICK if candidate is None else candidate)
 
-    eligible: list[datetime] = []
-    coalesced = 0
-    next_run: datetime | None
-    recent_from = now - catch_up_window
-    if candidate is None or candidate > now:
-        next_run = candidate
-    elif job.coalesce and candidate < recent_from:
-        # An outage: its fires collapse into one, then the recent ones each run.
-        recent = trigger.next_fire_time(recent_from - _TICK)
-        if recent is not None and recent <= now:
-            coalesced = _count_fires(trigger, candidate, recent)
-            eligible, next_run = _fires_until(trigger, recent, now)
-        else:
-            latest = latest_fire_time(trigger, candidate, now)
-            coalesced = _count_fires(trigger, candidate, latest)
-            eligible, next_run = [latest], trigger.next_fire_time(latest)
-    else:
-        eligible, next_run = _fires_until(trigger, candidate, now)
+    catch_up = _CatchUpPlan()
+    if candidate is not None and candidate < now - catch_up_window:
+        late_end = _first_due_from(job, now - catch_up_window)
+        late_end = horizon + _TICK if late_end is None else min(late_end, horizon + _TICK)
+        if candidate < late_end:
+            catch_up = _plan_outage(job, candidate, now, late_end, horizon)
+            candidate = catch_up.resume_at
+    eligible = list(catch_up.fire_times)
+    next_run: datetime | None = candidate
+    if candidate is not None and candidate <= horizon:
+        recent, next_run = _fires_until(trigger, candidate, horizon, MAX_FIRES_PER_PLAN - len(eligible))
+        eligible += recent
 
     skipped_times: tuple[datetime, ...] = ()
     if job.running >= job.max_instances and eligible:
@@ -154,36 +175,168 @@ def plan_fires(
         skipped_times += tuple(eligible[max(free_slots, 0) :])
         eligible = eligible[: max(free_slots, 0)]
 
+    # max_runs: the fire that reaches it is the job's last.
+    remaining = job.remaining_runs
+    last_run = remaining is not None and len(eligible) >= remaining
+    if last_run:
+        eligible, next_run = eligible[:remaining], None
     status = job.status
     if next_run is None and status.schedulable:
         status = JobStatus.COMPLETED
     return FirePlan(
         fire_times=tuple(eligible),
         missed=missed,
-        coalesced=coalesced,
+        coalesced=catch_up.coalesced,
+        not_caught_up=catch_up.not_caught_up,
+        caught_up=len(catch_up.fire_times),
         skipped=len(skipped_times),
         skipped_times=skipped_times[:10],
-        next_run_time=next_run,
+        next_run_time=due_time(job, next_run),
         status=status,
+        due_times=tuple(due_time(job, t) or t for t in eligible) if job.jitter else (),
     )
 
 
-def _fires_until(trigger: Trigger, first: datetime, now: datetime) -> tuple[list[datetime], datetime | None]:
-    """The fire times from ``first`` to ``now`` (at most :data:`MAX_FIRES_PER_PLAN`), and the
+def _first_due_from(job: Job, bound: datetime) -> datetime | None:
+    """The first fire time of ``job`` whose due time is at or after ``bound``: the first fire
+    time at or after it, or, with ``jitter``, the latest one before it if its delay carries it
+    over (only the latest can: a delay is shorter than the gap to the next fire)."""
+    trigger = job.trigger
+    if job.jitter:
+        start = trigger.next_fire_time(bound - timedelta(seconds=job.jitter) - _TICK)
+        if start is not None and start < bound:
+            last = latest_fire_time(trigger, start, bound - _TICK)
+            due = due_time(job, last)
+            if due is not None and due >= bound:
+                return last
+    return trigger.next_fire_time(bound - _TICK)
+
+
+def _due_horizon(job: Job, first: datetime, now: datetime) -> datetime:
+    """``now``, or just before the latest fire time at or before it when that fire's jittered
+    due time is after ``now`` (only the latest can be: a delay is shorter than the gap)."""
+    trigger = job.trigger
+    following = trigger.next_fire_time(first)
+    latest = first if following is None or following > now else latest_fire_time(trigger, following, now)
+    due = due_time(job, latest)
+    return latest - _TICK if due is not None and due > now else now
+
+
+@dataclass(frozen=True, slots=True)
+class _CatchUpPlan:
+    """What an outage's late fires do: those that run, how many were merged into a run or
+    not caught up, and the first fire after the outage (the first recent one, or later)."""
+
+    fire_times: tuple[datetime, ...] = ()
+    coalesced: int = 0
+    not_caught_up: int = 0
+    resume_at: datetime | None = None
+
+
+def _plan_outage(
+    job: Job, first: datetime, now: datetime, recent_from: datetime, horizon: datetime
+) -> _CatchUpPlan:
+    """The catch-up of the late fires in ``[first, recent_from)`` (``first`` is one); the
+    fires after them are considered up to ``horizon``."""
+    trigger = job.trigger
+    not_caught_up = 0
+    start: datetime | None = first
+    if job.catchup_window is not None and first < now - timedelta(seconds=job.catchup_window):
+        window_from = _first_due_from(job, now - timedelta(seconds=job.catchup_window))
+        window_from = recent_from if window_from is None else min(window_from, recent_from)
+        if first < window_from:
+            not_caught_up = _count_fires(trigger, first, window_from)
+            start = trigger.next_fire_time(window_from - _TICK)
+    # The first fire at or after the outage: a recent one (<= horizon), a later one or None.
+    after = trigger.next_fire_time(recent_from - _TICK)
+    if start is None or start >= recent_from:
+        return _CatchUpPlan(not_caught_up=not_caught_up, resume_at=after)
+    policy = job.catchup_policy
+    if policy is CatchUp.NONE:
+        not_caught_up += _count_fires(trigger, start, recent_from)
+        return _CatchUpPlan(not_caught_up=not_caught_up, resume_at=after)
+    if policy is CatchUp.LATEST:
+        if after is not None and after <= horizon:
+            # The first recent fire runs for the outage's fires.
+            return _CatchUpPlan(
+                coalesced=_count_fires(trigger, start, recent_from),
+                not_caught_up=not_caught_up,
+                resume_at=after,
+            )
+        latest = latest_fire_time(trigger, start, horizon)
+        return _CatchUpPlan(
+            fire_times=(latest,),
+            coalesced=_count_fires(trigger, start, latest),
+            not_caught_up=not_caught_up,
+            resume_at=trigger.next_fire_time(latest),
+        )
+    if policy is CatchUp.EARLIEST:
+        following = trigger.next_fire_time(start)
+        merged = (
+            0
+            if following is None or following >= recent_from
+            else _count_fires(trigger, following, recent_from)
+        )
+        return _CatchUpPlan(
+            fire_times=(start,), coalesced=merged, not_caught_up=not_caught_up, resume_at=after
+        )
+    # CatchUp.ALL
+    if job.catchup_limit is None:
+        fires, following = _fires_until(trigger, start, recent_from - _TICK, MAX_FIRES_PER_PLAN)
+    else:
+        newest, older = _last_fires(trigger, start, recent_from, job.catchup_limit)
+        not_caught_up += older
+        fires, following = _fires_until(trigger, newest, recent_from - _TICK, MAX_FIRES_PER_PLAN)
+    if following is not None and following < recent_from:
+        # More late fires than one plan sends: the rest go on the next ticks.
+        return _CatchUpPlan(fire_times=tuple(fires), not_caught_up=not_caught_up, resume_at=following)
+    return _CatchUpPlan(fire_times=tuple(fires), not_caught_up=not_caught_up, resume_at=after)
+
+
+def _last_fires(trigger: Trigger, start: datetime, end: datetime, count: int) -> tuple[datetime, int]:
+    """The earliest of the last ``count`` fire times in ``[start, end)`` (``start`` is one),
+    and how many come before it. Searches backwards from ``end`` in doubling windows, so it
+    costs about the fires it returns, not the fires it passes."""
+    window = timedelta(seconds=1)
+    while True:
+        probe = end - window
+        if probe <= start:
+            fires, _ = _fires_until(trigger, start, end - _TICK, None)
+            if len(fires) <= count:
+                return start, 0
+            return fires[-count], _count_fires(trigger, start, fires[-count])
+        found = trigger.next_fire_time(probe - _TICK)
+        if found is not None and found < end:
+            fires, _ = _fires_until(trigger, found, end - _TICK, None)
+            if len(fires) >= count:
+                return fires[-count], _count_fires(trigger, start, fires[-count])
+        window *= 2
+
+
+def _fires_until(
+    trigger: Trigger, first: datetime, until: datetime, limit: int | None
+) -> tuple[list[datetime], datetime | None]:
+    """The fire times from ``first`` to ``until`` (both included; at most ``limit``), and the
     fire time after the last of them."""
     fires: list[datetime] = []
     following: datetime | None = first
-    while len(fires) < MAX_FIRES_PER_PLAN and following is not None and following <= now:
+    while (limit is None or len(fires) < limit) and following is not None and following <= until:
         fires.append(following)
         following = trigger.next_fire_time(following)
     return fires, following
 
 
 def _count_fires(trigger: Trigger, first: datetime, until: datetime) -> int:
-    """How many fire times lie in ``[first, until)``, counted up to :data:`MAX_FIRES_PER_PLAN`."""
+    """How many fire times lie in ``[first, until)`` (``first`` is one): counted by the
+    trigger when it can, else walked up to :data:`MAX_COUNT_WALK`."""
+    if first >= until:
+        return 0
+    counted = trigger.count_fire_times(first, until)
+    if counted is not None:
+        return counted
     count = 0
     current: datetime | None = first
-    while current is not None and current < until and count < MAX_FIRES_PER_PLAN:
+    while current is not None and current < until and count < MAX_COUNT_WALK:
         count += 1
         current = trigger.next_fire_time(current)
     return count

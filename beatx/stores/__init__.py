@@ -19,7 +19,8 @@ def open_store(
 
     - ``memory://``: :class:`MemoryStore` (this process only, lost on exit);
     - ``redis://host:port/db`` (or ``rediss://``, ``unix://``): :class:`beatx.stores.redis.RedisStore`
-      with ``key_prefix``;
+      with ``key_prefix``; ``redis+sentinel://host:port[,host:port...]/service_name[/db]``: the
+      same store on the primary a Sentinel group names (:mod:`beatx.stores.redis_sentinel`);
     - ``django://``: :class:`django_beatx.store.DjangoStore` (the Django app must be installed)
       on the database ``BEATX["DATABASE"]`` names, the one the admin uses (``django://<alias>``
       names it too, and must agree; see :func:`django_beatx.conf.store_database`).
@@ -29,7 +30,7 @@ def open_store(
     scheme = url.partition("://")[0].lower() if "://" in url else ""
     if scheme == "memory":
         return MemoryStore(clock=clock)
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in ("redis", "rediss", "unix", "redis+sentinel"):
         try:
             from beatx.stores.redis import RedisStore
         except ImportError as exc:
@@ -48,5 +49,6 @@ def open_store(
         store: JobStore = DjangoStore(clock=clock, **options)
         return store
     raise ConfigurationError(
-        f"unknown store URL {url!r}: expected memory://, redis://host:port/db or django://"
+        f"unknown store URL {url!r}: expected memory://, redis://host:port/db, "
+        "redis+sentinel://host:port/service_name/db or django://"
     )

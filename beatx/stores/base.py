@@ -44,7 +44,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from beatx.audit import JobChange
 from beatx.jobs import Job, JobStatus
+from beatx.ledger import RunOutcome, RunRecord
 
 __all__ = [
     "BeatStatus",
@@ -241,13 +243,23 @@ class JobStorage(Protocol):
 
     # -- run state: written by whatever executes the run ---------------------------------------
 
-    def run_started(self, job_id: str, task_id: str, *, started_at: datetime, timeout: float) -> None:
+    def run_started(
+        self, job_id: str, task_id: str, *, started_at: datetime, timeout: float, worker: str | None = None
+    ) -> None:
         """Record a run in flight. It stops counting after ``timeout`` seconds even if no
-        :meth:`run_finished` arrives (a killed worker must not block a job forever)."""
+        :meth:`run_finished` arrives (a killed worker must not block a job forever). Its
+        ledger record (:meth:`job_runs`) turns ``running``, with ``worker``'s name."""
         ...
 
     def start_run_once(
-        self, job_id: str, task_id: str, *, attempt: int, started_at: datetime, timeout: float
+        self,
+        job_id: str,
+        task_id: str,
+        *,
+        attempt: int,
+        started_at: datetime,
+        timeout: float,
+        worker: str | None = None,
     ) -> bool:
         """:meth:`run_started` for the first delivery of attempt ``attempt`` (Celery's
         ``request.retries``) of task ``task_id`` only. Returns False, writing nothing, when
@@ -266,17 +278,61 @@ class JobStorage(Protocol):
         finished_at: datetime,
         duration: float | None,
         error: str | None,
+        outcome: RunOutcome | None = None,
+        worker: str | None = None,
     ) -> None:
         """Record the end of a run: ``last_finished_at``, ``last_duration``, and then
 
         - with ``error``: ``last_error``, and status FAILED if it was ACTIVE or COMPLETED;
-        - without: status back from FAILED to ACTIVE (COMPLETED if no next run time).
+        - without: status back from FAILED to ACTIVE (COMPLETED if no next run time);
+        - for a ``REVOKED`` outcome the status stays whatever it was.
 
-        A PAUSED status is kept. Ends the run's in-flight record. Unknown jobs are ignored."""
+        A PAUSED status is kept. Ends the run's in-flight record. Unknown jobs are ignored.
+
+        ``outcome`` is the ledger's (:meth:`job_runs`): an end (``SUCCEEDED``, ``FAILED``,
+        ``REVOKED``, ``REJECTED``, ``UNKNOWN_TASK``); by default ``FAILED`` with an error,
+        else ``SUCCEEDED``."""
+        ...
+
+    def run_retried(
+        self,
+        job_id: str,
+        task_id: str,
+        *,
+        at: datetime,
+        error: str | None,
+        retries: int,
+        worker: str | None = None,
+    ) -> None:
+        """Record that a run asked for a retry (its ``retries``-th): its ledger record turns
+        ``retried`` with ``error`` (the reason). The run stays in flight (the retry carries the
+        same task id) and the job's state is not touched. Unknown jobs are ignored."""
+        ...
+
+    def job_runs(self, job_id: str, *, limit: int = 20) -> list[RunRecord]:
+        """The latest runs of a job in its ledger, newest first (by nominal time, else the
+        first moment known), at most ``limit``: one :class:`~beatx.ledger.RunRecord` per fire
+        the beat sent (``sent``, then what the worker reported), and one per write-back that
+        missed or skipped fires. ``[]`` for an unknown job.
+
+        Each store keeps a bounded number of runs per job, for a bounded time (memory and
+        Redis: ``run_history`` runs, ``run_history_days`` days; Django: until
+        ``beatx_prune_runs`` removes them)."""
         ...
 
     def running_count(self, now: datetime) -> int:
         """Runs in flight across all jobs (for ``max_concurrent_jobs``)."""
+        ...
+
+    # -- the audit log: written by JobManager after each change -------------------------------
+
+    def record_change(self, change: JobChange) -> None:
+        """Add ``change`` to its job's audit log (kept after the job is removed: the log says
+        who removed it). Memory and Redis keep the latest ``DEFAULT_HISTORY`` entries a job."""
+        ...
+
+    def job_changes(self, job_id: str, *, limit: int = 20) -> list[JobChange]:
+        """The job's latest changes, newest first, at most ``limit``; ``[]`` when none."""
         ...
 
     # -- beatx's own small records --------------------------------------------------------------

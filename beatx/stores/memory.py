@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import heapq
 import threading
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from beatx.audit import DEFAULT_HISTORY, JobChange
 from beatx.clock import Clock, SystemClock
 from beatx.errors import ConflictingIdError, JobLookupError, LeaseLostError, RevisionConflictError
-from beatx.jobs import RUN_STATE_FIELDS, Job, JobStatus
+from beatx.jobs import RUN_STATE_FIELDS, Job, JobStatus, fire_task_id
+from beatx.ledger import (
+    DEFAULT_RUN_HISTORY,
+    DEFAULT_RUN_HISTORY_DAYS,
+    RunOutcome,
+    RunRecord,
+    merge,
+    newest_first,
+    summaries,
+)
 from beatx.stores.base import (
     DELIVERY_MEMORY,
     BeatStatus,
@@ -19,6 +30,7 @@ from beatx.stores.base import (
     new_claim_token,
     status_after_run,
 )
+from beatx.stores.calendar_memory import MemoryCalendarStorage
 
 __all__ = ["MemoryStore"]
 
@@ -29,10 +41,25 @@ class MemoryStore:
     The heap holds ``(next run timestamp, job id, entry number)``; an entry whose number is no
     longer the job's current one is stale and skipped, so re-scheduling a job costs
     O(log n) and finding what is due costs O(log n + due).
+
+    The run ledger keeps the last ``run_history`` runs of each job (a ring: the oldest goes
+    when a new one comes), for ``run_history_days`` days.
     """
 
-    def __init__(self, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        run_history: int = DEFAULT_RUN_HISTORY,
+        run_history_days: float = DEFAULT_RUN_HISTORY_DAYS,
+    ) -> None:
         self._clock = clock or SystemClock()
+        self._run_history = max(int(run_history), 1)
+        self._run_history_age = timedelta(days=run_history_days)
+        #: Job id -> task id -> its run record, oldest first (the ring).
+        self._ledger: dict[str, OrderedDict[str, RunRecord]] = {}
+        #: Job id -> its audit log, oldest first.
+        self._changes_log: dict[str, deque[JobChange]] = {}
         self._cond = threading.Condition()
         self._jobs: dict[str, Job] = {}
         self._heap: list[tuple[float, str, int]] = []
@@ -50,6 +77,8 @@ class MemoryStore:
         self._status: BeatStatus | None = None
         self._meta: dict[str, str] = {}
         self._changes = 0
+        #: The exclusion calendars (:mod:`beatx.stores.calendar_memory`).
+        self.calendars = MemoryCalendarStorage()
 
     # -- index ---------------------------------------------------------------------------------
 
@@ -137,6 +166,7 @@ class MemoryStore:
             self._claims.pop(job_id, None)
             self._released.pop(job_id, None)
             self._running.pop(job_id, None)
+            self._ledger.pop(job_id, None)
             self._notify()
             return True
 
@@ -197,7 +227,8 @@ class MemoryStore:
 
     def release_jobs(self, releases: Sequence[JobRelease], *, owner: str | None = None) -> None:
         with self._cond:
-            self._check_owner(owner, self._clock.now())
+            now = self._clock.now()
+            self._check_owner(owner, now)
             for release in releases:
                 job = self._jobs.get(release.job_id)
                 if job is None:
@@ -212,6 +243,7 @@ class MemoryStore:
                 job.total_run_count += len(release.fired)
                 job.misfire_count += release.missed
                 job.skip_count += release.skipped
+                self._ledger_sent(release, now)
                 if release.last_run_time is not None and (
                     job.last_run_time is None or release.last_run_time > job.last_run_time
                 ):
@@ -251,13 +283,31 @@ class MemoryStore:
 
     # -- run state -----------------------------------------------------------------------------
 
-    def run_started(self, job_id: str, task_id: str, *, started_at: datetime, timeout: float) -> None:
+    def run_started(
+        self, job_id: str, task_id: str, *, started_at: datetime, timeout: float, worker: str | None = None
+    ) -> None:
         with self._cond:
             if job_id in self._jobs:
                 self._running.setdefault(job_id, {})[task_id] = started_at.timestamp() + timeout
+                self._ledger_put(
+                    RunRecord(
+                        job_id=job_id,
+                        task_id=task_id,
+                        outcome=RunOutcome.RUNNING,
+                        started_at=started_at,
+                        worker=worker,
+                    )
+                )
 
     def start_run_once(
-        self, job_id: str, task_id: str, *, attempt: int, started_at: datetime, timeout: float
+        self,
+        job_id: str,
+        task_id: str,
+        *,
+        attempt: int,
+        started_at: datetime,
+        timeout: float,
+        worker: str | None = None,
     ) -> bool:
         with self._cond:
             now = started_at.timestamp()
@@ -266,7 +316,7 @@ class MemoryStore:
             if self._delivered.get((task_id, attempt), 0.0) > now:
                 return False
             self._delivered[(task_id, attempt)] = now + max(timeout, DELIVERY_MEMORY)
-        self.run_started(job_id, task_id, started_at=started_at, timeout=timeout)
+        self.run_started(job_id, task_id, started_at=started_at, timeout=timeout, worker=worker)
         return True
 
     def run_finished(
@@ -277,7 +327,11 @@ class MemoryStore:
         finished_at: datetime,
         duration: float | None,
         error: str | None,
+        outcome: RunOutcome | None = None,
+        worker: str | None = None,
     ) -> None:
+        if outcome is None:
+            outcome = RunOutcome.FAILED if error is not None else RunOutcome.SUCCEEDED
         with self._cond:
             self._running.get(job_id, {}).pop(task_id, None)
             job = self._jobs.get(job_id)
@@ -285,9 +339,87 @@ class MemoryStore:
                 return
             job.last_finished_at = finished_at
             job.last_duration = duration
-            job.status = status_after_run(job.status, job.next_run_time, error)
+            if outcome is not RunOutcome.REVOKED:
+                job.status = status_after_run(job.status, job.next_run_time, error)
             if error is not None:
                 job.last_error = error
+            self._ledger_put(
+                RunRecord(
+                    job_id=job_id,
+                    task_id=task_id,
+                    outcome=outcome,
+                    finished_at=finished_at,
+                    duration=duration,
+                    worker=worker,
+                    error=error,
+                )
+            )
+
+    def run_retried(
+        self,
+        job_id: str,
+        task_id: str,
+        *,
+        at: datetime,
+        error: str | None,
+        retries: int,
+        worker: str | None = None,
+    ) -> None:
+        with self._cond:
+            if job_id in self._jobs:
+                self._ledger_put(
+                    RunRecord(
+                        job_id=job_id,
+                        task_id=task_id,
+                        outcome=RunOutcome.RETRIED,
+                        worker=worker,
+                        error=error,
+                        retries=retries,
+                    )
+                )
+
+    def job_runs(self, job_id: str, *, limit: int = 20) -> list[RunRecord]:
+        with self._cond:
+            records = list(self._ledger.get(job_id, {}).values())
+        return newest_first(records, limit=limit, now=self._clock.now(), max_age=self._run_history_age)
+
+    def record_change(self, change: JobChange) -> None:
+        with self._cond:
+            self._changes_log.setdefault(change.job_id, deque(maxlen=DEFAULT_HISTORY)).append(change)
+
+    def job_changes(self, job_id: str, *, limit: int = 20) -> list[JobChange]:
+        with self._cond:
+            log = list(self._changes_log.get(job_id, ()))
+        return log[::-1][: max(limit, 0)]
+
+    def _ledger_put(self, record: RunRecord) -> None:
+        """Merge ``record`` into its job's ring (the lock held); the oldest run goes when the
+        ring is full."""
+        ring = self._ledger.setdefault(record.job_id, OrderedDict())
+        ring[record.task_id] = merge(ring.get(record.task_id), record)
+        while len(ring) > self._run_history:
+            ring.popitem(last=False)
+
+    def _ledger_sent(self, release: JobRelease, now: datetime) -> None:
+        """The ledger records of a write-back (the lock held): one per fire sent, and the
+        missed / skipped ones."""
+        for index, at in enumerate(release.fired):
+            task_id = (
+                release.task_ids[index] if index < len(release.task_ids) else fire_task_id(release.job_id, at)
+            )
+            self._ledger_put(
+                RunRecord(
+                    job_id=release.job_id,
+                    task_id=task_id,
+                    outcome=RunOutcome.SENT,
+                    scheduled_at=at,
+                    sent_at=now,
+                )
+            )
+        for record in summaries(
+            release.job_id, claim=release.claim, at=now, missed=release.missed, skipped=release.skipped
+        ):
+            self._ledger_put(record)
 
     def running_count(self, now: datetime) -> int:
         with self._cond:

@@ -22,6 +22,7 @@ from typing import Any
 
 import redis
 
+from beatx.audit import DEFAULT_HISTORY, JobChange
 from beatx.clock import Clock, SystemClock
 from beatx.errors import (
     ConfigurationError,
@@ -31,11 +32,21 @@ from beatx.errors import (
     SerializationError,
     StoreError,
 )
-from beatx.jobs import Job, JobStatus, job_from_dict, job_to_dict
+from beatx.jobs import Job, JobStatus, fire_task_id, job_from_dict, job_to_dict
+from beatx.ledger import (
+    DEFAULT_RUN_HISTORY,
+    DEFAULT_RUN_HISTORY_DAYS,
+    RunOutcome,
+    RunRecord,
+    newest_first,
+    summaries,
+)
 from beatx.stores.base import DELIVERY_MEMORY, BeatStatus, JobRelease, LeaseInfo, new_claim_token
+from beatx.stores.calendar_redis import RedisCalendarStorage
 from beatx.stores.redis_changes import RedisChangeFeed
 from beatx.stores.redis_common import EPOCH, SharedClient, as_str, from_iso, lua, ts, utc
 from beatx.stores.redis_lease import RedisLease
+from beatx.stores.redis_ledger import ENTRIES_PER_RUN, RUNS_KEY, entry, records_from_entries, sent_entry
 
 __all__ = ["RedisStore"]
 
@@ -64,6 +75,8 @@ STATUS_KEY = "{prefix}status"
 META_KEY = "{prefix}meta"
 #: Counter bumped on every change.
 CHANGES_KEY = "{prefix}changes"
+#: List per job: its audit log (:class:`beatx.audit.JobChange` as JSON), oldest first.
+HISTORY_KEY = "{prefix}history:{job_id}"
 #: The pub/sub channel that announces each new value of the counter. Keys are per database but
 #: channels are per server, so the channel names the database (``db``): stores with the same
 #: prefix on two databases of one server do not wake each other.
@@ -97,6 +110,16 @@ DEFINITION_KEYS = (
     "max_instances",
     "misfire_grace_time",
     "coalesce",
+    "catchup",
+    "catchup_window",
+    "catchup_limit",
+    "jitter",
+    "max_runs",
+    "pause_note",
+    "paused_by",
+    "paused_at",
+    "exclude",
+    "on_excluded",
 )
 
 logger = logging.getLogger("beatx.stores.redis")
@@ -112,6 +135,7 @@ LUA_RELEASE = lua("release")
 LUA_DUE_COUNT = lua("due_count")
 LUA_RUN_STARTED = lua("run_started")
 LUA_RUN_FINISHED = lua("run_finished")
+LUA_RUN_RETRIED = lua("run_retried")
 LUA_COUNT_STATUSES = lua("count_statuses")
 LUA_SWEEP = lua("sweep")
 
@@ -167,6 +191,11 @@ class RedisStore:
         {prefix}claims         zset    claimed jobs -> claim deadline
         {prefix}running:{id}   zset    task ids in flight -> expiry
         {prefix}running        zset    "{id}\\0{task id}" in flight -> expiry (all jobs)
+        {prefix}history:{id}   list    the job's audit log (JSON of each JobChange), the latest
+                                       ``DEFAULT_HISTORY``; kept after the job is removed
+        {prefix}runs:{id}      list    the job's run ledger (:mod:`beatx.stores.redis_ledger`):
+                                       JSON entries, cut to ``3 × run_history``, expiring
+                                       ``run_history_days`` after its last entry
         {prefix}delivered:{task id}  string  set by the worker-side duplicate guard (a day)
         {prefix}lease          hash    owner, acquired_at, expires_at (epoch seconds)
         {prefix}status         string  JSON of the leading beat's BeatStatus
@@ -206,7 +235,9 @@ class RedisStore:
     re-created after an error. A stored record beatx cannot read raises
     :class:`SerializationError` naming the job.
 
-    :param url: ``redis://[:password@]host:port/db`` (or ``rediss://``, ``unix://``).
+    :param url: ``redis://[:password@]host:port/db`` (or ``rediss://``, ``unix://``), or
+        ``redis+sentinel://host:port[,host:port...]/service_name[/db]`` for the primary a
+        Sentinel group names, followed through failovers (:mod:`beatx.stores.redis_sentinel`).
     :param key_prefix: prepended to every key, so several schedulers can share a database.
     :param clock: the time source for reads that count running jobs and for the lease check
         of :meth:`release_jobs` (which takes no ``now``).
@@ -217,6 +248,10 @@ class RedisStore:
     :param claim_ahead_from: the smallest ``limit`` of a claim that is claimed ahead when it
         comes back full. Smaller claims (a beat claiming its next lookahead window a few jobs
         at a time) are not: the claim after them usually differs, and would give them back.
+    :param run_history: how many runs the ledger keeps per job (at least: the list keeps
+        ``3 × run_history`` entries, and a run takes one to three); 0 keeps none.
+    :param run_history_days: how long a job's ledger outlives its last entry, and the age past
+        which :meth:`job_runs` leaves a run out.
     """
 
     def __init__(
@@ -229,10 +264,23 @@ class RedisStore:
         socket_timeout: float = 5.0,
         claim_ahead_from: int = 100,
         server_time: bool | None = None,
+        run_history: int = DEFAULT_RUN_HISTORY,
+        run_history_days: float = DEFAULT_RUN_HISTORY_DAYS,
     ) -> None:
         if claim_ahead_from < 1:
             raise ConfigurationError(f"claim_ahead_from must be at least 1, got {claim_ahead_from!r}")
         self._claim_ahead_from = claim_ahead_from
+        if run_history < 0 or not run_history_days > 0:
+            raise ConfigurationError(
+                f"run_history must be >= 0 and run_history_days > 0, got {run_history!r} and {run_history_days!r}"
+            )
+        self._run_history = int(run_history)
+        self._run_history_age = timedelta(days=run_history_days)
+        #: The ledger's cap (entries, '0': off) and TTL (seconds), as the scripts take them.
+        self._ledger_args = (
+            str(self._run_history * ENTRIES_PER_RUN),
+            str(max(int(run_history_days * 86400), 1)),
+        )
         self._prefix = key_prefix
         self._clock = clock or SystemClock()
         #: Whether leases and claims are judged by the Redis server's clock (TIME) rather
@@ -257,6 +305,8 @@ class RedisStore:
             key=CHANGES_KEY.format(prefix=p),
             channel=CHANGES_CHANNEL.format(prefix=p, db=self._shared.db),
         )
+        #: The exclusion calendars, under the same prefix (:mod:`beatx.stores.calendar_redis`).
+        self.calendars = RedisCalendarStorage(self._shared, key_prefix=p)
         self._jobs_key = JOBS_KEY.format(prefix=p)
         self._schedule_key = SCHEDULE_KEY.format(prefix=p)
         self._claims_key = CLAIMS_KEY.format(prefix=p)
@@ -274,6 +324,7 @@ class RedisStore:
         self._release = reg(LUA_RELEASE)
         self._started = reg(LUA_RUN_STARTED)
         self._finished = reg(LUA_RUN_FINISHED)
+        self._retried = reg(LUA_RUN_RETRIED)
         self._count_statuses = reg(LUA_COUNT_STATUSES)
         self._sweep = reg(LUA_SWEEP)
         self._claim_ahead_lock = threading.Lock()
@@ -286,11 +337,6 @@ class RedisStore:
         script as the write-back (:attr:`JobRelease.messages`, the atomic fire): broker and
         store are on one server, whatever their databases."""
         return broker_server == self._shared.server
-
-    @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
-        """Same as ``RedisStore(url, **kwargs)``."""
-        return cls(url, **kwargs)
 
     def __repr__(self) -> str:
         return f"RedisStore({self._url!r}, key_prefix={self._prefix!r})"
@@ -329,6 +375,9 @@ class RedisStore:
 
     def _running_key(self, job_id: str) -> str:
         return RUNNING_KEY.format(prefix=self._prefix, job_id=job_id)
+
+    def _runs_key(self, job_id: str) -> str:
+        return RUNS_KEY.format(prefix=self._prefix, job_id=job_id)
 
     def _put_item(self, job: Job) -> list[Any]:
         """``[id, [field, value, ...], status, next run epoch or '']`` of one job for
@@ -507,7 +556,7 @@ class RedisStore:
             self._changes_key,
             self._running_all_key,
         ]
-        args = [self._job_prefix, self._running_prefix, self._channel, job_id]
+        args = [self._job_prefix, self._running_prefix, self._channel, job_id, self._runs_key(job_id)]
         with self._errors(f"remove job {job_id!r}"):
             return bool(self._remove(keys=keys, args=args))
 
@@ -776,6 +825,8 @@ class RedisStore:
         # The jobs of a burst mostly share their times: each instant is written out once.
         stamps: dict[datetime | None, tuple[str, str]] = {None: ("", "")}
         items = []
+        sent_at = self._clock.now()
+        sent_iso = utc(sent_at).isoformat() if self._run_history else ""
         for r in releases:
             nrt, last = r.next_run_time, r.last_run_time
             if nrt not in stamps:
@@ -794,15 +845,18 @@ class RedisStore:
                     int(r.skipped),
                     r.error,
                     sum(len(message.lists) for message in r.messages),
+                    self._ledger_entries(r, stamps, sent_at, sent_iso) if sent_iso else [],
                 ]
             )
         args = [
             owner or "",
-            "" if self._server_time else ts(self._clock.now()),
+            "" if self._server_time else ts(sent_at),
             self._job_prefix,
             self._channel,
             json.dumps(items, separators=(",", ":"), ensure_ascii=False),
             str(self._db),
+            RUNS_KEY.format(prefix=self._prefix, job_id=""),
+            *self._ledger_args,
         ]
         for r in releases:
             for message in r.messages:
@@ -819,6 +873,30 @@ class RedisStore:
         self._finish_releases()
         with self._errors(what):
             self._release(keys=keys, args=args)
+
+    @staticmethod
+    def _ledger_entries(
+        release: JobRelease, stamps: dict[datetime | None, tuple[str, str]], sent_at: datetime, sent_iso: str
+    ) -> list[str]:
+        """The run ledger entries of ``release``: one per fire sent, and its missed / skipped
+        records."""
+        entries: list[str] = []
+        task_ids = release.task_ids
+        for index, at in enumerate(release.fired):
+            if at not in stamps:
+                stamps[at] = (utc(at).isoformat(), ts(at))
+            task_id = task_ids[index] if index < len(task_ids) else fire_task_id(release.job_id, at)
+            entries.append(sent_entry(task_id, stamps[at][0], sent_iso))
+        if release.missed or release.skipped:
+            notes = summaries(
+                release.job_id,
+                claim=release.claim,
+                at=sent_at,
+                missed=release.missed,
+                skipped=release.skipped,
+            )
+            entries += (entry(note.task_id, note.outcome, s=sent_iso, r=note.reason) for note in notes)
+        return entries
 
     def _finish_releases(self, *, all_of_them: bool = True) -> None:
         """Read the replies of the releases sent during a burst, raising their errors. Unless
@@ -846,22 +924,33 @@ class RedisStore:
 
     # -- run state -----------------------------------------------------------------------------
 
-    def run_started(self, job_id: str, task_id: str, *, started_at: datetime, timeout: float) -> None:
+    def run_started(
+        self, job_id: str, task_id: str, *, started_at: datetime, timeout: float, worker: str | None = None
+    ) -> None:
         expires = ts(started_at + timedelta(seconds=timeout))
         keys = [self._running_key(job_id), self._running_all_key]
         args = [self._job_key(job_id), task_id, ts(started_at), expires, f"{job_id}\0{task_id}"]
+        started = entry(task_id, RunOutcome.RUNNING, b=utc(started_at).isoformat(), w=worker)
+        args += [self._runs_key(job_id), *self._ledger_args, started]
         with self._errors(f"record the start of run {task_id!r} of job {job_id!r}"):
             self._started(keys=keys, args=args)
 
     def start_run_once(
-        self, job_id: str, task_id: str, *, attempt: int, started_at: datetime, timeout: float
+        self,
+        job_id: str,
+        task_id: str,
+        *,
+        attempt: int,
+        started_at: datetime,
+        timeout: float,
+        worker: str | None = None,
     ) -> bool:
         key = DELIVERED_KEY.format(prefix=self._prefix, task_id=task_id) + (f":{attempt}" if attempt else "")
         remember = int(max(timeout, DELIVERY_MEMORY))
         with self._errors(f"record the delivery of run {task_id!r} of job {job_id!r}"):
             if not self._client.set(key, "1", nx=True, ex=remember):
                 return False
-        self.run_started(job_id, task_id, started_at=started_at, timeout=timeout)
+        self.run_started(job_id, task_id, started_at=started_at, timeout=timeout, worker=worker)
         return True
 
     def run_finished(
@@ -872,7 +961,11 @@ class RedisStore:
         finished_at: datetime,
         duration: float | None,
         error: str | None,
+        outcome: RunOutcome | None = None,
+        worker: str | None = None,
     ) -> None:
+        if outcome is None:
+            outcome = RunOutcome.FAILED if error is not None else RunOutcome.SUCCEEDED
         keys = [
             self._running_key(job_id),
             self._running_all_key,
@@ -885,12 +978,60 @@ class RedisStore:
             f"{job_id}\0{task_id}",
             utc(finished_at).isoformat(),
             "" if duration is None else repr(float(duration)),
-            "0" if error is None else "1",
+            "2" if outcome is RunOutcome.REVOKED else "0" if error is None else "1",
             error or "",
             job_id,
+            self._runs_key(job_id),
+            *self._ledger_args,
+            entry(task_id, outcome, f=utc(finished_at).isoformat(), d=duration, e=error, w=worker),
         ]
         with self._errors(f"record the end of run {task_id!r} of job {job_id!r}"):
             self._finished(keys=keys, args=args)
+
+    def run_retried(
+        self,
+        job_id: str,
+        task_id: str,
+        *,
+        at: datetime,
+        error: str | None,
+        retries: int,
+        worker: str | None = None,
+    ) -> None:
+        if not self._run_history:
+            return
+        retried = entry(task_id, RunOutcome.RETRIED, e=error, a=retries, w=worker)
+        with self._errors(f"record the retry of run {task_id!r} of job {job_id!r}"):
+            self._retried(
+                keys=[self._job_key(job_id), self._runs_key(job_id)], args=[*self._ledger_args, retried]
+            )
+
+    def record_change(self, change: JobChange) -> None:
+        key = HISTORY_KEY.format(prefix=self._prefix, job_id=change.job_id)
+        with self._errors(f"record a change of job {change.job_id!r}"):
+            pipe = self._client.pipeline(transaction=True)
+            pipe.rpush(key, change.to_json())
+            pipe.ltrim(key, -DEFAULT_HISTORY, -1)
+            pipe.execute()
+
+    def job_changes(self, job_id: str, *, limit: int = 20) -> list[JobChange]:
+        if limit <= 0:
+            return []
+        key = HISTORY_KEY.format(prefix=self._prefix, job_id=job_id)
+        with self._errors(f"read the changes of job {job_id!r}"):
+            raw = self._client.lrange(key, -limit, -1)
+        try:
+            return [JobChange.from_dict(json.loads(as_str(item))) for item in reversed(raw)]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SerializationError(f"job {job_id!r}: unreadable audit log entry: {exc}") from exc
+
+    def job_runs(self, job_id: str, *, limit: int = 20) -> list[RunRecord]:
+        if limit <= 0 or not self._run_history:
+            return []
+        with self._errors(f"read the runs of job {job_id!r}"):
+            entries = self._client.lrange(self._runs_key(job_id), 0, -1)
+        records = records_from_entries(job_id, entries)
+        return newest_first(records, limit=limit, now=self._clock.now(), max_age=self._run_history_age)
 
     def running_count(self, now: datetime) -> int:
         with self._errors("count running jobs"):

@@ -18,11 +18,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
 from beatx.errors import LeaseLostError, StoreError
+from beatx.redaction import redact_url
 
 __all__ = ["SharedClient"]
 
@@ -92,19 +92,6 @@ def as_str(value: Any) -> str:
 # -- the client --------------------------------------------------------------------------------
 
 
-def _redact(url: str) -> str:
-    """The URL without its password."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + netloc))
-
-
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "ip6-localhost"})
 
 
@@ -139,8 +126,14 @@ class SharedClient:
 
     def __init__(self, url: str, *, client: redis.Redis | None, socket_timeout: float) -> None:
         #: The server, for error messages (without a password).
-        self.url = _redact(url) if client is None else _describe(client)
+        self.url = redact_url(url) if client is None else _describe(client)
         self._owns_client = client is None
+        sentinel = None
+        if client is None and url.partition("://")[0].lower() == "redis+sentinel":
+            from beatx.stores.redis_sentinel import parse_sentinel_url, sentinel_client
+
+            sentinel = parse_sentinel_url(url)
+            client = sentinel_client(sentinel, socket_timeout=socket_timeout)
         if client is None:
             try:
                 client = redis.Redis.from_url(
@@ -157,8 +150,12 @@ class SharedClient:
         self.decodes = bool(kwargs.get("decode_responses"))
         #: The database number: keys are per database, pub/sub channels are per server.
         self.db = int(kwargs.get("db") or 0)
-        #: The server (:func:`redis_server`).
-        self.server = redis_server(kwargs)
+        #: The server (:func:`redis_server`); behind Sentinel, the deployment (the primary moves).
+        self.server = sentinel.server if sentinel is not None else redis_server(kwargs)
+        #: Replicas that must acknowledge a lease write (``WAIT``) before the beat leads on
+        #: it, and how long to wait for them (``redis+sentinel://...?wait_replicas=``).
+        self.wait_replicas = sentinel.wait_replicas if sentinel is not None else 0
+        self.wait_timeout = sentinel.wait_timeout if sentinel is not None else 0.0
 
     @contextmanager
     def errors(self, what: str) -> Iterator[None]:

@@ -7,6 +7,7 @@ claims and write-backs are fenced by the same ``lease`` key, in their own script
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timedelta
 
 from beatx.errors import SerializationError
@@ -14,6 +15,8 @@ from beatx.stores.base import BeatStatus, LeaseInfo
 from beatx.stores.redis_common import SharedClient, as_str, from_iso, from_ts, iso, lua, ts
 
 __all__ = ["RedisLease"]
+
+logger = logging.getLogger("beatx.stores.redis")
 
 LUA_ACQUIRE_LEASE = lua("acquire_lease")
 LUA_RELEASE_LEASE = lua("release_lease")
@@ -59,10 +62,35 @@ class RedisLease:
             reply = self._take(keys=[self.key], args=args)
         if not reply or as_str(reply) == "0":
             return False
+        if not self._replicated(owner):
+            return False
         # The memory of :meth:`holds` is on the caller's clock (it is compared with the
         # caller's ``now``): the lease asked for, from the caller's now.
         self.taken = (owner, now + timedelta(seconds=ttl))
         return True
+
+    def _replicated(self, owner: str) -> bool:
+        """Whether the lease write just made reached ``wait_replicas`` replicas (``WAIT``;
+        always True when none are asked for). A write only the primary holds can be lost in a
+        failover, and with it the lease another beat would then see expired: the beat leads
+        only on a replicated lease."""
+        wanted = self._shared.wait_replicas
+        if wanted <= 0:
+            return True
+        timeout_ms = max(int(self._shared.wait_timeout * 1000), 1)
+        with self._shared.errors(f"wait for {wanted} replica(s) to take the lease of {owner!r}"):
+            acknowledged = int(self._shared.client.wait(wanted, timeout_ms))
+        if acknowledged >= wanted:
+            return True
+        logger.warning(
+            "lease of %s not led on: %d of %d replica(s) acknowledged it within %gs (a failover "
+            "could lose it)",
+            owner,
+            acknowledged,
+            wanted,
+            self._shared.wait_timeout,
+        )
+        return False
 
     def release_lease(self, owner: str) -> None:
         self.taken = None

@@ -71,10 +71,18 @@ def timezone_key(tz: tzinfo | None) -> str | None:
 
 
 def as_aware(value: datetime, tz: tzinfo) -> datetime:
-    """Attach ``tz`` to a naive datetime; leave an aware one as it is."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        return value.replace(tzinfo=tz)
-    return value
+    """The instant of a naive datetime read as a wall time in ``tz``; an aware one as it is.
+
+    beatx's one rule for naive datetimes, the rule of a fixed-time cron job: a wall time that
+    daylight saving skips is the instant of the jump (02:30 on a spring-forward night is the
+    moment clocks show 03:00), a repeated one is its first pass.
+    """
+    if value.tzinfo is not None and value.utcoffset() is not None:
+        return value
+    from beatx.triggers.cron import wall_to_instant
+
+    instant = wall_to_instant(value.replace(microsecond=0), tz) + timedelta(microseconds=value.microsecond)
+    return instant.astimezone(tz)
 
 
 def require_aware(value: datetime, name: str = "after") -> None:
@@ -125,6 +133,19 @@ class Trigger(ABC):
         :returns: a timezone-aware datetime in UTC, or ``None`` if the trigger never fires again.
         :raises ValueError: if ``after`` is naive.
         """
+
+    def for_job(self, job_id: str) -> Trigger:
+        """This trigger as the job ``job_id`` uses it: a trigger whose times depend on the job
+        (a cron ``H`` field, hashed from the job id) returns a copy keyed by it; the default
+        returns ``self``. A :class:`~beatx.Job` calls it when it is built."""
+        return self
+
+    def count_fire_times(self, start: datetime, end: datetime) -> int | None:
+        """How many fire times lie in ``[start, end)``, where ``start`` is one, when the
+        trigger can say so without walking them (a fixed period); None when it cannot, and
+        the caller walks them. The planning of a long outage uses it to count the fires it
+        does not run at the cost of one evaluation."""
+        return None
 
     def first_fire_time(self, now: datetime) -> datetime | None:
         """Return the first fire time of a job created at ``now``: the earliest at or after it.

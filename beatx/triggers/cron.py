@@ -29,7 +29,17 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from beatx.errors import InvalidTriggerError
-from beatx.triggers.base import Trigger, check_state, get_timezone, require_aware, timezone_key, timezone_name
+from beatx.triggers.base import (
+    STATE_VERSION,
+    Trigger,
+    as_aware,
+    check_state,
+    get_timezone,
+    require_aware,
+    timezone_key,
+    timezone_name,
+)
+from beatx.triggers.cron_hash import expand_hash, has_hash
 from beatx.triggers.date import parse_iso
 
 __all__ = ["CronTrigger", "describe_cron", "resolve_wall_time", "validate_cron", "wall_to_instant"]
@@ -383,7 +393,8 @@ def validate_cron(expression: str, *, extended: bool = False, seconds: bool = Fa
     """
     if not isinstance(expression, str):
         raise InvalidTriggerError(f"cron expression must be a string, got {expression!r}")
-    _parse(expression.strip(), bool(extended), bool(seconds))
+    text = expression.strip()
+    _parse(expand_hash(text, "", seconds=bool(seconds)), bool(extended), bool(seconds))
 
 
 @lru_cache(maxsize=1)
@@ -675,9 +686,8 @@ def _epoch_seconds(value: datetime) -> int:
 
 
 def _aware(value: datetime, tz: tzinfo) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        return value.replace(tzinfo=tz)
-    return value
+    # beatx's one rule for naive datetimes (a skipped wall time is the instant of the jump).
+    return as_aware(value, tz)
 
 
 class CronTrigger(Trigger):
@@ -701,6 +711,11 @@ class CronTrigger(Trigger):
     The two day fields still combine as in cron: either one matches when both are
     restricted. ``seconds=True`` reads six fields, seconds first (the seconds field never
     makes a job a wildcard job). Neither is ever guessed from the expression.
+
+    ``H`` in a field (``H * * * *``, ``H(0-29)/10 H(1-5) * * *``) is a value hashed from
+    ``hash_key`` (see :mod:`beatx.triggers.cron_hash`). A job sets its id as the key
+    (:meth:`for_job`), so each job gets its own minutes and keeps them; the key is not
+    stored with the trigger.
     """
 
     kind = "cron"
@@ -714,6 +729,7 @@ class CronTrigger(Trigger):
         end_date: datetime | str | None = None,
         extended: bool = False,
         seconds: bool = False,
+        hash_key: str | None = None,
     ) -> None:
         if not isinstance(expression, str):
             raise InvalidTriggerError(f"cron expression must be a string, got {expression!r}")
@@ -723,7 +739,14 @@ class CronTrigger(Trigger):
         self.expression: str = expression.strip()
         self.extended: bool = extended
         self.seconds: bool = seconds
-        self._spec = _parse(self.expression, extended, seconds)
+        #: Whether the expression has ``H`` items, and the key they are hashed from.
+        self.hashed: bool = has_hash(self.expression)
+        self.hash_key: str | None = hash_key if self.hashed else None
+        #: The expression as evaluated: ``H`` items replaced by their values.
+        self.evaluated: str = (
+            expand_hash(self.expression, hash_key or "", seconds=seconds) if self.hashed else self.expression
+        )
+        self._spec = _parse(self.evaluated, extended, seconds)
         self.timezone: tzinfo | None = None if timezone is None else get_timezone(timezone)
         self._start_raw = None if start_date is None else parse_iso(start_date, "start_date")
         self._end_raw = None if end_date is None else parse_iso(end_date, "end_date")
@@ -742,7 +765,7 @@ class CronTrigger(Trigger):
             raise InvalidTriggerError(
                 f"end_date {self.end_date.isoformat()} is before start_date {self.start_date.isoformat()}"
             )
-        self._engine = _shared_engine(self.expression, zone, extended, seconds)
+        self._engine = _shared_engine(self.evaluated, zone, extended, seconds)
 
     # -- fire times --------------------------------------------------------------------
 
@@ -776,6 +799,20 @@ class CronTrigger(Trigger):
             end_date=self._end_raw,
             extended=self.extended,
             seconds=self.seconds,
+            hash_key=self.hash_key,
+        )
+
+    def for_job(self, job_id: str) -> CronTrigger:
+        if not self.hashed or self.hash_key == job_id:
+            return self
+        return CronTrigger(
+            self.expression,
+            self.timezone,
+            start_date=self._start_raw,
+            end_date=self._end_raw,
+            extended=self.extended,
+            seconds=self.seconds,
+            hash_key=job_id,
         )
 
     # -- description and state -----------------------------------------------------------
@@ -786,7 +823,9 @@ class CronTrigger(Trigger):
         return self._spec.wildcard
 
     def describe(self) -> str:
-        text = describe_cron(self.expression, extended=self.extended, seconds=self.seconds)
+        text = describe_cron(self.evaluated, extended=self.extended, seconds=self.seconds)
+        if self.hashed:
+            text += f" (H: {self.expression})"
         if self.timezone is not None:
             text += f" ({timezone_key(self.timezone)})"
         return text
@@ -794,7 +833,7 @@ class CronTrigger(Trigger):
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "kind": self.kind,
-            "version": 1,
+            "version": STATE_VERSION,
             "expression": self.expression,
             "timezone": None if self.timezone is None else timezone_name(self.timezone),
             "start_date": None if self._start_raw is None else self._start_raw.isoformat(),
@@ -827,6 +866,7 @@ class CronTrigger(Trigger):
             None if self.end_date is None else self.end_date.isoformat(),
             self.extended,
             self.seconds,
+            self.hash_key,
         )
 
     def __repr__(self) -> str:
@@ -841,6 +881,8 @@ class CronTrigger(Trigger):
             parts.append("extended=True")
         if self.seconds:
             parts.append("seconds=True")
+        if self.hash_key is not None:
+            parts.append(f"hash_key={self.hash_key!r}")
         return f"CronTrigger({', '.join(parts)})"
 
 
@@ -958,9 +1000,12 @@ def describe_cron(expression: str, *, extended: bool = False, seconds: bool = Fa
     """A short plain-English reading of a cron expression, e.g. "At 03:00, Monday through
     Friday" or "Every 15 minutes" (with the same flags as :class:`CronTrigger`).
 
+    An expression with ``H`` items is read with them hashed from an empty key; a trigger
+    describes its own values (:meth:`CronTrigger.describe`).
+
     :raises InvalidTriggerError: if the expression is invalid.
     """
-    spec = _parse(expression.strip(), extended, seconds)
+    spec = _parse(expand_hash(expression.strip(), "", seconds=seconds), extended, seconds)
     minute, hour, dom, month, dow = spec.fields
     dom = "*" if dom == "?" else dom
     dow = "*" if dow == "?" else dow

@@ -6,7 +6,15 @@ from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from beatx.errors import InvalidTriggerError
-from beatx.triggers.base import Trigger, as_aware, check_state, get_timezone, require_aware, timezone_name
+from beatx.triggers.base import (
+    STATE_VERSION,
+    Trigger,
+    as_aware,
+    check_state,
+    get_timezone,
+    require_aware,
+    timezone_name,
+)
 
 __all__ = ["DateTimeTrigger", "parse_datetime", "parse_iso"]
 
@@ -80,7 +88,7 @@ class DateTimeTrigger(Trigger):
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
-            "version": 1,
+            "version": STATE_VERSION,
             "run_at": self.run_at.isoformat(),
             "timezone": timezone_name(self.timezone) if self.timezone else None,
         }

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from beatx.errors import InvalidTriggerError
-from beatx.triggers.base import Trigger, check_state, require_aware
-from beatx.triggers.date import parse_datetime
+from beatx.triggers.base import STATE_VERSION, Trigger, as_aware, check_state, require_aware
+from beatx.triggers.date import parse_datetime, parse_iso
 
 __all__ = ["IntervalTrigger"]
 
@@ -20,11 +20,13 @@ class IntervalTrigger(Trigger):
 
     The anchor is ``start_date`` or, when it is not given, the moment the job is added. With
     ``start_now=True`` the first fire is at the anchor; otherwise one interval after it.
-    No fire is later than ``end_date``.
+    No fire is later than ``end_date``. A naive ``start_date`` / ``end_date`` (or a string
+    without an offset) is a wall time in the scheduler's timezone, fixed when the job is added
+    (as for cron and one-shot jobs); until then it is read as UTC.
     """
 
     kind = "interval"
-    __slots__ = ("end_date", "interval", "start_date", "start_now")
+    __slots__ = ("_wall_end", "_wall_start", "end_date", "interval", "start_date", "start_now")
 
     def __init__(
         self,
@@ -51,6 +53,12 @@ class IntervalTrigger(Trigger):
         self.start_now = bool(start_now)
         self.start_date = None if start_date is None else parse_datetime(start_date, UTC, "start_date")
         self.end_date = None if end_date is None else parse_datetime(end_date, UTC, "end_date")
+        # Naive values keep their wall time until resolve() learns the scheduler's timezone.
+        self._wall_start = _wall_time(start_date, "start_date")
+        self._wall_end = _wall_time(end_date, "end_date")
+        self._check_order()
+
+    def _check_order(self) -> None:
         if self.start_date and self.end_date and self.end_date < self.start_date:
             raise InvalidTriggerError(
                 f"end_date {self.end_date.isoformat()} is before start_date {self.start_date.isoformat()}"
@@ -76,15 +84,31 @@ class IntervalTrigger(Trigger):
             return None
         return candidate
 
+    def count_fire_times(self, start: datetime, end: datetime) -> int | None:
+        # start + k * interval < end (and <= end_date): k < span / interval.
+        last = end if self.end_date is None else min(end, self.end_date + _MICROSECOND)
+        if last <= start:
+            return 0
+        step = self.interval // _MICROSECOND
+        span = (last - start) // _MICROSECOND
+        return -(-span // step)
+
     @property
     def anchor(self) -> datetime | None:
         return self.start_date
 
     def resolve(self, *, now: datetime, timezone: tzinfo) -> IntervalTrigger:
-        if self.start_date is not None:
+        if self.start_date is not None and self._wall_start is None and self._wall_end is None:
             return self
         resolved = self._copy()
-        resolved.start_date = now.astimezone(UTC)
+        if self._wall_start is not None:
+            resolved.start_date = as_aware(self._wall_start, timezone).astimezone(UTC)
+        if self._wall_end is not None:
+            resolved.end_date = as_aware(self._wall_end, timezone).astimezone(UTC)
+        resolved._wall_start = resolved._wall_end = None
+        if resolved.start_date is None:
+            resolved.start_date = now.astimezone(UTC)
+        resolved._check_order()
         return resolved
 
     def _copy(self) -> IntervalTrigger:
@@ -107,7 +131,7 @@ class IntervalTrigger(Trigger):
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
-            "version": 1,
+            "version": STATE_VERSION,
             "seconds": self.interval.total_seconds(),
             "start_now": self.start_now,
             "start_date": self.start_date.isoformat() if self.start_date else None,
@@ -132,3 +156,11 @@ class IntervalTrigger(Trigger):
         return (
             f"IntervalTrigger(seconds={self.interval.total_seconds():g}, start_now={self.start_now}{start})"
         )
+
+
+def _wall_time(value: datetime | str | None, what: str) -> datetime | None:
+    """``value`` as a naive wall time when it carries no offset, else None."""
+    if value is None:
+        return None
+    parsed = parse_iso(value, what)
+    return parsed if parsed.tzinfo is None or parsed.utcoffset() is None else None

@@ -25,7 +25,15 @@ from functools import lru_cache
 from typing import Any
 
 from beatx.errors import InvalidTriggerError, SerializationError
-from beatx.triggers.base import Trigger, check_state, get_timezone, require_aware, timezone_key, timezone_name
+from beatx.triggers.base import (
+    STATE_VERSION,
+    Trigger,
+    check_state,
+    get_timezone,
+    require_aware,
+    timezone_key,
+    timezone_name,
+)
 from beatx.triggers.cron import wall_to_instant
 from beatx.triggers.date import parse_iso
 
@@ -415,7 +423,7 @@ class RRuleTrigger(Trigger):
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
-            "version": 1,
+            "version": STATE_VERSION,
             "rule": self.rule,
             "dtstart": None if self._dtstart_raw is None else self._dtstart_raw.isoformat(),
             "timezone": None if self.timezone is None else timezone_name(self.timezone),

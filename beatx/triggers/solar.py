@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from beatx.errors import InvalidTriggerError, SerializationError
-from beatx.triggers.base import Trigger, check_state, require_aware
+from beatx.triggers.base import STATE_VERSION, Trigger, check_state, require_aware
 
 __all__ = ["SOLAR_EVENTS", "SolarTrigger"]
 
@@ -125,7 +125,7 @@ class SolarTrigger(Trigger):
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
-            "version": 1,
+            "version": STATE_VERSION,
             "event": self.event,
             "latitude": self.latitude,
             "longitude": self.longitude,

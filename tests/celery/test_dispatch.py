@@ -171,7 +171,7 @@ def test_the_pipelined_path_stops_between_pipelines_when_the_lease_is_lost(
 
 
 @pytest.mark.redis
-def test_publish_signal_receivers_keep_the_send_task_path(broker: tuple[Celery, redis.Redis]) -> None:
+def test_publish_signal_receivers_get_each_fire(broker: tuple[Celery, redis.Redis]) -> None:
     from celery import signals
 
     app, _client = broker

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pytest
@@ -112,7 +113,15 @@ def test_setup_sets_the_beat_scheduler_unless_set() -> None:
     assert app.conf.beat_scheduler == "beatx"
     other = make_app(beat_scheduler="myproj.sched:Custom")
     setup(other)
-    assert other.conf.beat_scheduler == "myproj.sched:Custom"
+    with pytest.warns(UserWarning, match=r"beat_scheduler = 'myproj.sched:Custom'.*not beatx"):
+        kept = other.conf.beat_scheduler  # configures the app: setup() checks then
+    assert kept == "myproj.sched:Custom"
+    for name in ("beatx", "beatx.celery:BeatxScheduler"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            named = make_app(beat_scheduler=name)
+            setup(named)
+            assert named.conf.beat_scheduler == name
     lazy = Celery("lazy", set_as_current=False)
     setup(lazy)
     lazy.config_from_object({"broker_url": "memory://"})

@@ -25,6 +25,15 @@ def run(*args: str) -> tuple[str, str]:
     return out.getvalue(), err.getvalue()
 
 
+def run_refusing(*args: str) -> tuple[str, str]:
+    """``run``, for an import that refuses entries: it exits 1 (CommandError) after its report."""
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError, match="refused") as info:
+        call_command(*args, stdout=out, stderr=err)
+    assert info.value.returncode == 1
+    return out.getvalue(), err.getvalue()
+
+
 def get(job_id: str) -> Any:
     job = conf.get_store().get_job(job_id)
     assert job is not None, job_id
@@ -50,7 +59,7 @@ def beat_schedule() -> Any:
 
 
 def test_import_from_beat_schedule(beat_schedule: Any) -> None:
-    out, err = run("beatx_import", "--from-beat-schedule", "--app", "tests.django.celery_app:app")
+    out, err = run_refusing("beatx_import", "--from-beat-schedule", "--app", "tests.django.celery_app:app")
     assert "3 imported, 0 updated, 0 unchanged, 1 refused" in out
     assert "weird" in err and "cannot convert" in err
     assert get("digest").trigger.expression == "0 7 * * *"
@@ -58,12 +67,14 @@ def test_import_from_beat_schedule(beat_schedule: Any) -> None:
     assert get("often").trigger.interval == timedelta(seconds=30)
     assert get("often").options["queue"] == "q"
     assert get("number").trigger.interval == timedelta(seconds=12.5)
-    out, _ = run("beatx_import", "--from-beat-schedule", "--app", "tests.django.celery_app:app")
+    out, _ = run_refusing("beatx_import", "--from-beat-schedule", "--app", "tests.django.celery_app:app")
     assert "0 imported, 0 updated, 3 unchanged, 1 refused" in out
 
 
 def test_import_dry_run_writes_nothing(beat_schedule: Any) -> None:
-    out, _ = run("beatx_import", "--from-beat-schedule", "--app", "tests.django.celery_app:app", "--dry-run")
+    out, _ = run_refusing(
+        "beatx_import", "--from-beat-schedule", "--app", "tests.django.celery_app:app", "--dry-run"
+    )
     assert out.strip().endswith("[dry run] 3 imported, 0 updated, 0 unchanged, 1 refused")
     assert not Job.objects.exists()
 
@@ -99,16 +110,24 @@ def test_import_from_django_celery_beat() -> None:
     )
     dcb.PeriodicTask.objects.create(name="friday 13th", task="shop.tasks.luck", crontab=both)
 
-    out, err = run("beatx_import", "--from-django-celery-beat")
+    imported_at = datetime.now(UTC)
+    out, err = run_refusing("beatx_import", "--from-django-celery-beat")
     assert "4 imported, 0 updated, 0 unchanged, 2 refused" in out
     assert "friday 13th" in err and "sunset" not in err
     assert "dawn until new year: solar schedule" in err and "no start or end date" in err
 
-    cleanup = get("cleanup every 10 min")
+    cleanup = get("cleanup-every-10-min")  # the id has no spaces; the name is kept
+    assert cleanup.name == "cleanup every 10 min"
     assert cleanup.trigger.interval == timedelta(minutes=10)
+    # Never run: the first run is one interval after the import, not at once.
+    assert (
+        imported_at + timedelta(minutes=10)
+        <= cleanup.next_run_time
+        <= datetime.now(UTC) + timedelta(minutes=10)
+    )
     assert cleanup.kwargs == {"older_than_days": 7}
     assert cleanup.options == {"queue": "maintenance", "priority": 3, "expires": 60.0}
-    digest = get("weekday digest")
+    digest = get("weekday-digest")
     assert digest.trigger == CronTrigger("30 3 * * 1-5", timezone="Europe/Paris")
     assert (digest.args, digest.status.value) == ((42,), "paused")
     launch = get("launch")
@@ -163,6 +182,25 @@ def test_import_from_django_celery_beat_updates_only_when_asked() -> None:
     assert "1 unchanged" in out and get("ping").trigger.interval == timedelta(seconds=5)
     out, _ = run("beatx_import", "--from-django-celery-beat", "--update")
     assert "1 updated" in out and get("ping").trigger.interval == timedelta(seconds=7)
+
+
+def test_the_run_history_of_a_periodic_task_is_kept() -> None:
+    from django_celery_beat import models as dcb
+
+    interval = dcb.IntervalSchedule.objects.create(every=1, period=dcb.IntervalSchedule.HOURS)
+    last_run = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=20)
+    dcb.PeriodicTask.objects.create(
+        name="hourly sync",
+        task="shop.tasks.sync",
+        interval=interval,
+        total_run_count=41,
+        last_run_at=last_run,
+    )
+    out, err = run("beatx_import", "--from-django-celery-beat")
+    assert "1 imported, 0 updated, 0 unchanged, 0 refused" in out, err
+    sync = get("hourly-sync")
+    assert (sync.total_run_count, sync.last_run_time) == (41, last_run)
+    assert sync.next_run_time == last_run + timedelta(hours=1)  # goes on from its last run
 
 
 def test_import_needs_a_source() -> None:

@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from beatx.errors import ConflictingIdError, JobLookupError, LeaseLostError, RevisionConflictError
-from beatx.jobs import Job, JobStatus
+from beatx.jobs import CatchUp, Job, JobStatus
 from beatx.stores.base import BeatStatus, ChangeFeed, JobRelease, JobStorage, JobStore, LeaderLease
 from beatx.testing import FakeClock
 from beatx.triggers import CronTrigger, DateTimeTrigger, IntervalTrigger
+from tests.stores.audit_contract import AuditLogContract
+from tests.stores.ledger_contract import RunLedgerContract
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -90,6 +92,65 @@ class JobStorageContract:
         assert got.next_run_time == T0
         assert got.status is JobStatus.ACTIVE
         assert got.revision >= 1
+
+    def test_the_schedule_policy_fields_round_trip(self, store: JobStore) -> None:
+        for job_id in ("latest", "earliest", "all", "none"):
+            store.add_job(make_job(job_id, catchup=job_id, catchup_window=3600.0, catchup_limit=5))
+        for job_id in ("latest", "earliest", "all", "none"):
+            got = store.get_job(job_id)
+            assert got is not None
+            assert (got.catchup, got.coalesce) == (CatchUp(job_id), job_id != "all")
+            assert (got.catchup_window, got.catchup_limit) == (3600.0, 5)
+        job = store.get_job("none")
+        assert job is not None
+        job.catchup, job.catchup_window, job.catchup_limit = CatchUp.ALL, None, None
+        job.coalesce = False
+        store.update_job(job)
+        got = store.get_job("none")
+        assert got is not None
+        assert (got.catchup, got.coalesce, got.catchup_window, got.catchup_limit) == (
+            CatchUp.ALL,
+            False,
+            None,
+            None,
+        )
+        paused = make_job(
+            "paused",
+            jitter=12.5,
+            max_runs=7,
+            status=JobStatus.PAUSED,
+            pause_note="Partner API down",
+            paused_by="alice",
+            paused_at=T0,
+        )
+        store.add_job(paused)
+        got = store.get_job("paused")
+        assert got is not None
+        assert (got.jitter, got.max_runs, got.pause_note, got.paused_by, got.paused_at) == (
+            12.5,
+            7,
+            "Partner API down",
+            "alice",
+            T0,
+        )
+        got.status, got.pause_note, got.paused_by, got.paused_at = JobStatus.ACTIVE, None, None, None
+        store.update_job(got, reschedule=True)
+        resumed = store.get_job("paused")
+        assert resumed is not None
+        assert (resumed.status, resumed.pause_note, resumed.paused_by, resumed.paused_at) == (
+            JobStatus.ACTIVE,
+            None,
+            None,
+            None,
+        )
+        store.remove_job("paused")
+        claimed = store.acquire_due_jobs(T0, limit=10)
+        assert {job.id: job.catchup for job in claimed} == {
+            "latest": CatchUp.LATEST,
+            "earliest": CatchUp.EARLIEST,
+            "all": CatchUp.ALL,
+            "none": CatchUp.ALL,
+        }
 
     def test_every_trigger_kind_round_trips(self, store: JobStore) -> None:
         triggers = {
@@ -495,7 +556,9 @@ class ChangeFeedContract:
         assert store.wait_for_change(0.05) is False
 
 
-class StoreContract(JobStorageContract, LeaderLeaseContract, ChangeFeedContract):
+class StoreContract(
+    JobStorageContract, LeaderLeaseContract, ChangeFeedContract, RunLedgerContract, AuditLogContract
+):
     """Behaviour shared by every :class:`JobStore`: the three contracts above."""
 
     def test_it_satisfies_the_store_protocol(self, store: JobStore) -> None:

@@ -123,3 +123,44 @@ def reference_next(
                 continue
         t += MINUTE
     return None
+
+
+# -- H (Jenkins-style hashed values), read from docs/concepts/triggers.md --------------------
+
+H_RANGES = {
+    "minute": (0, 59),
+    "hour": (0, 23),
+    "day-of-month": (1, 28),
+    "month": (1, 12),
+    "day-of-week": (0, 6),
+}
+FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
+
+
+def reference_hash(key: str, field: str, index: int) -> int:
+    import hashlib
+
+    return int(hashlib.sha256((key + "\0" + field + "\0" + str(index)).encode()).hexdigest()[:16], 16)
+
+
+def reference_expand_h(expression: str, key: str) -> str:
+    """Every H item of a five-field expression written out, as the documentation says."""
+    out = []
+    for name, text in zip(FIELD_NAMES, expression.split(), strict=True):
+        items = []
+        for index, item in enumerate(text.split(",")):
+            if not item.upper().startswith("H") or (len(item) > 1 and item[1] not in "(/"):
+                items.append(item)
+                continue
+            h = reference_hash(key, name, index)
+            low, high = H_RANGES[name]
+            body, _, step = item[1:].partition("/")
+            if body:
+                low, high = (int(x) for x in body.strip("()").split("-"))
+            if not step:
+                items.append(str(low + h % (high - low + 1)))
+            else:
+                start = low + h % min(int(step), high - low + 1)
+                items.append(f"{start}-{high}/{step}")
+        out.append(",".join(items))
+    return " ".join(out)

@@ -30,6 +30,22 @@ local function unclaim(claims, job_key, id)
   redis.call('HDEL', job_key, 'claim')
 end
 
+-- Append entries (JSON strings) to a job's run ledger: a list cut to its last `cap` entries,
+-- kept `ttl` seconds after its last entry. cap '0': the ledger is off.
+local function ledger_add(key, cap, ttl, entries)
+  if cap == '0' or #entries == 0 then
+    return
+  end
+  local length = 0
+  for i = 1, #entries, 1000 do
+    length = redis.call('RPUSH', key, unpack(entries, i, math.min(i + 999, #entries)))
+  end
+  if length > tonumber(cap) then
+    redis.call('LTRIM', key, -tonumber(cap), -1)
+  end
+  redis.call('EXPIRE', key, ttl)
+end
+
 local function notify(changes, channel)
   local n = redis.call('INCR', changes)
   redis.call('PUBLISH', channel, n)

@@ -1,27 +1,31 @@
 -- Write back claimed jobs and end their claims. KEYS: lease, schedule, claims, changes.
 -- ARGV: owner ('' for none), now, job prefix, channel, then a JSON list with per release
 -- `[id, claim token, next run time ISO or '', next run epoch or '', status, last run time
--- ISO or '', last run epoch or '', fired, missed, skipped, error or null, messages]`, then
--- this database's number, then the messages: `messages` triples per release, in order,
+-- ISO or '', last run epoch or '', fired, missed, skipped, error or null, messages, run
+-- ledger entries (JSON strings: one per fire sent, and the missed / skipped records)]`, then
+-- this database's number, then for the run ledger: its key prefix, cap ('0': off), ttl; then
+-- the messages: `messages` triples per release, in order,
 -- `database, list, payload` (a fire's broker message: the atomic fire). A release's
 -- messages are pushed (LPUSH, in order) exactly when something of it is written.
 -- Per job (see `~beatx.stores.base.JobRelease`): held under the token -> everything
 -- applied and the claim ends; no claim (a reschedule dropped it) -> only the counters, last
 -- run and error; another claim, or the token already written back (`released_claim`: a
 -- retry after an error that hid the success) -> nothing. Every item is checked before the
--- first write, so a bad one fails the call with nothing written.
+-- first write, so a bad one fails the call with nothing written. What is written also goes
+-- to the job's run ledger (one `sent` entry per fire, the missed / skipped summaries).
 -- Runs after helpers.lua (prepended by the store).
 check_owner(KEYS[1], ARGV[1], ARGV[2])
 local jp = ARGV[3]
 local items = cjson.decode(ARGV[5])
 local first_message = {}
-local next_message = 7
+local next_message = 10
+local ledger_prefix, ledger_cap, ledger_ttl = ARGV[7], ARGV[8], ARGV[9]
 for i, r in ipairs(items) do
   if type(r[1]) ~= 'string' or type(r[2]) ~= 'string' or type(r[3]) ~= 'string'
       or (r[4] ~= '' and not tonumber(r[4])) or type(r[5]) ~= 'string' or type(r[6]) ~= 'string'
       or (r[7] ~= '' and not tonumber(r[7])) or type(r[8]) ~= 'number' or type(r[9]) ~= 'number'
       or type(r[10]) ~= 'number' or (r[11] ~= cjson.null and type(r[11]) ~= 'string')
-      or type(r[12]) ~= 'number' then
+      or type(r[12]) ~= 'number' or type(r[13]) ~= 'table' then
     error({err = 'BEATX_BAD_RELEASE malformed write-back item for job ' .. tostring(r[1])})
   end
   first_message[i] = next_message
@@ -30,7 +34,7 @@ end
 if next_message ~= #ARGV + 1 or not tonumber(ARGV[6]) then
   error({err = 'BEATX_BAD_RELEASE the messages do not match the write-back items'})
 end
-for m = 7, #ARGV, 3 do
+for m = 10, #ARGV, 3 do
   if not tonumber(ARGV[m]) then
     error({err = 'BEATX_BAD_RELEASE bad database number for a message: ' .. ARGV[m]})
   end
@@ -66,6 +70,7 @@ for i, r in ipairs(items) do
     if r[8] ~= 0 then
       redis.call('HINCRBY', key, 'total_run_count', r[8])
     end
+    ledger_add(ledger_prefix .. id, ledger_cap, ledger_ttl, r[13])
     if r[9] ~= 0 then
       redis.call('HINCRBY', key, 'misfire_count', r[9])
     end

@@ -1,6 +1,6 @@
 -- Delete a job with its claim and run state.
 -- KEYS: jobs, schedule, claims, changes, running (all). ARGV: job prefix, running prefix,
--- channel, id. Returns 1 if the job existed.
+-- channel, id, run ledger key. Returns 1 if the job existed.
 -- Runs after helpers.lua (prepended by the store).
 local id = ARGV[4]
 if redis.call('DEL', ARGV[1] .. id) == 0 then
@@ -14,5 +14,6 @@ for _, task in ipairs(redis.call('ZRANGE', rkey, 0, -1)) do
   redis.call('ZREM', KEYS[5], id .. '\0' .. task)
 end
 redis.call('DEL', rkey)
+redis.call('DEL', ARGV[5])
 notify(KEYS[4], ARGV[3])
 return 1

@@ -1,6 +1,7 @@
 -- Record the end of a run (the rule of `beatx.stores.base.status_after_run`).
 -- KEYS: running (job), running (all), schedule, claims. ARGV: job key, task id, member,
--- finished at ISO, duration ('' for none), has error ('1' | '0'), error, id.
+-- finished at ISO, duration ('' for none), has error ('1' | '0'; '2': leave the status, a
+-- revoked run), error, id, then for the run ledger: its key, cap, ttl, the entry (JSON).
 -- Runs after helpers.lua (prepended by the store).
 local key = ARGV[1]
 redis.call('ZREM', KEYS[1], ARGV[2])
@@ -8,6 +9,7 @@ redis.call('ZREM', KEYS[2], ARGV[3])
 if redis.call('EXISTS', key) == 0 then
   return 0
 end
+ledger_add(ARGV[9], ARGV[10], ARGV[11], {ARGV[12]})
 redis.call('HSET', key, 'last_finished_at', ARGV[4])
 if ARGV[5] == '' then
   redis.call('HDEL', key, 'last_duration')
@@ -16,7 +18,9 @@ else
 end
 local st = redis.call('HMGET', key, 'status', 'next_run_ts')
 local status = st[1]
-if ARGV[6] == '1' then
+if ARGV[6] == '2' then
+  status = st[1]
+elseif ARGV[6] == '1' then
   redis.call('HSET', key, 'last_error', ARGV[7])
   if status == 'active' or status == 'completed' then
     status = 'failed'

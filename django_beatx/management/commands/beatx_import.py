@@ -5,20 +5,29 @@
   clocked and solar schedules).
 
 Both are idempotent: a job whose id exists is left alone (``--update`` brings it to the
-imported definition, keeping its run state). Nothing is written with ``--dry-run``.
+imported definition, keeping its run state). Nothing is written with ``--dry-run``. The command
+exits 1 when an entry was refused.
+
+A periodic task's job id is its name with spaces and other characters outside ``A-Za-z0-9._:-``
+replaced by ``-`` (the name stays the job's display name); its ``total_run_count`` and
+``last_run_at`` are kept, and an interval job goes on from its last run (see
+:mod:`beatx.importers.common`).
 """
 
 from __future__ import annotations
 
 import importlib
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from beatx.errors import BeatxError
+from beatx.exclusion import exclusion_options
+from beatx.importers.common import ImportedJob, ImportReport, save_imported
+from beatx.policy_options import policy_options
 from beatx.triggers import CronTrigger, DateTimeTrigger, IntervalTrigger, SolarTrigger, Trigger
 from django_beatx import conf
 
@@ -52,6 +61,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.manager = conf.get_manager()
+        # The audit log: these changes come from an import.
+        self.manager.source = "beat_schedule" if options["from_beat_schedule"] else "django-celery-beat"
         self.update = bool(options["update"])
         self.dry_run = bool(options["dry_run"])
         self.counts = {"imported": 0, "updated": 0, "unchanged": 0, "refused": 0}
@@ -63,6 +74,8 @@ class Command(BaseCommand):
         summary = ", ".join(f"{count} {what}" for what, count in self.counts.items())
         style = self.style.WARNING if self.counts["refused"] else self.style.SUCCESS
         self.stdout.write(style(f"{prefix}{summary}"))
+        if self.counts["refused"]:
+            raise CommandError(f"{self.counts['refused']} entries refused (see above)", returncode=1)
 
     # -- one job -------------------------------------------------------------------------------
 
@@ -117,13 +130,16 @@ class Command(BaseCommand):
             except (Refused, BeatxError, ValueError) as exc:
                 self._refuse(name, str(exc))
                 continue
+            options = dict(entry.get("options") or {})
             self._save(
                 name,
                 task,
                 trigger,
                 args=tuple(entry.get("args") or ()),
                 kwargs=dict(entry.get("kwargs") or {}),
-                options=dict(entry.get("options") or {}),
+                options=options,
+                **exclusion_options(options),
+                **policy_options(options),
             )
 
     @staticmethod
@@ -173,20 +189,35 @@ class Command(BaseCommand):
             "name"
         )
         self.stdout.write(f"Importing {tasks.count()} django-celery-beat periodic tasks")
+        report = ImportReport(counts=self.counts)
+        taken: set[str] = set()
+        now = datetime.now(UTC)
         for task in tasks:
             try:
-                trigger = self._convert_periodic_task(task)
+                trigger = self._convert_periodic_task(task, now)
                 fields = self._periodic_task_fields(task)
             except Refused as exc:
-                self._refuse(task.name, str(exc))
+                report.refuse(task.name, str(exc))
                 continue
             except (BeatxError, ValueError) as exc:
-                self._refuse(task.name, f"cannot convert: {exc}")
+                report.refuse(task.name, f"cannot convert: {exc}")
                 continue
-            self._save(task.name, task.task, trigger, **fields)
+            entry = ImportedJob(
+                task=task.task,
+                trigger=trigger,
+                total_run_count=int(task.total_run_count or 0),
+                last_run_at=task.last_run_at,
+                **fields,
+            )
+            save_imported(self.manager, entry, report, update=self.update, dry_run=self.dry_run, taken=taken)
+        for kind, text in report.lines:
+            if kind == "refused":
+                self.stderr.write(self.style.ERROR(f"  {text}"))
+            else:
+                self.stdout.write(f"  {text}")
 
     @staticmethod
-    def _convert_periodic_task(task: Any) -> Trigger:
+    def _convert_periodic_task(task: Any, now: datetime) -> Trigger:
         end_date = task.expires
         start_date = task.start_time
         trigger: Trigger
@@ -216,14 +247,18 @@ class Command(BaseCommand):
         elif task.interval_id is not None:
             interval = task.interval
             seconds = interval.every * _PERIOD_SECONDS[interval.period]
-            trigger = IntervalTrigger(seconds=seconds, start_date=start_date, end_date=end_date)
+            # As django-celery-beat: the next run is one interval after the last (or after the
+            # import, for a task that never ran), not now for every imported job at once.
+            anchor, start_now = (task.last_run_at or now), False
+            if start_date is not None and _as_utc(anchor) < _as_utc(start_date):
+                anchor, start_now = start_date, True
+            trigger = IntervalTrigger(
+                seconds=seconds, start_date=anchor, start_now=start_now, end_date=end_date
+            )
         else:
             raise Refused("it has no schedule")
         if task.one_off:
             # One run, at the schedule's next fire time: beatx's one-shot trigger.
-            from datetime import UTC, datetime
-
-            now = datetime.now(UTC)
             first = trigger.resolve(now=now, timezone=UTC).first_fire_time(now)
             if first is None:
                 raise Refused("one-off task whose schedule never fires again")
@@ -259,3 +294,8 @@ class Command(BaseCommand):
             "options": options,
             "paused": not task.enabled,
         }
+
+
+def _as_utc(value: datetime) -> datetime:
+    """An aware datetime as it is; a naive one (USE_TZ = False) read as UTC, for comparing."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
