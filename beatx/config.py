@@ -47,7 +47,7 @@ from typing import Any
 
 from beatx.calendars import ExclusionCalendar, calendar_from_dict
 from beatx.errors import BeatxError, ConfigurationError
-from beatx.jobs import JobDefaults
+from beatx.jobs import EXCLUSION_FIELDS, POLICY_FIELDS, JobDefaults
 from beatx.settings_schema import SETTINGS
 from beatx.triggers import TRIGGER_TYPES
 
@@ -74,16 +74,8 @@ _JOB_KEYS = {
     "args",
     "kwargs",
     "options",
-    "max_instances",
-    "misfire_grace_time",
-    "coalesce",
-    "catchup",
-    "catchup_window",
-    "catchup_limit",
-    "jitter",
-    "max_runs",
-    "exclude",
-    "on_excluded",
+    *POLICY_FIELDS,
+    *EXCLUSION_FIELDS,
     "paused",
 }
 

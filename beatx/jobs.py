@@ -66,6 +66,19 @@ RUN_STATE_FIELDS = (
 #: Why, by whom and when a paused job was paused (written with its status by ``pause_job``,
 #: cleared by ``resume_job``).
 PAUSE_FIELDS = ("pause_note", "paused_by", "paused_at")
+#: The rules of a job's definition that decide which of its fire times go out, and how.
+POLICY_FIELDS = (
+    "max_instances",
+    "misfire_grace_time",
+    "coalesce",
+    "catchup",
+    "catchup_window",
+    "catchup_limit",
+    "jitter",
+    "max_runs",
+)
+#: The exclusion calendars a job's fire times skip, and what an excluded fire does.
+EXCLUSION_FIELDS = ("exclude", "on_excluded")
 #: The fields of a :class:`Job` that record what happened to it, as opposed to its definition.
 STATE_FIELDS = ("status", *PAUSE_FIELDS, *RUN_STATE_FIELDS, "revision")
 

@@ -44,7 +44,18 @@ from beatx.errors import (
 )
 from beatx.events import Event, EventBus, EventKind
 from beatx.jitter import due_time, nominal_time
-from beatx.jobs import STATE_FIELDS, CatchUp, Fire, Job, JobDefaults, JobFunc, JobStatus, func_ref
+from beatx.jobs import (
+    EXCLUSION_FIELDS,
+    POLICY_FIELDS,
+    STATE_FIELDS,
+    CatchUp,
+    Fire,
+    Job,
+    JobDefaults,
+    JobFunc,
+    JobStatus,
+    func_ref,
+)
 from beatx.ledger import RunRecord
 from beatx.store_watch import read_data_loss
 from beatx.stores.base import JobStore
@@ -309,20 +320,7 @@ class JobManager:
         # Resolved at the instant the stored trigger was, an unchanged trigger compares equal.
         anchor = existing.trigger.anchor or self.clock.now()
         same_trigger = job.trigger.resolve(now=anchor, timezone=self.timezone) == existing.trigger
-        definition = (
-            "name",
-            "args",
-            "kwargs",
-            "options",
-            "max_instances",
-            "misfire_grace_time",
-            "coalesce",
-            "catchup",
-            "catchup_window",
-            "catchup_limit",
-            "jitter",
-            "max_runs",
-        )
+        definition = ("name", "args", "kwargs", "options", *POLICY_FIELDS)
         # A job's calendars decide its fire times as much as its trigger does.
         same_calendars = (job.exclude, job.on_excluded) == (existing.exclude, existing.on_excluded)
         same_trigger = same_trigger and same_calendars
@@ -607,23 +605,7 @@ class JobManager:
         :raises JobLookupError: if there is no such job.
         :raises RevisionConflictError: if ``expected_revision`` is given and the job moved on.
         """
-        allowed = {
-            "trigger",
-            "args",
-            "kwargs",
-            "name",
-            "options",
-            "max_instances",
-            "misfire_grace_time",
-            "coalesce",
-            "catchup",
-            "catchup_window",
-            "catchup_limit",
-            "jitter",
-            "max_runs",
-            "exclude",
-            "on_excluded",
-        }
+        allowed = {"trigger", "args", "kwargs", "name", "options", *POLICY_FIELDS, *EXCLUSION_FIELDS}
         unknown = sorted(set(changes) - allowed)
         if unknown:
             raise InvalidJobError(f"modify_job: cannot change {', '.join(unknown)}")

@@ -83,6 +83,33 @@ def check_port_or_none(label: str, value: Any) -> Any:
     return value
 
 
+def check_positive_int(label: str, value: Any) -> Any:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigurationError(f"{label}: expected a positive integer, got {value!r}")
+    return value
+
+
+def check_module_names(label: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
+        raise ConfigurationError(f"{label}: expected a list of module names, got {value!r}")
+    names = tuple(str(name).strip() for name in value)
+    if any(not name for name in names):
+        raise ConfigurationError(f"{label}: a module name is empty")
+    return names
+
+
+def check_database_alias(label: str, value: Any) -> Any:
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{label}: expected a database alias, got {value!r}")
+    return value
+
+
+def check_app_reference_or_none(label: str, value: Any) -> Any:
+    if value is not None and not (isinstance(value, str) and value.strip()):
+        raise ConfigurationError(f'{label}: expected "module:attribute" or None, got {value!r}')
+    return value
+
+
 def check_timezone(label: str, value: Any) -> Any:
     try:
         get_timezone(value)
@@ -265,18 +292,21 @@ SETTINGS: tuple[Setting, ...] = (
         name="database",
         meaning="the database alias of the Django store, in every process (beat, workers, "
         "CLI, admin); see [Django](django-admin.md#the-database)",
+        check=check_database_alias,
         django_key="DATABASE",
         django_default='`"default"`',
     ),
     Setting(
         name="run_history_limit",
         meaning="runs shown on a job's admin page",
+        check=check_positive_int,
         django_key="RUN_HISTORY_LIMIT",
         django_default="`20`",
     ),
     Setting(
         name="min_interval_seconds",
         meaning="the shortest interval the admin accepts",
+        check=check_positive_seconds,
         django_key="MIN_INTERVAL_SECONDS",
         django_default="`1.0`",
     ),
@@ -284,24 +314,28 @@ SETTINGS: tuple[Setting, ...] = (
         name="allowed_callable_modules",
         meaning="modules (and submodules) whose functions a job kept in the database may name "
         "(`module:function`)",
+        check=check_module_names,
         django_key="ALLOWED_CALLABLE_MODULES",
         django_default="`()`",
     ),
     Setting(
         name="json_max_depth",
         meaning="nesting the admin accepts in a JSON field",
+        check=check_positive_int,
         django_key="JSON_MAX_DEPTH",
         django_default="`20`",
     ),
     Setting(
         name="json_max_bytes",
         meaning="size in bytes the admin accepts in a JSON field",
+        check=check_positive_int,
         django_key="JSON_MAX_BYTES",
         django_default="`65536`",
     ),
     Setting(
         name="celery_app",
         meaning='the project\'s Celery app, `"proj.celery:app"`, when a process creates several',
+        check=check_app_reference_or_none,
         django_key="CELERY_APP",
         django_default="`None` (found automatically)",
     ),
@@ -310,6 +344,11 @@ SETTINGS: tuple[Setting, ...] = (
 
 def celery_setting(name: str) -> Setting:
     return next(s for s in SETTINGS if s.celery and s.name == name)
+
+
+def django_setting(key: str) -> Setting | None:
+    """The setting read from ``BEATX[key]``, or None for a key the schema does not know."""
+    return next((s for s in SETTINGS if s.django_key == key), None)
 
 
 # -- the reference --------------------------------------------------------------------------------

@@ -898,24 +898,33 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             messages.SUCCESS if done else messages.WARNING,
         )
 
-    @admin.action(description=_("Run selected jobs now"), permissions=["change"])
-    def run_jobs_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+    def _celery_dispatcher(self, request: HttpRequest, refusal: object) -> Any:
+        """A ``CeleryDispatcher`` on the project's app, or None after telling the user why
+        there is none (``refusal``: what cannot be done)."""
         try:
             from beatx.dispatch.celery import CeleryDispatcher
         except ImportError as exc:
             self.message_user(
                 request,
-                _("Cannot run jobs now: Celery is not available (%(error)s).") % {"error": exc},
+                _("%(refusal)s: Celery is not available (%(error)s).") % {"refusal": refusal, "error": exc},
                 messages.ERROR,
             )
-            return
+            return None
         app = conf.celery_app()
         if app is None or not app.conf.broker_url:
             self.message_user(
                 request,
-                _("Cannot run jobs now: no Celery broker is configured (set CELERY_BROKER_URL)."),
+                _("%(refusal)s: no Celery broker is configured (set CELERY_BROKER_URL).")
+                % {"refusal": refusal},
                 messages.ERROR,
             )
+            return None
+        return CeleryDispatcher(app)
+
+    @admin.action(description=_("Run selected jobs now"), permissions=["change"])
+    def run_jobs_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        dispatcher = self._celery_dispatcher(request, _("Cannot run jobs now"))
+        if dispatcher is None:
             return
         rows = self._readable(request, queryset)
         store = conf.get_store()
@@ -928,7 +937,6 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         failures: dict[str, BaseException] = {
             job_id: JobLookupError(job_id) for job_id in job_ids if job_id not in jobs
         }
-        dispatcher = CeleryDispatcher(app)
         try:
             try:
                 results: list[BaseException | None] = list(dispatcher.dispatch(fires))
@@ -990,26 +998,11 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 messages.ERROR,
             )
             return
-        try:
-            from beatx.dispatch.celery import CeleryDispatcher
-        except ImportError as exc:
-            self.message_user(
-                request,
-                _("Cannot backfill: Celery is not available (%(error)s).") % {"error": exc},
-                messages.ERROR,
-            )
-            return
-        app = conf.celery_app()
-        if app is None or not app.conf.broker_url:
-            self.message_user(
-                request,
-                _("Cannot backfill: no Celery broker is configured (set CELERY_BROKER_URL)."),
-                messages.ERROR,
-            )
+        dispatcher = self._celery_dispatcher(request, _("Cannot backfill"))
+        if dispatcher is None:
             return
         rows = self._readable(request, queryset)
         store = conf.get_store()
-        dispatcher = CeleryDispatcher(app)
         manager = conf.get_manager(dispatcher=dispatcher)
         total = 0
         try:

@@ -79,7 +79,26 @@ def setting(key: str) -> Any:
         raise ImproperlyConfigured(
             f"BEATX: unknown key(s) {', '.join(map(repr, unknown))}; expected {', '.join(sorted(_DEFAULTS))}"
         )
-    return values.get(key, _DEFAULTS[key])
+    if key not in values:
+        return _DEFAULTS[key]
+    return _checked(key, values[key])
+
+
+def _checked(key: str, value: Any) -> Any:
+    """``value`` of ``BEATX[key]`` through the schema's check (:mod:`beatx.settings_schema`).
+
+    :raises ImproperlyConfigured: naming the key and what was expected.
+    """
+    from beatx.errors import ConfigurationError
+    from beatx.settings_schema import django_setting
+
+    known = django_setting(key)
+    if known is None or known.check is None:
+        return value
+    try:
+        return known.check(f'BEATX["{key}"]', value)
+    except ConfigurationError as exc:
+        raise ImproperlyConfigured(str(exc)) from exc
 
 
 def timezone_name() -> str:
@@ -112,25 +131,14 @@ def run_history_limit() -> int:
 
 def min_interval_seconds() -> float:
     """``BEATX["MIN_INTERVAL_SECONDS"]``: the shortest interval the admin accepts (default 1 s)."""
-    value = setting("MIN_INTERVAL_SECONDS")
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ImproperlyConfigured(f'BEATX["MIN_INTERVAL_SECONDS"]: expected seconds > 0, got {value!r}')
-    return float(value)
+    return float(setting("MIN_INTERVAL_SECONDS"))
 
 
 def allowed_callable_modules() -> tuple[str, ...]:
     """``BEATX["ALLOWED_CALLABLE_MODULES"]``: the modules (and their submodules) whose functions
     a job kept in the database may name as ``module:function``. Empty by default: only Celery
     task names."""
-    value = setting("ALLOWED_CALLABLE_MODULES")
-    if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
-        raise ImproperlyConfigured(
-            f'BEATX["ALLOWED_CALLABLE_MODULES"]: expected a list of module names, got {value!r}'
-        )
-    names = tuple(str(name).strip() for name in value)
-    if any(not name for name in names):
-        raise ImproperlyConfigured('BEATX["ALLOWED_CALLABLE_MODULES"]: a module name is empty')
-    return names
+    return tuple(setting("ALLOWED_CALLABLE_MODULES"))
 
 
 def callable_allowed(ref: str) -> bool:
@@ -144,11 +152,7 @@ def callable_allowed(ref: str) -> bool:
 def json_limits() -> tuple[int, int]:
     """``(BEATX["JSON_MAX_DEPTH"], BEATX["JSON_MAX_BYTES"])``: how deep and how large a JSON
     field of the admin's form may be."""
-    depth, size = setting("JSON_MAX_DEPTH"), setting("JSON_MAX_BYTES")
-    for key, value in (("JSON_MAX_DEPTH", depth), ("JSON_MAX_BYTES", size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ImproperlyConfigured(f'BEATX["{key}"]: expected a positive integer, got {value!r}')
-    return int(depth), int(size)
+    return int(setting("JSON_MAX_DEPTH")), int(setting("JSON_MAX_BYTES"))
 
 
 def celery_app() -> Any:
@@ -244,8 +248,6 @@ def store_database(url: str = "django://") -> str:
         configured = setting("DATABASE")
     except ImproperlyConfigured as exc:
         raise ConfigurationError(str(exc)) from exc
-    if not isinstance(configured, str) or not configured:
-        raise ConfigurationError(f'BEATX["DATABASE"]: expected a database alias, got {configured!r}')
     if named and named != configured:
         raise ConfigurationError(
             f'store {url!r} names the database {named!r}, but BEATX["DATABASE"] (the database of '
@@ -257,7 +259,7 @@ def store_database(url: str = "django://") -> str:
             f'BEATX["DATABASE"] is {configured!r}, which is not in DATABASES '
             f"({', '.join(map(repr, settings.DATABASES))})"
         )
-    return configured
+    return str(configured)
 
 
 def get_store() -> DjangoStore:

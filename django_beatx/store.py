@@ -60,7 +60,7 @@ from beatx.errors import (
     StoreError,
 )
 from beatx.exclusion import ExcludingTrigger
-from beatx.jobs import CatchUp, Job, JobStatus, fire_task_id
+from beatx.jobs import EXCLUSION_FIELDS, PAUSE_FIELDS, POLICY_FIELDS, CatchUp, Job, JobStatus, fire_task_id
 from beatx.ledger import RunOutcome, RunRecord, newest_first, summaries
 from beatx.stores.base import BeatStatus, JobRelease, LeaseInfo, new_claim_token, status_after_run
 from beatx.triggers.base import Trigger
@@ -124,19 +124,9 @@ DEFINITION_FIELDS = (
     "expires",
     "headers",
     "extra_options",
-    "max_instances",
-    "misfire_grace_time",
-    "coalesce",
-    "catchup",
-    "catchup_window",
-    "catchup_limit",
-    "jitter",
-    "max_runs",
-    "pause_note",
-    "paused_by",
-    "paused_at",
-    "exclude",
-    "on_excluded",
+    *POLICY_FIELDS,
+    *PAUSE_FIELDS,
+    *EXCLUSION_FIELDS,
 )
 #: What the beat's write-back writes.
 _RELEASE_FIELDS = (

@@ -98,6 +98,7 @@ _Kind = Literal["broker", "refused", "poison"]
 
 
 _E = TypeVar("_E", bound=BaseException)
+_T = TypeVar("_T")
 
 
 class _PublishTimeout(Exception):
@@ -972,32 +973,51 @@ class CeleryDispatcher:
         return template.message(body, headers, properties), published
 
     def _amqp_arguments(self, job: Job, template: AmqpTemplate) -> tuple[bytes, str, str]:
-        """The encoded body and the ``argsrepr``/``kwargsrepr`` headers of ``job``'s message;
-        cached for plain arguments, as :meth:`_arguments` does."""
+        """The encoded body and the ``argsrepr``/``kwargsrepr`` headers of ``job``'s message
+        (:meth:`_encoded_arguments`)."""
+        encoding = template.properties.get("content_encoding") or "utf-8"
+
+        def finish(text: Any, argsrepr: str, kwargsrepr: str) -> tuple[bytes, str, str]:
+            return (text.encode(encoding) if isinstance(text, str) else text), argsrepr, kwargsrepr
+
+        return self._encoded_arguments(
+            job, template.serializer, template.embed, self._amqp_arguments_cache, finish
+        )
+
+    def _encoded_arguments(
+        self,
+        job: Job,
+        serializer: str,
+        embed: Any,
+        cache: dict[Any, _T],
+        finish: Callable[[Any, str, str], _T],
+    ) -> _T:
+        """``finish(serialized body, argsrepr, kwargsrepr)`` for ``job``'s arguments, cached in
+        ``cache`` for plain arguments (jobs often share them): the part of a message both the
+        Redis and the AMQP paths build the same way."""
         args, kwargs = job.args, job.kwargs
         args_key, kwargs_key = plain_key(args), plain_key(kwargs)
         key = None if args_key is None or kwargs_key is None else (args_key, kwargs_key)
         if key is not None:
-            cached = self._amqp_arguments_cache.get(key)
+            cached = cache.get(key)
             if cached is not None:
                 return cached
-        body = (list(args), dict(kwargs), template.embed)
-        if key is not None and template.serializer == "json":
+        body = (list(args), dict(kwargs), embed)
+        if key is not None and serializer == "json":
             text: Any = json.dumps(body)  # what kombu's encoder writes for plain values, faster
         else:
-            text = serialize(body, serializer=template.serializer)[2]  # type: ignore[no-untyped-call]
-        if isinstance(text, str):
-            text = text.encode(template.properties.get("content_encoding") or "utf-8")
+            text = serialize(body, serializer=serializer)[2]  # type: ignore[no-untyped-call]
         amqp = self.app.amqp
-        values = (
+        values = finish(
             text,
             _shortened(_args_repr(args), amqp.argsrepr_maxsize),
+            # A plain dict's cache key is its repr.
             _shortened(kwargs_key or repr(kwargs), amqp.kwargsrepr_maxsize),
         )
         if key is not None:
-            if len(self._amqp_arguments_cache) >= TEMPLATE_CACHE_SIZE:
-                self._amqp_arguments_cache.clear()
-            self._amqp_arguments_cache[key] = values
+            if len(cache) >= TEMPLATE_CACHE_SIZE:
+                cache.clear()
+            cache[key] = values
         return values
 
     def _payload(
@@ -1098,35 +1118,19 @@ class CeleryDispatcher:
 
     def _arguments(self, channel: Any, job: Job, template: MessageTemplate) -> tuple[str, str, str]:
         """The encoded body and the ``argsrepr``/``kwargsrepr`` headers of ``job``'s message,
-        as JSON literals; cached for plain arguments (jobs often share them)."""
-        args, kwargs = job.args, job.kwargs
-        args_key, kwargs_key = plain_key(args), plain_key(kwargs)
-        key = None if args_key is None or kwargs_key is None else (args_key, kwargs_key)
-        if key is not None:
-            cached = self._arguments_cache.get(key)
-            if cached is not None:
-                return cached
-        body = (list(args), dict(kwargs), template.embed)
-        if key is not None and template.serializer == "json":
-            text: Any = json.dumps(body)  # what kombu's encoder writes for plain values, faster
-        else:
-            text = serialize(body, serializer=template.serializer)[2]  # type: ignore[no-untyped-call]
-        if channel.body_encoding == "base64":
-            encoded: Any = b64encode(text.encode() if isinstance(text, str) else text).decode()
-        else:
-            encoded = channel.encode_body(text, channel.body_encoding)[0]
-        amqp = self.app.amqp
-        values = (
-            quote(encoded) if isinstance(encoded, str) else json_dumps(encoded),  # type: ignore[no-untyped-call]
-            quote(_shortened(_args_repr(args), amqp.argsrepr_maxsize)),
-            # A plain dict's cache key is its repr.
-            quote(_shortened(kwargs_key or repr(kwargs), amqp.kwargsrepr_maxsize)),
+        as JSON literals (:meth:`_encoded_arguments`)."""
+
+        def finish(text: Any, argsrepr: str, kwargsrepr: str) -> tuple[str, str, str]:
+            if channel.body_encoding == "base64":
+                encoded: Any = b64encode(text.encode() if isinstance(text, str) else text).decode()
+            else:
+                encoded = channel.encode_body(text, channel.body_encoding)[0]
+            literal = quote(encoded) if isinstance(encoded, str) else json_dumps(encoded)  # type: ignore[no-untyped-call]
+            return literal, quote(argsrepr), quote(kwargsrepr)
+
+        return self._encoded_arguments(
+            job, template.serializer, template.embed, self._arguments_cache, finish
         )
-        if key is not None:
-            if len(self._arguments_cache) >= TEMPLATE_CACHE_SIZE:
-                self._arguments_cache.clear()
-            self._arguments_cache[key] = values
-        return values
 
     def _build_template(self, channel: Any, job: Job, name: str) -> MessageTemplate | None:
         """Build the message with Celery's ``as_task_v2`` and kombu's channel helpers, with

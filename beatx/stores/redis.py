@@ -32,7 +32,16 @@ from beatx.errors import (
     SerializationError,
     StoreError,
 )
-from beatx.jobs import Job, JobStatus, fire_task_id, job_from_dict, job_to_dict
+from beatx.jobs import (
+    EXCLUSION_FIELDS,
+    PAUSE_FIELDS,
+    POLICY_FIELDS,
+    Job,
+    JobStatus,
+    fire_task_id,
+    job_from_dict,
+    job_to_dict,
+)
 from beatx.ledger import (
     DEFAULT_RUN_HISTORY,
     DEFAULT_RUN_HISTORY_DAYS,
@@ -107,19 +116,9 @@ DEFINITION_KEYS = (
     "args",
     "kwargs",
     "options",
-    "max_instances",
-    "misfire_grace_time",
-    "coalesce",
-    "catchup",
-    "catchup_window",
-    "catchup_limit",
-    "jitter",
-    "max_runs",
-    "pause_note",
-    "paused_by",
-    "paused_at",
-    "exclude",
-    "on_excluded",
+    *POLICY_FIELDS,
+    *PAUSE_FIELDS,
+    *EXCLUSION_FIELDS,
 )
 
 logger = logging.getLogger("beatx.stores.redis")
