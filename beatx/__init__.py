@@ -33,7 +33,7 @@ from beatx.errors import (
     TransientDispatchError,
 )
 from beatx.events import Event, EventBus, EventKind
-from beatx.exclusion import ExcludingTrigger
+from beatx.exclusion import ExcludingTrigger, PreviewFire
 from beatx.jobs import CatchUp, Fire, Job, JobDefaults, JobStatus
 from beatx.ledger import RunOutcome, RunRecord
 from beatx.manager import JobManager, SchedulerHealth
@@ -77,6 +77,7 @@ __all__ = [
     "JobStatus",
     "LeaseLostError",
     "PermanentDispatchError",
+    "PreviewFire",
     "RRuleTrigger",
     "RevisionConflictError",
     "RunOutcome",

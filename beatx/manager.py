@@ -25,7 +25,7 @@ from beatx.backfill import (
     fire_times_between,
     record_range,
 )
-from beatx.calendar_book import calendar_view
+from beatx.calendar_book import calendar_view, effective_trigger
 from beatx.calendars import ExclusionCalendar
 from beatx.clock import Clock, SystemClock
 from beatx.dispatch.base import Dispatcher, is_transient
@@ -43,6 +43,7 @@ from beatx.errors import (
     TransientDispatchError,
 )
 from beatx.events import Event, EventBus, EventKind
+from beatx.exclusion import ExcludingTrigger, PreviewFire, preview_fires
 from beatx.jitter import due_time, nominal_time
 from beatx.jobs import (
     EXCLUSION_FIELDS,
@@ -415,6 +416,32 @@ class JobManager:
     def get_job(self, job_id: str) -> Job | None:
         """The job with this id, freshly read from the store, or ``None``."""
         return self.store.get_job(job_id)
+
+    def preview_fires(
+        self, job_id: str, count: int = 10, *, after: datetime | None = None
+    ) -> list[PreviewFire]:
+        """The next fire times of a job's own trigger after ``after`` (default: now), until
+        ``count`` of them run, each with the reason its exclusion calendars skip it (the CLI's
+        ``beatx cron --exclude`` and the admin show those struck out) and, with
+        ``on_excluded="next_business_day"``, when it runs instead. A job without calendars
+        gets its next ``count`` fire times.
+
+        :raises JobLookupError: if there is no such job.
+        :raises CalendarLookupError: if the job names a calendar the store does not have.
+        """
+        job = self.store.get_job(job_id)
+        if job is None:
+            raise JobLookupError(job_id)
+        start = after or self.clock.now()
+        trigger = effective_trigger(job, self.store)
+        if isinstance(trigger, ExcludingTrigger):
+            return preview_fires(trigger, start, count)
+        shown: list[PreviewFire] = []
+        fire = trigger.next_fire_time(start)
+        while fire is not None and len(shown) < count:
+            shown.append(PreviewFire(fire))
+            fire = trigger.next_fire_time(fire)
+        return shown
 
     def get_jobs(self, status: JobStatus | str | None = None) -> list[Job]:
         """Every job, or those with ``status``, ordered by next run time."""
