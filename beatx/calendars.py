@@ -120,7 +120,7 @@ def holiday_table(country: str, subdivision: str | None) -> Any:
         ) from None
     try:
         table = holidays.country_holidays(country, subdiv=subdivision)
-    except NotImplementedError:
+    except NotImplementedError:  # how the holidays package says it has no such country or subdivision
         where = f"{country}-{subdivision}" if subdivision else country
         raise InvalidCalendarError(
             f"holidays: the holidays package has no public holidays for {where!r}"
