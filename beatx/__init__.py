@@ -34,7 +34,7 @@ from beatx.errors import (
 )
 from beatx.events import Event, EventBus, EventKind
 from beatx.exclusion import ExcludingTrigger, PreviewFire
-from beatx.jobs import CatchUp, Fire, Job, JobDefaults, JobStatus
+from beatx.jobs import CatchUp, Fire, Job, JobDefaults, JobStatus, Overlap
 from beatx.ledger import RunOutcome, RunRecord
 from beatx.manager import JobManager, SchedulerHealth
 from beatx.scheduler import Scheduler
@@ -76,6 +76,7 @@ __all__ = [
     "JobManager",
     "JobStatus",
     "LeaseLostError",
+    "Overlap",
     "PermanentDispatchError",
     "PreviewFire",
     "RRuleTrigger",

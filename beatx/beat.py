@@ -20,6 +20,8 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+from beatx.alert_watch import AlertWatch
+from beatx.alerts import Alert
 from beatx.clock import Clock, SystemClock
 from beatx.dispatch.base import Dispatcher, MessageRenderer
 from beatx.engine.engine import Engine, TickResult, atomic_fire_possible
@@ -31,6 +33,10 @@ from beatx.stores.base import BeatStatus, JobStore
 __all__ = ["Beat", "Leadership", "make_owner_token"]
 
 logger = logging.getLogger("beatx.beat")
+
+#: The shortest time with nothing due in which an alert check runs (it also needs twice
+#: what the last check took; see :meth:`AlertWatch.maybe_check`).
+ALERT_QUIET = 0.05
 
 #: Jobs a leader checks per renewal interval for being in no index (see ``_sweep_step``).
 SWEEP_STEP = 5000
@@ -184,6 +190,14 @@ class Beat:
     broker is: when it is a Redis server the store is on too, the store's write-back script
     pushes each fire's message (the engine's ``outbox``), so a fire goes out exactly when its
     job is written back, whatever instant the beat is killed or frozen at.
+
+    While it leads, the beat checks the jobs' alert rules (:mod:`beatx.alert_watch`) before a
+    tick: at once in a new term, then every ``alert_interval`` seconds (None: never), and hands
+    each alert raised or resolved to ``alert_deliver`` (an
+    :class:`~beatx.alert_delivery.AlertDelivery`'s ``deliver``), besides its events.
+
+    With ``log_each_fire``, each fire sent is logged at INFO; otherwise one INFO line per group
+    of fires sent together, and each fire at DEBUG (see :class:`~beatx.engine.Engine`).
     """
 
     def __init__(
@@ -203,6 +217,9 @@ class Beat:
         freeze_gc: bool = False,
         restore: Callable[[], str] | None = None,
         atomic_fire: bool = True,
+        log_each_fire: bool = False,
+        alert_interval: float | None = 10.0,
+        alert_deliver: Callable[[Alert], None] | None = None,
     ) -> None:
         if freeze_gc:
             gc.freeze()
@@ -238,10 +255,20 @@ class Beat:
             # Fires that fell due while leadership moved (a dead leader's lease runs out,
             # then its claims) are each sent, not coalesced as after an outage.
             catch_up_window=lease_timeout + self.leadership.renew_interval,
+            log_each_fire=log_each_fire,
         )
         #: Whether the fire path is still to be chosen (on the first tick as leader, when
         #: the broker can be asked where it is): see :meth:`_choose_fire_path`.
         self._choosing_fire_path = atomic_fire
+        #: The alert rules' watch (:mod:`beatx.alert_watch`): checked before a tick while this
+        #: beat leads, at once in a new term, then every ``alert_interval`` seconds.
+        self.alerts = (
+            AlertWatch(
+                store, events=self.events, deliver=alert_deliver, interval=alert_interval, clock=self.clock
+            )
+            if alert_interval
+            else None
+        )
         self.status_interval = status_interval
         self.store_retry_delay = 1.0
         #: Back-off after a tick whose fires the broker refused: doubles per failing tick up
@@ -253,6 +280,9 @@ class Beat:
         self.last_tick_at: datetime | None = None
         self.totals = {"fired": 0, "missed": 0, "skipped": 0}
         self._status_written_at = float("-inf")
+        #: When (monotonic) the last tick said the next fire is due: an alert check waits for
+        #: a quiet moment (nothing due before it would end), so it never delays a burst.
+        self._next_due_at = float("-inf")
 
     @property
     def owner(self) -> str:
@@ -272,6 +302,10 @@ class Beat:
             # A new term sweeps the store once more, a step per renewal interval.
             self._swept_term = self.leadership.term
             self._sweep_cursor = "0"
+        if self.alerts is not None:
+            room = max(ALERT_QUIET, 2 * self.alerts.last_duration)
+            quiet = self.clock.monotonic() + room <= self._next_due_at
+            self.alerts.maybe_check(self.leadership.term, quiet=quiet)
         started = self.clock.monotonic()
         if started < self._backoff_until:
             return self._backoff_until - started
@@ -289,6 +323,7 @@ class Beat:
             return self.store_retry_delay
         elapsed = self.clock.monotonic() - started
         self._after_tick(now, result, elapsed)
+        self._next_due_at = started + result.sleep
         if result.dispatch_errors:
             self._failing_ticks += 1
             delay = float(min(self.retry_delay * 2.0 ** (self._failing_ticks - 1), self.max_retry_delay))
@@ -303,6 +338,8 @@ class Beat:
         )
         # The engine's sleep counts from the start of the tick; the tick itself used some of it.
         sleep = max(result.sleep - elapsed, 0.0)
+        if self.alerts is not None:
+            until_renewal = min(until_renewal, self.alerts.seconds_until_due())
         return max(0.0, min(sleep, until_renewal))
 
     def _choose_fire_path(self) -> None:

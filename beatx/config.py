@@ -47,7 +47,7 @@ from typing import Any
 
 from beatx.calendars import ExclusionCalendar, calendar_from_dict
 from beatx.errors import BeatxError, ConfigurationError
-from beatx.jobs import EXCLUSION_FIELDS, POLICY_FIELDS, JobDefaults
+from beatx.jobs import ALERT_FIELDS, EXCLUSION_FIELDS, POLICY_FIELDS, JobDefaults
 from beatx.settings_schema import SETTINGS
 from beatx.triggers import TRIGGER_TYPES
 
@@ -65,6 +65,9 @@ _CONFIG_KEYS = {
     "key_prefix",
     "lease_timeout",
     "calendars",
+    "log_each_fire",
+    "alert_interval",
+    "alert_webhook",
 }
 _JOB_KEYS = {
     "id",
@@ -76,6 +79,7 @@ _JOB_KEYS = {
     "options",
     *POLICY_FIELDS,
     *EXCLUSION_FIELDS,
+    *ALERT_FIELDS,
     "paused",
 }
 
@@ -126,6 +130,8 @@ class SchedulerConfig:
     :param jobs: jobs declared in configuration, added (or updated in place) at start.
     :param calendars: exclusion calendars declared in configuration, stored (or replaced)
         at start, before the jobs.
+    :param log_each_fire: log each fire sent at INFO; otherwise one INFO line per group of
+        fires sent together, and each fire at DEBUG.
     """
 
     timezone: str = "UTC"
@@ -138,6 +144,11 @@ class SchedulerConfig:
     lease_timeout: float = 30.0
     jobs: tuple[JobSpec, ...] = ()
     calendars: tuple[ExclusionCalendar, ...] = ()
+    log_each_fire: bool = False
+    #: Seconds between two checks of the jobs' alert rules (see :mod:`beatx.alert_watch`).
+    alert_interval: float = 10.0
+    #: URL each alert raised or resolved is POSTed to as JSON (None: none).
+    alert_webhook: str | None = None
 
     def __post_init__(self) -> None:
         # The checks shared with the Celery settings and Django's BEATX (beatx.settings_schema).

@@ -4,6 +4,7 @@ Every error derives from :class:`BeatxError`, so ``except beatx.BeatxError`` cat
 
     BeatxError
     ├── ConfigurationError            (also ValueError)  bad settings, YAML, unimportable func
+    │   └── MissingExtraError                            a setting needs an extra that is not installed
     ├── InvalidTriggerError           (also ValueError)  bad cron field, zero interval, bad date
     ├── InvalidJobError               (also ValueError)  bad job fields (max_instances < 1, ...)
     ├── ConflictingIdError            (also KeyError)    a job with this id already exists
@@ -34,6 +35,7 @@ __all__ = [
     "InvalidTriggerError",
     "JobLookupError",
     "LeaseLostError",
+    "MissingExtraError",
     "PermanentDispatchError",
     "RevisionConflictError",
     "SerializationError",
@@ -48,6 +50,11 @@ class BeatxError(Exception):
 
 class ConfigurationError(BeatxError, ValueError):
     """A setting, a configuration file or a job reference is wrong."""
+
+
+class MissingExtraError(ConfigurationError):
+    """A setting asks for a feature whose optional dependency is not installed (the message
+    names the setting and the ``pip install 'beatx[...]'`` that brings it)."""
 
 
 class InvalidTriggerError(BeatxError, ValueError):

@@ -40,6 +40,11 @@ class EventKind(enum.StrEnum):
     JOB_FAILED = "job_failed"
     #: A run finished without error. ``data``: ``duration``.
     JOB_SUCCEEDED = "job_succeeded"
+    #: An alert rule's condition started to hold (:mod:`beatx.alerts`). ``data``: ``kind``,
+    #: ``details``.
+    ALERT_RAISED = "alert_raised"
+    #: An alert's condition ended. ``data``: ``kind``, ``since`` (when it was raised), ``details``.
+    ALERT_RESOLVED = "alert_resolved"
     LEADER_ACQUIRED = "leader_acquired"
     LEADER_LOST = "leader_lost"
     #: One engine tick ran. ``data``: ``duration`` (seconds), ``due`` (jobs claimed).

@@ -21,6 +21,7 @@ from beatx.errors import ConfigurationError, InvalidJobError, SerializationError
 from beatx.triggers.base import Trigger
 
 __all__ = [
+    "ALERT_FIELDS",
     "JOB_STATE_VERSION",
     "PAUSE_FIELDS",
     "RUN_STATE_FIELDS",
@@ -30,6 +31,7 @@ __all__ = [
     "Job",
     "JobDefaults",
     "JobStatus",
+    "Overlap",
     "fire_task_id",
     "func_label",
     "func_ref",
@@ -44,6 +46,8 @@ __all__ = [
 #: none of the others.
 #: Version 2 also writes the exclusion calendars (``exclude``, ``on_excluded``); a record
 #: without them excludes nothing.
+#: Version 2 also writes the overlap policy (``overlap``) and ``pause_after_failures``; a
+#: record without them skips (``max_instances``) and never pauses itself.
 JOB_STATE_VERSION = 2
 
 _FIRE_NAMESPACE = uuid.UUID("5b1e2c4e-0d1f-4c55-9a4e-6b6565617478")
@@ -76,9 +80,13 @@ POLICY_FIELDS = (
     "catchup_limit",
     "jitter",
     "max_runs",
+    "overlap",
+    "pause_after_failures",
 )
 #: The exclusion calendars a job's fire times skip, and what an excluded fire does.
 EXCLUSION_FIELDS = ("exclude", "on_excluded")
+#: The alert rules of a job (see :mod:`beatx.alerts`): None each when not set.
+ALERT_FIELDS = ("expect_every", "max_lateness", "max_runtime", "alert_after_failures")
 #: The fields of a :class:`Job` that record what happened to it, as opposed to its definition.
 STATE_FIELDS = ("status", *PAUSE_FIELDS, *RUN_STATE_FIELDS, "revision")
 
@@ -124,6 +132,61 @@ class CatchUp(enum.StrEnum):
     def from_coalesce(cls, coalesce: bool) -> CatchUp:
         """The policy the ``coalesce`` flag stands for."""
         return cls.LATEST if coalesce else cls.ALL
+
+
+class Overlap(enum.StrEnum):
+    """What a fire does when ``max_instances`` runs of its job are in flight (``Job.overlap``).
+
+    - ``SKIP``: it is not sent (counted as skipped), after a short wait for a run to end.
+    - ``BUFFER_ONE``: the newest such fire is kept (older ones skipped) and sent when a run ends.
+    - ``BUFFER_ALL``: every such fire is kept and sent, oldest first, as runs end.
+    - ``CANCEL_OTHER``: the runs in flight are revoked (Celery's ``revoke``), then it is sent.
+    - ``TERMINATE_OTHER``: as ``CANCEL_OTHER``, with ``terminate=True`` (the worker kills a
+      run already executing).
+    - ``ALLOW_ALL``: it is sent; ``max_instances`` is not enforced.
+    """
+
+    SKIP = "skip"
+    BUFFER_ONE = "buffer_one"
+    BUFFER_ALL = "buffer_all"
+    CANCEL_OTHER = "cancel_other"
+    TERMINATE_OTHER = "terminate_other"
+    ALLOW_ALL = "allow_all"
+
+    @property
+    def buffers(self) -> bool:
+        """Whether fires held back by runs in flight are kept for later."""
+        return self in (Overlap.BUFFER_ONE, Overlap.BUFFER_ALL)
+
+    @property
+    def cancels(self) -> bool:
+        """Whether the runs in flight are revoked for a new fire."""
+        return self in (Overlap.CANCEL_OTHER, Overlap.TERMINATE_OTHER)
+
+    @property
+    def tracks_sent(self) -> bool:
+        """Whether a fire sent but not started yet counts as in flight (read from the run
+        ledger): the policies that hold or revoke fires for runs in flight. ``skip`` counts
+        only the runs the workers reported started, as it always did (no ledger read on the
+        hot path)."""
+        return self.buffers or self.cancels
+
+
+def validate_overlap(overlap: Any, pause_after_failures: Any, *, where: str) -> Overlap:
+    """Check the overlap fields; returns ``overlap`` as an :class:`Overlap`."""
+    if pause_after_failures is not None and (
+        isinstance(pause_after_failures, bool)
+        or not isinstance(pause_after_failures, int)
+        or pause_after_failures < 1
+    ):
+        raise InvalidJobError(
+            f"{where}: pause_after_failures must be None or an integer >= 1, got {pause_after_failures!r}"
+        )
+    try:
+        return Overlap(overlap)
+    except ValueError:
+        choices = ", ".join(repr(policy.value) for policy in Overlap)
+        raise InvalidJobError(f"{where}: overlap must be one of {choices}, got {overlap!r}") from None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -198,6 +261,29 @@ def validate_catchup(catchup: Any, catchup_window: Any, catchup_limit: Any, *, w
         raise InvalidJobError(f"{where}: catchup must be one of {choices}, got {catchup!r}") from None
 
 
+def validate_alerts(
+    expect_every: Any, max_lateness: Any, max_runtime: Any, alert_after_failures: Any, *, where: str
+) -> None:
+    """Check a job's alert rules: seconds > 0 (or None), and a failure count >= 1 (or None)."""
+    for name, value in (
+        ("expect_every", expect_every),
+        ("max_lateness", max_lateness),
+        ("max_runtime", max_runtime),
+    ):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
+        ):
+            raise InvalidJobError(f"{where}: {name} must be None or a number of seconds > 0, got {value!r}")
+    if alert_after_failures is not None and (
+        isinstance(alert_after_failures, bool)
+        or not isinstance(alert_after_failures, int)
+        or alert_after_failures < 1
+    ):
+        raise InvalidJobError(
+            f"{where}: alert_after_failures must be None or an integer >= 1, got {alert_after_failures!r}"
+        )
+
+
 def validate_exclude(exclude: Any, on_excluded: Any, *, where: str) -> tuple[str, ...]:
     """Check a job's calendar names and policy; returns the names as a tuple (one name may be
     given as a string)."""
@@ -253,12 +339,25 @@ class Job:
     #: The most fires the job sends in its life; once sent (``total_run_count``), it is
     #: COMPLETED. None: no limit.
     max_runs: int | None = None
+    #: What a fire does while ``max_instances`` runs are in flight (see :class:`Overlap`).
+    overlap: Overlap = Overlap.SKIP
+    #: Pause the job (``paused_by="beatx"``) after this many consecutive runs ended in an
+    #: error (as workers report them). None: never.
+    pause_after_failures: int | None = None
     #: Names of the exclusion calendars (:mod:`beatx.calendars`) at whose times the job does
     #: not fire, read in the trigger's timezone.
     exclude: tuple[str, ...] = ()
     #: What a fire the calendars exclude does: ``"skip"`` or ``"next_business_day"`` (see
     #: :mod:`beatx.exclusion`).
     on_excluded: str = "skip"
+    #: Alert when no fire of the job was sent for this many seconds (a missed heartbeat).
+    expect_every: float | None = None
+    #: Alert when a fire goes out (or is still unsent) this many seconds after its nominal time.
+    max_lateness: float | None = None
+    #: Alert when a run started and has not finished within this many seconds.
+    max_runtime: float | None = None
+    #: Alert after this many consecutive failed runs (``failed``, ``rejected``, ``unknown_task``).
+    alert_after_failures: int | None = None
     status: JobStatus = JobStatus.ACTIVE
     #: Why the job was paused, who paused it and when (None when it is not paused).
     pause_note: str | None = None
@@ -312,6 +411,15 @@ class Job:
             self.catchup = catchup
             self.coalesce = catchup is not CatchUp.ALL
         self.exclude = validate_exclude(self.exclude, self.on_excluded, where=f"job {self.id!r}")
+        if type(self.overlap) is not Overlap or self.pause_after_failures is not None:
+            self.overlap = validate_overlap(self.overlap, self.pause_after_failures, where=f"job {self.id!r}")
+        validate_alerts(
+            self.expect_every,
+            self.max_lateness,
+            self.max_runtime,
+            self.alert_after_failures,
+            where=f"job {self.id!r}",
+        )
         if type(self.args) is not tuple:
             self.args = tuple(self.args)
         self.kwargs = dict(self.kwargs)
@@ -365,11 +473,17 @@ class Job:
             "jitter": self.jitter,
             "max_runs": self.max_runs,
             "remaining_runs": self.remaining_runs,
+            "overlap": self.overlap.value,
+            "pause_after_failures": self.pause_after_failures,
             "pause_note": self.pause_note,
             "paused_by": self.paused_by,
             "paused_at": self.paused_at,
             "exclude": list(self.exclude),
             "on_excluded": self.on_excluded,
+            "expect_every": self.expect_every,
+            "max_lateness": self.max_lateness,
+            "max_runtime": self.max_runtime,
+            "alert_after_failures": self.alert_after_failures,
             "running": self.running,
         }
 
@@ -509,11 +623,17 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "catchup_limit": job.catchup_limit,
         "jitter": job.jitter,
         "max_runs": job.max_runs,
+        "overlap": job.overlap.value,
+        "pause_after_failures": job.pause_after_failures,
         "pause_note": job.pause_note,
         "paused_by": job.paused_by,
         "paused_at": _dt_out(job.paused_at),
         "exclude": list(job.exclude),
         "on_excluded": job.on_excluded,
+        "expect_every": job.expect_every,
+        "max_lateness": job.max_lateness,
+        "max_runtime": job.max_runtime,
+        "alert_after_failures": job.alert_after_failures,
         "status": job.status.value,
         "next_run_time": _dt_out(job.next_run_time),
         "last_run_time": _dt_out(job.last_run_time),
@@ -558,11 +678,17 @@ def job_from_dict(data: Mapping[str, Any]) -> Job:
             catchup_limit=data.get("catchup_limit"),
             jitter=data.get("jitter"),
             max_runs=data.get("max_runs"),
+            overlap=data.get("overlap") or Overlap.SKIP,
+            pause_after_failures=data.get("pause_after_failures"),
             pause_note=data.get("pause_note"),
             paused_by=data.get("paused_by"),
             paused_at=_dt_in(data.get("paused_at")),
             exclude=tuple(data.get("exclude") or ()),
             on_excluded=data.get("on_excluded") or "skip",
+            expect_every=data.get("expect_every"),
+            max_lateness=data.get("max_lateness"),
+            max_runtime=data.get("max_runtime"),
+            alert_after_failures=data.get("alert_after_failures"),
             status=JobStatus(data.get("status", "active")),
             next_run_time=_dt_in(data.get("next_run_time")),
             last_run_time=_dt_in(data.get("last_run_time")),

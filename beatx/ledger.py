@@ -4,7 +4,9 @@ Every store keeps the latest runs of each job (:meth:`beatx.stores.base.JobStora
 bounded by count and age per job. A record is written by several parties, in any order:
 
 - the beat's write-back: ``sent`` (nominal time, task id, sent at), and one record per
-  write-back that ``missed`` or ``skipped`` fires (the count and the reason);
+  write-back that ``missed`` or ``skipped`` fires, or ``caught_up`` an outage's (the count and
+  the reason);
+- ``JobManager.run_job_now``: ``sent``, like the beat's;
 - the worker: ``running`` (started, worker), then how it ended: ``succeeded``, ``failed``
   (the error), ``retried`` (the run goes on under the same task id), ``revoked``,
   ``rejected``, ``unknown_task`` (no worker has registered the task).
@@ -188,9 +190,31 @@ def summary_task_id(job_id: str, outcome: RunOutcome, claim: str | None, at: dat
     return str(uuid.uuid5(_SUMMARY_NAMESPACE, f"{job_id}\x00{outcome.value}\x00{key}"))
 
 
-def summaries(job_id: str, *, claim: str | None, at: datetime, missed: int, skipped: int) -> list[RunRecord]:
-    """The ``missed`` and ``skipped`` records of one write-back (none when both are 0)."""
+def summaries(
+    job_id: str,
+    *,
+    claim: str | None,
+    at: datetime,
+    missed: int,
+    skipped: int,
+    caught_up: int = 0,
+    coalesced: int = 0,
+) -> list[RunRecord]:
+    """The ``missed``, ``skipped`` and ``caught_up`` records of one write-back (none when
+    every count is 0). ``caught_up``: an outage's late fires this write-back sent (its catch-up
+    policy's); ``coalesced``: the late fires merged into them (or into the first fire after the
+    outage)."""
     records = []
+    if caught_up or coalesced:
+        records.append(
+            RunRecord(
+                job_id=job_id,
+                task_id=summary_task_id(job_id, RunOutcome.CAUGHT_UP, claim, at),
+                outcome=RunOutcome.CAUGHT_UP,
+                sent_at=at,
+                reason=f"outage caught up: {caught_up} late fire(s) sent, {coalesced} coalesced into them",
+            )
+        )
     if missed:
         records.append(
             RunRecord(

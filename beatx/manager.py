@@ -29,6 +29,7 @@ from beatx.calendar_book import calendar_view, effective_trigger
 from beatx.calendars import ExclusionCalendar
 from beatx.clock import Clock, SystemClock
 from beatx.dispatch.base import Dispatcher, is_transient
+from beatx.engine.overlap import LEDGER_READ, MANUAL_OVERLAPS, in_flight, manual_fire
 from beatx.errors import (
     BeatxError,
     CalendarInUseError,
@@ -40,12 +41,14 @@ from beatx.errors import (
     PermanentDispatchError,
     RevisionConflictError,
     SerializationError,
+    StoreError,
     TransientDispatchError,
 )
 from beatx.events import Event, EventBus, EventKind
 from beatx.exclusion import ExcludingTrigger, PreviewFire, preview_fires
 from beatx.jitter import due_time, nominal_time
 from beatx.jobs import (
+    ALERT_FIELDS,
     EXCLUSION_FIELDS,
     POLICY_FIELDS,
     STATE_FIELDS,
@@ -55,11 +58,12 @@ from beatx.jobs import (
     JobDefaults,
     JobFunc,
     JobStatus,
+    Overlap,
     func_ref,
 )
 from beatx.ledger import RunRecord
 from beatx.store_watch import read_data_loss
-from beatx.stores.base import JobStore
+from beatx.stores.base import JobRelease, JobStore
 from beatx.stores.calendar_base import calendar_storage_of
 from beatx.triggers import Trigger, build_trigger
 from beatx.triggers.base import get_timezone
@@ -199,8 +203,14 @@ class JobManager:
         catchup_limit: int | None = None,
         jitter: float | None = None,
         max_runs: int | None = None,
+        overlap: Overlap | str = Overlap.SKIP,
+        pause_after_failures: int | None = None,
         exclude: Iterable[str] | str = (),
         on_excluded: str = "skip",
+        expect_every: float | None = None,
+        max_lateness: float | None = None,
+        max_runtime: float | None = None,
+        alert_after_failures: int | None = None,
         paused: bool = False,
         **trigger_args: Any,
     ) -> Job:
@@ -231,8 +241,14 @@ class JobManager:
             catchup_limit=catchup_limit,
             jitter=jitter,
             max_runs=max_runs,
+            overlap=overlap,  # type: ignore[arg-type]  # a str is checked and converted by Job
+            pause_after_failures=pause_after_failures,
             exclude=exclude,  # type: ignore[arg-type]  # Job checks the names and makes a tuple
             on_excluded=on_excluded,
+            expect_every=expect_every,
+            max_lateness=max_lateness,
+            max_runtime=max_runtime,
+            alert_after_failures=alert_after_failures,
             status=JobStatus.PAUSED if paused else JobStatus.ACTIVE,
         )
         if not callable(job.func):
@@ -258,9 +274,15 @@ class JobManager:
         ``coalesce`` (left out: the scheduler's ``job_defaults``), ``catchup``
         (``"latest"``, ``"earliest"``, ``"all"`` or ``"none"``; left out: from ``coalesce``),
         ``catchup_window``, ``catchup_limit``, ``jitter`` (seconds a fire may go out late, see
-        :mod:`beatx.jitter`), ``max_runs`` (the most fires in the job's life), ``exclude``
+        :mod:`beatx.jitter`), ``max_runs`` (the most fires in the job's life), ``overlap``
+        (what a fire does while ``max_instances`` runs are in flight: ``"skip"``,
+        ``"buffer_one"``, ``"buffer_all"``, ``"cancel_other"``, ``"terminate_other"``,
+        ``"allow_all"``; see :class:`~beatx.jobs.Overlap`), ``pause_after_failures`` (pause
+        the job after that many consecutive failed runs), ``exclude``
         (names of exclusion calendars) with ``on_excluded`` (``"skip"`` or
-        ``"next_business_day"``, see :mod:`beatx.exclusion`) and ``paused``.
+        ``"next_business_day"``, see :mod:`beatx.exclusion`), the alert rules
+        ``expect_every``, ``max_lateness``, ``max_runtime`` (seconds) and
+        ``alert_after_failures`` (see :mod:`beatx.alerts`), and ``paused``.
 
         :raises ConflictingIdError: if the id is taken and ``replace_existing`` is false.
         :raises InvalidTriggerError: for bad trigger arguments.
@@ -321,7 +343,7 @@ class JobManager:
         # Resolved at the instant the stored trigger was, an unchanged trigger compares equal.
         anchor = existing.trigger.anchor or self.clock.now()
         same_trigger = job.trigger.resolve(now=anchor, timezone=self.timezone) == existing.trigger
-        definition = ("name", "args", "kwargs", "options", *POLICY_FIELDS)
+        definition = ("name", "args", "kwargs", "options", *POLICY_FIELDS, *ALERT_FIELDS)
         # A job's calendars decide its fire times as much as its trigger does.
         same_calendars = (job.exclude, job.on_excluded) == (existing.exclude, existing.on_excluded)
         same_trigger = same_trigger and same_calendars
@@ -619,8 +641,10 @@ class JobManager:
     ) -> Job:
         """Change fields of a job (``trigger``, ``args``, ``kwargs``, ``name``, ``options``,
         ``max_instances``, ``misfire_grace_time``, ``coalesce``, ``catchup``,
-        ``catchup_window``, ``catchup_limit``, ``jitter``, ``max_runs``; ``coalesce`` alone sets ``catchup`` to what it
-        stands for; ``exclude``, ``on_excluded``). A new trigger (or new exclusion calendars)
+        ``catchup_window``, ``catchup_limit``, ``jitter``, ``max_runs``, ``overlap``,
+        ``pause_after_failures``; ``coalesce`` alone sets ``catchup`` to what it
+        stands for; ``exclude``, ``on_excluded``; the alert rules ``expect_every``,
+        ``max_lateness``, ``max_runtime``, ``alert_after_failures``). A new trigger (or new exclusion calendars)
         reschedules the job from now; so does any edit of a job that stopped as FAILED with no next run
         (a fire that could never be sent, a trigger that raised). Run state (counters, last
         run) is never written, so an edit cannot undo what a running beat wrote.
@@ -632,7 +656,16 @@ class JobManager:
         :raises JobLookupError: if there is no such job.
         :raises RevisionConflictError: if ``expected_revision`` is given and the job moved on.
         """
-        allowed = {"trigger", "args", "kwargs", "name", "options", *POLICY_FIELDS, *EXCLUSION_FIELDS}
+        allowed = {
+            "trigger",
+            "args",
+            "kwargs",
+            "name",
+            "options",
+            *POLICY_FIELDS,
+            *EXCLUSION_FIELDS,
+            *ALERT_FIELDS,
+        }
         unknown = sorted(set(changes) - allowed)
         if unknown:
             raise InvalidJobError(f"modify_job: cannot change {', '.join(unknown)}")
@@ -776,29 +809,94 @@ class JobManager:
             except JobLookupError:
                 continue
 
-    def run_job_now(self, job_id: str) -> str:
+    def run_job_now(self, job_id: str, *, overlap: Overlap | str = Overlap.ALLOW_ALL) -> str | None:
         """Send one fire of the job now, outside its schedule (its next run is unchanged).
 
-        Returns the fire's task id.
+        Returns the fire's task id, or None when ``overlap`` skipped it.
+
+        ``overlap``: what the fire does while ``max_instances`` runs of the job are in flight,
+        counted as the beat counts them (the runs started, and the fires sent and not started
+        yet, from the run ledger): ``"allow_all"`` (the default) sends it anyway; ``"skip"``
+        does not send it (recorded as skipped: ``skip_count`` and the run ledger);
+        ``"cancel_other"`` / ``"terminate_other"`` revoke the runs in flight first (see
+        :class:`~beatx.jobs.Overlap`). The buffer policies need a place in the schedule and
+        are refused.
 
         :raises JobLookupError: if there is no such job.
         :raises ConfigurationError: if this manager has no dispatcher.
+        :raises InvalidJobError: for an ``overlap`` that is not one of those four.
         :raises DispatchError: if the fire could not be sent (``TransientDispatchError``: the
             broker is down or slow; ``PermanentDispatchError``: it can never be sent as is).
         """
+        try:
+            policy = Overlap(overlap)
+        except ValueError:
+            policy = None
+        if policy is None or policy not in MANUAL_OVERLAPS:
+            choices = ", ".join(repr(p.value) for p in MANUAL_OVERLAPS)
+            raise InvalidJobError(f"run_job_now: overlap must be one of {choices}, got {overlap!r}")
         job = self.store.get_job(job_id)
         if job is None:
             raise JobLookupError(job_id)
         if self.dispatcher is None:
             raise ConfigurationError("run_job_now needs a dispatcher; this scheduler has none")
-        fire = Fire(job, self.clock.now())
+        now = self.clock.now()
+        fire = Fire(job, now)
+        if policy is not Overlap.ALLOW_ALL:
+            runs = in_flight(job.running, self.store.job_runs(job_id, limit=LEDGER_READ), now)
+            action = manual_fire(policy, runs.count, job.max_instances)
+            if action == "skip":
+                self._record_manual_skip(job, now)
+                return None
+            if action == "cancel" and runs.task_ids:
+                revoke = getattr(self.dispatcher, "revoke", None)
+                if revoke is None:
+                    raise ConfigurationError(
+                        f"run_job_now: overlap={policy.value!r} needs a dispatcher that can revoke"
+                    )
+                revoke(runs.task_ids, terminate=policy is Overlap.TERMINATE_OTHER)
         (error,) = self.dispatcher.dispatch([fire])
         if isinstance(error, BeatxError):
             raise error
         if error is not None:
             kind = TransientDispatchError if is_transient(error) else PermanentDispatchError
             raise kind(f"job {job_id!r}: the fire could not be sent: {error!r}") from error
+        self._record_dispatch(fire)
         return fire.task_id
+
+    def _record_manual_skip(self, job: Job, now: datetime) -> None:
+        """Record a fire ``run_job_now`` skipped as the beat records one: ``skip_count`` and a
+        ``skipped`` record in the run ledger (a write-back under no claim; while a beat holds
+        the job, it is not recorded)."""
+        release = JobRelease(
+            job_id=job.id,
+            claim=None,
+            next_run_time=job.next_run_time,
+            status=job.status,
+            last_run_time=None,
+            skipped=1,
+        )
+        try:
+            self.store.release_jobs([release])
+        except StoreError as exc:
+            logger.warning("a fire of job %s skipped by run_job_now, not recorded: %s", job.id, exc)
+
+    def _record_dispatch(self, fire: Fire) -> None:
+        """Add a fire sent outside the beat to the job's run ledger (stores that offer
+        ``record_dispatch``: memory, Redis, Django). The fire is out already: a store error is
+        logged, not raised."""
+        record = getattr(self.store, "record_dispatch", None)
+        if record is None:
+            return
+        try:
+            record(fire.job_id, fire.task_id, scheduled_at=fire.scheduled_at)
+        except StoreError as exc:
+            logger.warning(
+                "fire %s of job %s sent, but not recorded in its run ledger: %s",
+                fire.task_id,
+                fire.job_id,
+                exc,
+            )
 
     def backfill(
         self, job_id: str, start: datetime, end: datetime, *, overlap: str = "allow_all"

@@ -19,6 +19,10 @@ name                                         type      meaning
 ``beatx_last_tick_timestamp_seconds``        gauge     Unix time of the last engine tick (alert on its age)
 ``beatx_jobs{status}``                       gauge     jobs per status, from the optional ``jobs_by_status``
                                                        callback (absent without it)
+``beatx_alerts_raised_total{job,kind}``      counter   alerts raised (:mod:`beatx.alerts`): ``kind`` is
+                                                       ``missed_heartbeat``, ``late``, ``max_runtime``,
+                                                       ``failures``
+``beatx_alerts_open{job,kind}``              gauge     1 while that alert is raised, 0 once resolved
 ============================================ ========= =====================================================
 
 Label cardinality: the ``job`` label makes one series per job per counter. That is right for
@@ -62,6 +66,8 @@ _KINDS = frozenset(
         EventKind.TICK,
         EventKind.LEADER_ACQUIRED,
         EventKind.LEADER_LOST,
+        EventKind.ALERT_RAISED,
+        EventKind.ALERT_RESOLVED,
     }
 )
 
@@ -123,6 +129,12 @@ class BeatxMetrics:
             buckets=TICK_BUCKETS,
             registry=r,
         )
+        self.alerts_raised = Counter(
+            "beatx_alerts_raised", "Alerts raised, per job and kind.", ["job", "kind"], registry=r
+        )
+        self.alerts_open = Gauge(
+            "beatx_alerts_open", "1 while an alert is raised, per job and kind.", ["job", "kind"], registry=r
+        )
         self.leader = Gauge("beatx_leader", "1 while this process holds the leader lease.", registry=r)
         self.leader.set(0)
         self.last_tick = Gauge(
@@ -156,6 +168,12 @@ class BeatxMetrics:
         elif kind is EventKind.TICK:
             self.tick_duration.observe(max(0.0, _number(event.data.get("duration"))))
             self.last_tick.set(event.at.timestamp())
+        elif kind is EventKind.ALERT_RAISED:
+            alert_kind = str(event.data.get("kind", ""))
+            self.alerts_raised.labels(job, alert_kind).inc()
+            self.alerts_open.labels(job, alert_kind).set(1)
+        elif kind is EventKind.ALERT_RESOLVED:
+            self.alerts_open.labels(job, str(event.data.get("kind", ""))).set(0)
         elif kind is EventKind.LEADER_ACQUIRED:
             self.leader.set(1)
         elif kind is EventKind.LEADER_LOST:
@@ -206,6 +224,8 @@ class BeatxMetrics:
             self.misfires,
             self.skipped,
             self.runs_failed,
+            self.alerts_raised,
+            self.alerts_open,
             self.dispatch_lateness,
             self.tick_duration,
             self.leader,

@@ -7,7 +7,7 @@ options under a ``beatx_`` name, and are taken out before the options become the
         "sync": {
             "task": "shop.tasks.sync",
             "schedule": 300,
-            "options": {"queue": "sync", "beatx_catchup": "none", "beatx_jitter": 60},
+            "options": {"queue": "sync", "beatx_catchup": "none", "beatx_overlap": "buffer_one"},
         },
     }
 """
@@ -25,6 +25,12 @@ POLICY_OPTIONS = {
     "beatx_catchup_limit": "catchup_limit",
     "beatx_jitter": "jitter",
     "beatx_max_runs": "max_runs",
+    "beatx_overlap": "overlap",
+    "beatx_pause_after_failures": "pause_after_failures",
+    "beatx_expect_every": "expect_every",
+    "beatx_max_lateness": "max_lateness",
+    "beatx_max_runtime": "max_runtime",
+    "beatx_alert_after_failures": "alert_after_failures",
 }
 
 

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
+from beatx.alert_delivery import AlertDelivery
 from beatx.beat import Beat
 from beatx.clock import Clock
 from beatx.config import SchedulerConfig
@@ -132,6 +133,8 @@ class Scheduler(JobManager):
         self._store_thread: ThreadPoolExecutor | None = None
         self._local: AsyncioDispatcher | None = None
         self._beat: Beat | None = None
+        #: Posts the alerts of the jobs' rules to ``config.alert_webhook`` (a daemon thread).
+        self._alert_delivery = AlertDelivery(webhook_url=self.config.alert_webhook)
         for calendar in self.config.calendars:
             try:
                 self.add_calendar(calendar, replace_existing=True)
@@ -200,6 +203,9 @@ class Scheduler(JobManager):
             events=self.events,
             lease_timeout=self.config.lease_timeout,
             max_concurrent_jobs=self.config.max_concurrent_jobs,
+            log_each_fire=self.config.log_each_fire,
+            alert_interval=self.config.alert_interval,
+            alert_deliver=self._alert_delivery.deliver,
         )
         self._loop_task = loop.create_task(self._run(self._beat, self._wake), name="beatx-scheduler")
         logger.info("scheduler started with %d job(s)", sum(counts.values()))

@@ -89,6 +89,18 @@ def check_positive_int(label: str, value: Any) -> Any:
     return value
 
 
+def check_non_negative_int(label: str, value: Any) -> Any:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigurationError(f"{label}: expected an integer >= 0, got {value!r}")
+    return value
+
+
+def check_http_url_or_none(label: str, value: Any) -> Any:
+    if value is not None and not (isinstance(value, str) and value.startswith(("http://", "https://"))):
+        raise ConfigurationError(f"{label}: expected an http:// or https:// URL or None, got {value!r}")
+    return value
+
+
 def check_module_names(label: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
         raise ConfigurationError(f"{label}: expected a list of module names, got {value!r}")
@@ -268,6 +280,62 @@ SETTINGS: tuple[Setting, ...] = (
         check=check_bool,
         celery=True,
         celery_default="`True`",
+    ),
+    Setting(
+        name="log_each_fire",
+        meaning="log each fire sent at INFO (`fire dispatched job=... scheduled_at=... lateness=...`); "
+        "`False`: one INFO line per group of fires sent together (`fires dispatched count=... "
+        "jobs=... ids=... lateness=...`) and each fire at DEBUG (see "
+        "[Log lines](operations.md#log-lines))",
+        check=check_bool,
+        celery=True,
+        celery_default="`False`",
+        config_field="log_each_fire",
+        config_default="`False`",
+    ),
+    Setting(
+        name="run_history",
+        meaning="runs each job keeps in its run ledger (`beatx jobs runs`), memory and Redis stores "
+        "(memory keeps at least 1, Redis `0` keeps none); the Django store keeps every run until "
+        "`beatx_prune_runs` removes it (see [The run ledger](operations.md#the-run-ledger))",
+        check=check_non_negative_int,
+        celery=True,
+        celery_default="`20`",
+    ),
+    Setting(
+        name="run_history_days",
+        meaning="days a run stays in the ledger of the memory and Redis stores",
+        check=check_positive_seconds,
+        celery=True,
+        celery_default="`7.0`",
+    ),
+    Setting(
+        name="alert_interval",
+        meaning="seconds between two checks of the jobs' alert rules by the leading beat (see "
+        "[Alerts](alerts.md))",
+        check=check_positive_seconds,
+        celery=True,
+        celery_default="`10.0`",
+        config_field="alert_interval",
+        config_default="`10.0`",
+    ),
+    Setting(
+        name="alert_webhook",
+        meaning="URL each alert raised or resolved is POSTed to as JSON, from a background thread "
+        "(5 s timeout; a failure is logged); `None`: no webhook",
+        check=check_http_url_or_none,
+        celery=True,
+        celery_default="`None`",
+        config_field="alert_webhook",
+        config_default="`None`",
+    ),
+    Setting(
+        name="alert_sentry",
+        meaning="also send each alert as a Sentry Crons check-in of the monitor named by the job id "
+        "(`error` raised, `ok` resolved); needs `beatx[sentry]` and `sentry_sdk.init` in the beat",
+        check=check_bool,
+        celery=True,
+        celery_default="`False`",
     ),
     Setting(
         name="enabled",

@@ -52,6 +52,8 @@ class RecordingDispatcher:
 
     def __init__(self, *, fail_jobs: Sequence[str] = ()) -> None:
         self.fires: list[Fire] = []
+        #: ``(task ids, terminate)`` of each :meth:`revoke` call.
+        self.revoked: list[tuple[tuple[str, ...], bool]] = []
         self.fail_jobs = set(fail_jobs)
         self._lock = threading.Lock()
 
@@ -70,6 +72,11 @@ class RecordingDispatcher:
                     self.fires.append(fire)
                     results.append(None)
         return results
+
+    def revoke(self, task_ids: Sequence[str], *, terminate: bool) -> None:
+        """Record a revoke (``overlap="cancel_other"`` / ``"terminate_other"``)."""
+        with self._lock:
+            self.revoked.append((tuple(task_ids), terminate))
 
     def times(self, job_id: str) -> list[datetime]:
         """Scheduled times of the recorded fires of one job."""

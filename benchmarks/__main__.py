@@ -8,6 +8,7 @@ runs beatx's Django store and django-celery-beat on one PostgreSQL database of i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -72,8 +73,19 @@ def main(argv: list[str] | None = None) -> int:
         "--only", action="append", choices=sorted(SCENARIOS), help="run only this scenario (repeatable)"
     )
     parser.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        metavar="N",
+        help="runs of each start-up, burst and lateness measurement, reported as median (min–max) "
+        "(default: 1 with --quick, 3 with --full)",
+    )
     args = parser.parse_args(argv)
     plan = FULL if args.full else QUICK
+    if args.repeat is not None:
+        if args.repeat < 1:
+            parser.error("--repeat must be at least 1")
+        plan = dataclasses.replace(plan, repeat=args.repeat)
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -93,12 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "command": command.strip(),
         "mode": plan.name,
+        "repeat": plan.repeat,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(elapsed, 1),
         "machine": info,
     }
     results["meta"] = meta
-    print(f"## beatx benchmarks ({plan.name}, {elapsed:.0f} s)\n")
+    runs = f", {plan.repeat} runs per measurement: medians (min–max)" if plan.repeat > 1 else ""
+    print(f"## beatx benchmarks ({plan.name}{runs}, {elapsed:.0f} s)\n")
     print(
         f"Machine: {info['nproc']} cores, {info['cpu']}, {info['ram']} RAM; Python {info['python']}; "
         f"Redis {info['redis_server']}; celery {info['celery']}, kombu {info['kombu']}, Django {info['django']}; "

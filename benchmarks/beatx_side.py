@@ -5,9 +5,10 @@ Every function here runs inside a measurement child (see :mod:`benchmarks.child`
 
 from __future__ import annotations
 
+import os
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from benchmarks.common import (
     rss_mb,
     store_url,
     summarize_fires,
+    tmp_dir,
 )
 
 if TYPE_CHECKING:
@@ -82,13 +84,23 @@ def _dispatcher(kind: str = "celery") -> Any:
     return CeleryDispatcher(app, pipeline=kind != "send_task")
 
 
-def bench_beat(store: Any, dispatcher: Any, clock: Any = None, *, atomic_fire: bool = True) -> Beat:
+def bench_beat(
+    store: Any, dispatcher: Any, clock: Any = None, *, atomic_fire: bool = True, log_each_fire: bool = False
+) -> Beat:
     """A beat as ``celery beat -S beatx`` builds it: its default lookahead, the start-up
     objects frozen out of the garbage collector, and the atomic fire when broker and store
     share the Redis server (they do here)."""
     from beatx.beat import Beat
 
-    return Beat(store, dispatcher, clock=clock, lookahead=LOOKAHEAD, freeze_gc=True, atomic_fire=atomic_fire)
+    return Beat(
+        store,
+        dispatcher,
+        clock=clock,
+        lookahead=LOOKAHEAD,
+        freeze_gc=True,
+        atomic_fire=atomic_fire,
+        log_each_fire=log_each_fire,
+    )
 
 
 def warm_up(dispatcher: Any) -> None:
@@ -228,10 +240,19 @@ def scale(n: int, repeat: int = 300) -> dict[str, Any]:
 # -- burst ----------------------------------------------------------------------------------------
 
 
-def burst(n_due: int, n_total: int, dispatcher: str = "celery", time_cap: float = 120.0) -> dict[str, Any]:
+def burst(
+    n_due: int,
+    n_total: int,
+    dispatcher: str = "celery",
+    time_cap: float = 120.0,
+    log_info: bool = False,
+    log_each_fire: bool = False,
+) -> dict[str, Any]:
     """``n_due`` jobs due in the same second (of ``n_total``): time until the last message is in
-    the broker, through the real Beat loop (claim, plan, publish, release)."""
-
+    the broker, through the real Beat loop (claim, plan, publish, release). ``log_info``: with
+    logging on at INFO, as ``celery beat -l info`` sets it (root handler, Celery's format), to a
+    file in the run's temp dir; ``log_each_fire``: one INFO line per fire (``beatx_log_each_fire``)."""
+    log_lines = _log_at_info("burst") if log_info else None
     store = _store()
     store.add_jobs(_jobs(0, n_due, first=BURST_AT, spread=0, every=3600))
     if n_total > n_due:
@@ -241,11 +262,12 @@ def burst(n_due: int, n_total: int, dispatcher: str = "celery", time_cap: float 
     inner = _dispatcher(dispatcher)
     # Start the beat just before the burst second, on a clock shifted to it.
     clock = ShiftedClock(BURST_AT - datetime.now(UTC) - timedelta(seconds=0.5))
-    beat = bench_beat(store, inner, clock, atomic_fire=dispatcher == "celery")
+    beat = bench_beat(store, inner, clock, atomic_fire=dispatcher == "celery", log_each_fire=log_each_fire)
     beat.run_once()  # lease taken, nothing due yet
     while clock.now() < BURST_AT:
         time.sleep(0.001)
     started = time.perf_counter()
+    cpu_started = time.process_time()
     deadline = started + time_cap
     ticks = 0
     while time.perf_counter() < deadline:
@@ -254,6 +276,7 @@ def burst(n_due: int, n_total: int, dispatcher: str = "celery", time_cap: float 
         if beat.totals["fired"] >= n_due:
             break
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     queued = queue_length(broker)
     broker.close()
     beat.close()
@@ -268,10 +291,36 @@ def burst(n_due: int, n_total: int, dispatcher: str = "celery", time_cap: float 
         "queued": queued,
         "seconds": elapsed,
         "fires_per_s": queued / elapsed if elapsed else 0.0,
+        # The beat's own CPU time (user + system) for the burst: what the other processes on
+        # the machine cannot inflate, unlike the wall time.
+        "cpu_s": cpu,
         "ticks": ticks,
         "complete": queued >= n_due,
         "atomic_fire": beat.engine.outbox is not None,
+        **({"log_lines": log_lines()} if log_lines is not None else {}),
     }
+
+
+def _log_at_info(name: str) -> Callable[[], int]:
+    """Turn logging on at INFO as ``celery beat -l info --logfile=...`` does (a handler on the
+    root logger with Celery's format; the child turned logging off); returns a function that
+    counts the lines written so far."""
+    import logging
+
+    path = tmp_dir() / f"{name}-{os.getpid()}.log"
+    logging.disable(logging.NOTSET)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+    def lines() -> int:
+        handler.flush()
+        with open(path, "rb") as f:
+            return sum(1 for _ in f)
+
+    return lines
 
 
 def burst_profile(n_due: int, dispatcher: str = "celery", top: int = 25) -> dict[str, Any]:

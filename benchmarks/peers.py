@@ -61,7 +61,10 @@ def run_loop(scheduler: Any, until: float, stop: Callable[[], bool] | None = Non
 def drive_burst(
     scheduler: Any, fires: list[Any], n_due: int, due_at: float, time_cap: float
 ) -> dict[str, Any]:
-    """Loop ``scheduler`` from ``due_at`` until ``n_due`` publishes (or ``time_cap`` seconds)."""
+    """Loop ``scheduler`` from ``due_at`` until ``n_due`` publishes (or ``time_cap`` seconds).
+    ``setup_margin_s``: how long before ``due_at`` the setup was done (negative: the burst's
+    clock started before the scheduler could run, and its time is overstated by that much)."""
+    margin = due_at - time.time()
     while time.time() < due_at:
         time.sleep(0.0005)
     started = time.time()
@@ -79,6 +82,7 @@ def drive_burst(
         "fires_per_s": len(fires) / elapsed if elapsed > 0 else 0.0,
         "ticks": ticks,
         "complete": queued >= n_due,
+        "setup_margin_s": margin,
     }
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.common import broker_db, flush, run_child, store_db
+from benchmarks.repeats import aggregate
 
 SCHEDULERS = ("celery beat", "django-celery-beat", "RedBeat", "beatx")
 PEERS = SCHEDULERS[:3]
@@ -52,6 +53,14 @@ class Plan:
     amqp_repeats: int = 3
     amqp_cap: float = 60.0
     amqp_peer_cap: float = 20.0
+    #: Runs of each start-up, burst and lateness child (``--repeat N``): the tables print the
+    #: median and the spread (min–max) of the runs.
+    repeat: int = 1
+    #: The peers' burst at beatx's size (every job due at once), capped: celery beat and
+    #: django-celery-beat take minutes for 10,000; their rate so far is what is compared.
+    equal_burst_cap: float = 20.0
+    #: Redis Cluster (the ``cluster`` scenario): burst size, shared by 1, 2 and 3 beats.
+    cluster_due: int = 10_000
 
 
 QUICK = Plan(
@@ -95,21 +104,30 @@ FULL = Plan(
     pg_burst_cap=60.0,
     amqp_repeats=5,
     amqp_peer_cap=40.0,
+    repeat=3,
+    equal_burst_cap=40.0,
 )
 
 Log = Callable[[str], None]
 
 
-def child(log: Log, target: str, timeout: float, **kwargs: Any) -> dict[str, Any]:
-    """Flush the benchmark databases, run one child, log one line, return its result."""
-    flush(store_db(), broker_db())
-    result = run_child(target, timeout, **kwargs)
-    args = ", ".join(f"{k}={v}" for k, v in kwargs.items())
-    if result.ok:
-        log(f"  {target}({args}) {result.seconds:.1f}s")
-        return result.value
-    log(f"  {target}({args}) FAILED: {result.error}")
-    return {"error": result.error}
+def child(log: Log, target: str, timeout: float, *, repeat: int = 1, **kwargs: Any) -> dict[str, Any]:
+    """Flush the benchmark databases, run one child (``repeat`` times, each in a fresh process
+    on flushed databases), log one line per run, return its result (the runs' medians and
+    spread: :func:`benchmarks.repeats.aggregate`)."""
+    runs = []
+    for n in range(repeat):
+        flush(store_db(), broker_db())
+        result = run_child(target, timeout, **kwargs)
+        args = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+        run = f" run {n + 1}/{repeat}" if repeat > 1 else ""
+        if not result.ok:
+            log(f"  {target}({args}){run} FAILED: {result.error}")
+            runs.append({"error": result.error})
+            break
+        log(f"  {target}({args}){run} {result.seconds:.1f}s")
+        runs.append(result.value)
+    return aggregate(runs)
 
 
 def _load_timeout(scheduler: str, n: int) -> float:
@@ -126,49 +144,74 @@ def scale(plan: Plan, log: Log) -> dict[str, Any]:
         for n in sizes:
             timeout = _load_timeout(scheduler, n)
             if scheduler == "celery beat":  # its jobs are configuration: built in the child
-                value = child(log, f"{module}:scale", timeout, n=n)
+                value = child(log, f"{module}:scale", timeout, repeat=plan.repeat, n=n)
             else:
-                value = _load_then(log, f"{module}:load", f"{module}:scale", timeout, n)
+                value = _load_then(log, f"{module}:load", f"{module}:scale", timeout, n, plan.repeat)
             out[scheduler][str(n)] = value
     return out
 
 
-def _load_then(log: Log, load: str, measure: str, timeout: float, n: int) -> dict[str, Any]:
-    """Load in one child, measure in a fresh one (the databases are flushed only before the load)."""
+def _load_then(log: Log, load: str, measure: str, timeout: float, n: int, repeat: int = 1) -> dict[str, Any]:
+    """Load in one child, measure in a fresh one, ``repeat`` times on the same jobs (the
+    databases are flushed only before the load; a measuring child leaves them as it found
+    them: nothing is due)."""
     flush(store_db(), broker_db())
     loaded = run_child(load, timeout, n=n)
     if not loaded.ok:
         log(f"  {load}(n={n}) FAILED: {loaded.error}")
         return {"error": loaded.error}
-    measured = run_child(measure, timeout, n=n)
-    if not measured.ok:
-        log(f"  {measure}(n={n}) FAILED: {measured.error}")
-        return {"error": measured.error, **loaded.value}
-    log(f"  {load} + {measure}(n={n}) {loaded.seconds + measured.seconds:.1f}s")
-    return {**loaded.value, **measured.value}
+    runs = []
+    for _ in range(repeat):
+        measured = run_child(measure, timeout, n=n)
+        if not measured.ok:
+            log(f"  {measure}(n={n}) FAILED: {measured.error}")
+            return {"error": measured.error, **loaded.value}
+        log(f"  {load} + {measure}(n={n}) {loaded.seconds + measured.seconds:.1f}s")
+        runs.append({**loaded.value, **measured.value})
+    return aggregate(runs)
 
 
 def burst(plan: Plan, log: Log) -> dict[str, Any]:
+    """Every scheduler at the same sizes (``peers``: ``"due/total"`` -> scheduler -> result,
+    beatx with its default path): the peers' own size (100 due of 10,000) and beatx's (all
+    10,000 due, the peers capped at ``equal_burst_cap``); then beatx's three paths at its
+    sizes (``beatx``)."""
     out: dict[str, Any] = {"peers": {}, "beatx": {}}
     child(log, "benchmarks.peer_django:migrate", 120)
-    for due, total in plan.bursts:
-        for scheduler in PEERS:
-            timeout = plan.burst_cap + _load_timeout(scheduler, total) + 30
+    sizes = [*plan.bursts, *((n, n) for n in plan.beatx_bursts)]
+    for due, total in sizes:
+        for scheduler in SCHEDULERS:
+            if scheduler == "beatx":
+                cap = 2 * plan.burst_cap
+            else:
+                cap = plan.burst_cap if (due, total) in plan.bursts else plan.equal_burst_cap
+            timeout = cap + _load_timeout(scheduler, total) + 30
+            target = f"{ADAPTER[scheduler]}:burst"
+            extra = {"dispatcher": "celery"} if scheduler == "beatx" else {}
             value = child(
-                log, f"{ADAPTER[scheduler]}:burst", timeout, n_due=due, n_total=total, time_cap=plan.burst_cap
+                log, target, timeout, repeat=plan.repeat, n_due=due, n_total=total, time_cap=cap, **extra
             )
             out["peers"].setdefault(f"{due}/{total}", {})[scheduler] = value
     for n in plan.beatx_bursts:
-        for dispatcher in ("celery", "publish", "send_task"):
+        # "info": the default path with logging on at INFO (``celery beat -l info``), one line
+        # per group of fires; "info_each": and a line per fire (``beatx_log_each_fire``).
+        for dispatcher in ("celery", "info", "info_each", "publish", "send_task"):
+            if dispatcher == "celery":  # the default path: measured above, beside the peers
+                out["beatx"].setdefault(str(n), {})[dispatcher] = out["peers"][f"{n}/{n}"]["beatx"]
+                continue
             timeout = 2 * plan.burst_cap + _load_timeout("beatx", n)
+            kind: dict[str, Any] = {"dispatcher": dispatcher}
+            if dispatcher.startswith("info"):
+                kind = {"dispatcher": "celery", "log_info": True, "log_each_fire": dispatcher == "info_each"}
             value = child(
                 log,
                 "benchmarks.beatx_side:burst",
                 timeout,
+                repeat=plan.repeat,
                 n_due=n,
                 n_total=n,
-                dispatcher=dispatcher,
                 time_cap=2 * plan.burst_cap,
+                **kind,
             )
             out["beatx"].setdefault(str(n), {})[dispatcher] = value
     return out
@@ -195,9 +238,16 @@ def lateness(plan: Plan, log: Log) -> dict[str, Any]:
         kwargs = {"n": n, "every": every, "duration": duration, "same_phase": same_phase}
         timeout = duration + 120 + n * 0.005
         for scheduler in schedulers:
-            out[key][scheduler] = child(log, f"{ADAPTER[scheduler]}:lateness", timeout, **kwargs)
+            out[key][scheduler] = child(
+                log, f"{ADAPTER[scheduler]}:lateness", timeout, repeat=plan.repeat, **kwargs
+            )
         out[key][SEND_TASK_PATH] = child(
-            log, "benchmarks.beatx_side:lateness", timeout, dispatcher="send_task", **kwargs
+            log,
+            "benchmarks.beatx_side:lateness",
+            timeout,
+            repeat=plan.repeat,
+            dispatcher="send_task",
+            **kwargs,
         )
     return out
 
@@ -295,6 +345,14 @@ def amqp(plan: Plan, log: Log) -> dict[str, Any]:
     )
 
 
+def cluster(plan: Plan, log: Log) -> dict[str, Any]:
+    """A 10k burst on a private 3-master Redis Cluster, shared by 1, 2 and 3 sharded beats
+    (see :mod:`benchmarks.cluster`)."""
+    from benchmarks.cluster import scenario
+
+    return scenario(log, n_due=plan.cluster_due)
+
+
 SCENARIOS: dict[str, Callable[[Plan, Log], dict[str, Any]]] = {
     "cron": cron,
     "recurrence": recurrence,
@@ -305,6 +363,7 @@ SCENARIOS: dict[str, Callable[[Plan, Log], dict[str, Any]]] = {
     "lateness": lateness,
     "pg": pg,
     "amqp": amqp,
+    "cluster": cluster,
 }
 
 

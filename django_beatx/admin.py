@@ -406,6 +406,7 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                         ("catchup_window", "catchup_limit"),
                         "jitter",
                         "max_runs",
+                        ("overlap", "pause_after_failures"),
                         "exclude",
                         "on_excluded",
                     ),
@@ -413,6 +414,17 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                         "Empty misfire grace time: a late fire always runs. A new job starts with "
                         "the configured job defaults. Catch-up decides what the fires missed while "
                         "no beat ran do (empty: as coalesce says)."
+                    ),
+                },
+            ),
+            (
+                _("Alerts"),
+                {
+                    "fields": (("expect_every", "max_lateness"), ("max_runtime", "alert_after_failures")),
+                    "description": _(
+                        "The leading beat raises an alert (an event, a metric, the webhook of "
+                        "beatx_alert_webhook) when a rule's condition starts, and resolves it when it "
+                        "ends. Empty: no alert."
                     ),
                 },
             ),
@@ -621,8 +633,14 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                     catchup_limit=obj.catchup_limit,
                     jitter=obj.jitter,
                     max_runs=obj.max_runs,
+                    overlap=obj.overlap or "skip",
+                    pause_after_failures=obj.pause_after_failures,
                     exclude=tuple(obj.exclude or ()),
                     on_excluded=obj.on_excluded,
+                    expect_every=obj.expect_every,
+                    max_lateness=obj.max_lateness,
+                    max_runtime=obj.max_runtime,
+                    alert_after_failures=obj.alert_after_failures,
                 )
         except (BeatxError, ValueError) as exc:
             # clean() checks the same rules; this is the race of a definition changing between.
@@ -669,8 +687,14 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             catchup_limit=obj.catchup_limit,
             jitter=obj.jitter,
             max_runs=obj.max_runs,
+            overlap=obj.overlap or "skip",
+            pause_after_failures=obj.pause_after_failures,
             exclude=tuple(obj.exclude or ()),
             on_excluded=obj.on_excluded,
+            expect_every=obj.expect_every,
+            max_lateness=obj.max_lateness,
+            max_runtime=obj.max_runtime,
+            alert_after_failures=obj.alert_after_failures,
         )
         job.status = status
         if status in (JobStatus.COMPLETED, JobStatus.CANCELLED):
@@ -1073,8 +1097,14 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 catchup_limit=job.catchup_limit,
                 jitter=job.jitter,
                 max_runs=job.max_runs,
+                overlap=job.overlap,
+                pause_after_failures=job.pause_after_failures,
                 exclude=job.exclude,
                 on_excluded=job.on_excluded,
+                expect_every=job.expect_every,
+                max_lateness=job.max_lateness,
+                max_runtime=job.max_runtime,
+                alert_after_failures=job.alert_after_failures,
                 paused=True,
             )
             manager.schedule(copy, now=now)

@@ -391,8 +391,14 @@ class JobForm(forms.ModelForm):  # type: ignore[type-arg]
             "catchup_limit",
             "jitter",
             "max_runs",
+            "overlap",
+            "pause_after_failures",
             "exclude",
             "on_excluded",
+            "expect_every",
+            "max_lateness",
+            "max_runtime",
+            "alert_after_failures",
         )
         field_classes = {  # noqa: RUF012
             "args": LimitedJSONField,
@@ -630,6 +636,15 @@ class JobForm(forms.ModelForm):  # type: ignore[type-arg]
 
     def clean_misfire_grace_time(self) -> float | None:
         return self._at_most_max_seconds("misfire_grace_time")
+
+    def clean_expect_every(self) -> float | None:
+        return self._at_most_max_seconds("expect_every")
+
+    def clean_max_lateness(self) -> float | None:
+        return self._at_most_max_seconds("max_lateness")
+
+    def clean_max_runtime(self) -> float | None:
+        return self._at_most_max_seconds("max_runtime")
 
     def clean_on_excluded(self) -> str:
         return str(self.cleaned_data.get("on_excluded") or "skip")

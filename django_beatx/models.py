@@ -348,6 +348,28 @@ class Job(models.Model):
             "The most fires in the job's life, e.g. 10; after the last it is completed. Empty: no limit."
         ),
     )
+    overlap: models.CharField[str, str] = models.CharField(
+        _("overlap"),
+        max_length=16,
+        blank=True,
+        default="skip",
+        choices=[
+            ("skip", _("skip: the fire is skipped")),
+            ("buffer_one", _("buffer one: the newest fire runs when the run ends")),
+            ("buffer_all", _("buffer all: every fire runs, one after another")),
+            ("cancel_other", _("cancel other: revoke the run in flight, then send")),
+            ("terminate_other", _("terminate other: kill the run in flight, then send")),
+            ("allow_all", _("allow all: runs overlap, max instances not enforced")),
+        ],
+        help_text=_("What a fire does while max instances runs of the job are in flight, e.g. skip."),
+    )
+    pause_after_failures: models.PositiveIntegerField[int | None, int | None] = models.PositiveIntegerField(
+        _("pause after failures"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Pause the job after this many failed runs in a row, e.g. 3. Empty: never."),
+    )
     max_instances: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(
         _("max instances"),
         default=1,
@@ -371,6 +393,40 @@ class Job(models.Model):
             ("next_business_day", _("Run it at the same time on the next day no calendar excludes")),
         ],
         help_text=_("What happens to a fire an exclusion calendar excludes, e.g. skip."),
+    )
+
+    # -- alerts (beatx.alerts) -----------------------------------------------------------------
+    expect_every: models.FloatField[float | None, float | None] = models.FloatField(
+        _("expect a fire every (seconds)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.001)],
+        help_text=_(
+            "Alert when no fire was sent for this long (a missed heartbeat), e.g. 3900. Empty: no alert."
+        ),
+    )
+    max_lateness: models.FloatField[float | None, float | None] = models.FloatField(
+        _("max lateness (seconds)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.001)],
+        help_text=_("Alert when a fire goes out (or is still unsent) this late, e.g. 60. Empty: no alert."),
+    )
+    max_runtime: models.FloatField[float | None, float | None] = models.FloatField(
+        _("max runtime (seconds)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.001)],
+        help_text=_(
+            "Alert when a run has not finished this long after it started, e.g. 600. Empty: no alert."
+        ),
+    )
+    alert_after_failures: models.PositiveIntegerField[int | None, int | None] = models.PositiveIntegerField(
+        _("alert after failures"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Alert after this many failed runs in a row, e.g. 3. Empty: no alert."),
     )
 
     # -- state ---------------------------------------------------------------------------------

@@ -60,7 +60,16 @@ from beatx.errors import (
     StoreError,
 )
 from beatx.exclusion import ExcludingTrigger
-from beatx.jobs import EXCLUSION_FIELDS, PAUSE_FIELDS, POLICY_FIELDS, CatchUp, Job, JobStatus, fire_task_id
+from beatx.jobs import (
+    ALERT_FIELDS,
+    EXCLUSION_FIELDS,
+    PAUSE_FIELDS,
+    POLICY_FIELDS,
+    CatchUp,
+    Job,
+    JobStatus,
+    fire_task_id,
+)
 from beatx.ledger import RunOutcome, RunRecord, newest_first, summaries
 from beatx.stores.base import BeatStatus, JobRelease, LeaseInfo, new_claim_token, status_after_run
 from beatx.triggers.base import Trigger
@@ -127,6 +136,7 @@ DEFINITION_FIELDS = (
     *POLICY_FIELDS,
     *PAUSE_FIELDS,
     *EXCLUSION_FIELDS,
+    *ALERT_FIELDS,
 )
 #: What the beat's write-back writes.
 _RELEASE_FIELDS = (
@@ -222,11 +232,17 @@ def job_from_row(row: m.Job, *, running: int = 0) -> Job:
             catchup_limit=row.catchup_limit,
             jitter=row.jitter,
             max_runs=row.max_runs,
+            overlap=row.overlap or "skip",  # type: ignore[arg-type]  # Job converts the name
+            pause_after_failures=row.pause_after_failures,
             pause_note=row.pause_note or None,
             paused_by=row.paused_by or None,
             paused_at=row.paused_at,
             exclude=tuple(row.exclude or ()),
             on_excluded=row.on_excluded or "skip",
+            expect_every=row.expect_every,
+            max_lateness=row.max_lateness,
+            max_runtime=row.max_runtime,
+            alert_after_failures=row.alert_after_failures,
             status=JobStatus(row.status),
             next_run_time=row.next_run_time,
             last_run_time=row.last_run_time,
@@ -280,11 +296,17 @@ def fill_definition(row: m.Job, job: Job) -> None:
     row.catchup_limit = job.catchup_limit
     row.jitter = job.jitter
     row.max_runs = job.max_runs
+    row.overlap = job.overlap.value
+    row.pause_after_failures = job.pause_after_failures
     row.pause_note = job.pause_note or ""
     row.paused_by = job.paused_by or ""
     row.paused_at = job.paused_at
     row.exclude = list(job.exclude)
     row.on_excluded = job.on_excluded
+    row.expect_every = job.expect_every
+    row.max_lateness = job.max_lateness
+    row.max_runtime = job.max_runtime
+    row.alert_after_failures = job.alert_after_failures
 
 
 def fill_row(row: m.Job, job: Job) -> None:
@@ -699,6 +721,30 @@ class DjangoStore:
                     counts[by_value[value]] += n
         return counts
 
+    def alerting_jobs(self) -> list[Job]:
+        """The jobs that set an alert rule (:mod:`beatx.alerts`): one query on the rule
+        columns, so the cost is theirs, not every job's."""
+        now = self._clock.now()
+        with self._errors():
+            rows = (
+                self._jobs()
+                .filter(
+                    Q(expect_every__isnull=False)
+                    | Q(max_lateness__isnull=False)
+                    | Q(max_runtime__isnull=False)
+                    | Q(alert_after_failures__isnull=False)
+                )
+                .annotate(n_running=Count("runs", filter=Q(runs__outcome=_RUNNING, runs__expires_at__gt=now)))
+                .order_by("id")
+            )
+            jobs = []
+            for row in rows:
+                try:
+                    jobs.append(job_from_row(row, running=row.n_running))
+                except SerializationError as exc:
+                    logger.warning("skipping unreadable job: %s", exc)
+        return jobs
+
     def get_jobs(self, status: JobStatus | None = None) -> list[Job]:
         now = self._clock.now()
         with self._errors():
@@ -1084,13 +1130,15 @@ class DjangoStore:
         """The ``missed`` / ``skipped`` ledger records of ``releases`` (usually none)."""
         records: list[RunRecord] = []
         for release in releases:
-            if release.missed or release.skipped:
+            if release.missed or release.skipped or release.caught_up or release.coalesced:
                 records += summaries(
                     release.job_id,
                     claim=release.claim,
                     at=now,
                     missed=release.missed,
                     skipped=release.skipped,
+                    caught_up=release.caught_up,
+                    coalesced=release.coalesced,
                 )
         return records
 
@@ -1492,6 +1540,7 @@ for _name in (
     "get_job",
     "count_jobs_by_status",
     "get_jobs",
+    "alerting_jobs",
     "pause_jobs",
     "resume_jobs",
     "remove_jobs",

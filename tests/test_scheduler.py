@@ -180,8 +180,8 @@ def test_max_instances_skips_overlapping_runs() -> None:
             await asyncio.sleep(0.75)
             job = scheduler.get_job("slow")
             assert job is not None
-            # The fires due while the first run went on waited for it; when it ended, the
-            # newest of them ran and the older were skipped.
+            # The fire due while the first run went on waited for it and ran when it ended;
+            # the fires that came due meanwhile were skipped.
             assert job.total_run_count == 2 and job.skip_count >= 2 and job.running == 1
 
     run(main)

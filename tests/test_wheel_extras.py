@@ -44,6 +44,7 @@ SMOKE = {
     "rrule": "import beatx; beatx.RRuleTrigger('FREQ=DAILY')",
     "solar": "import beatx; beatx.SolarTrigger('sunset', 48.85, 2.35)",
     "calendars": "import holidays",
+    "sentry": "from beatx.alert_delivery import sentry_checkin; sentry_checkin()",
 }
 
 BEAT_APP = """\

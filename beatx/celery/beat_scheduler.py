@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from celery.beat import Scheduler
 
+from beatx.alert_delivery import AlertDelivery
 from beatx.beat import Beat
 from beatx.celery.beat_schedule import _default_entries, import_beat_schedule, plan_beat_schedule
 from beatx.celery.manager_cache import task_validator
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from celery import Celery
 
     from beatx.metrics import BeatxMetrics
+    from beatx.sharded_beat import ShardedBeat
     from beatx.stores.base import JobStore
 
 __all__ = ["BeatxScheduler"]
@@ -64,7 +66,8 @@ class BeatxScheduler(Scheduler):  # type: ignore[misc]
         self.store: JobStore | None = None
         self.manager: JobManager | None = None
         self.dispatcher: CeleryDispatcher | None = None
-        self.beat: Beat | None = None
+        self.beat: Beat | ShardedBeat | None = None
+        self.alert_delivery: AlertDelivery | None = None
         self.metrics: BeatxMetrics | None = None
         self._in_tick = False
         self._closed = False
@@ -90,7 +93,9 @@ class BeatxScheduler(Scheduler):  # type: ignore[misc]
 
     def setup_schedule(self) -> None:
         settings = self.settings
-        self.store = open_store(settings.store, key_prefix=settings.key_prefix)
+        # Built first: a missing sentry-sdk is a configuration error before anything opens.
+        self.alert_delivery = AlertDelivery(webhook_url=settings.alert_webhook, sentry=settings.alert_sentry)
+        self.store = open_store(settings.store, key_prefix=settings.key_prefix, **settings.store_options())
         try:
             # A publish never outlasts a quarter of the lease: a frozen broker cannot keep the
             # leader busy past its lease.
@@ -107,7 +112,13 @@ class BeatxScheduler(Scheduler):  # type: ignore[misc]
             # A bad entry is a configuration error now, whether the store answers or not.
             plan_beat_schedule(self._beat_schedule_entries(), timezone=settings.timezone)
             self._try_import_beat_schedule()
-            self.beat = Beat(
+            beat_class: Any = Beat
+            if settings.store.partition("://")[0].lower() == "redis+cluster":
+                # A Redis Cluster store: one beat per shard this process leads (sharded leadership).
+                from beatx.sharded_beat import ShardedBeat
+
+                beat_class = ShardedBeat
+            self.beat = beat_class(
                 self.store,
                 self.dispatcher,
                 lease_timeout=float(settings.lease_timeout),
@@ -117,6 +128,9 @@ class BeatxScheduler(Scheduler):  # type: ignore[misc]
                 freeze_gc=True,
                 restore=self._import_beat_schedule,
                 atomic_fire=settings.atomic_fire,
+                log_each_fire=settings.log_each_fire,
+                alert_interval=float(settings.alert_interval),
+                alert_deliver=self.alert_delivery.deliver,
             )
             if settings.metrics_port is not None:
                 self._serve_metrics(settings.metrics_port)
@@ -237,6 +251,8 @@ class BeatxScheduler(Scheduler):  # type: ignore[misc]
             if self.dispatcher is not None:
                 self.dispatcher.close()
                 self.dispatcher = None
+            if self.alert_delivery is not None:
+                self.alert_delivery.close()
             if self.metrics is not None:
                 self.metrics.close()
                 self.metrics = None

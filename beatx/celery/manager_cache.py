@@ -120,7 +120,7 @@ def get_job_manager(app: Celery | None = None, **overrides: Any) -> JobManager:
         manager = per_app.get(key)
         if manager is None:
             settings = BeatxSettings.from_app(app, **overrides)
-            store = open_store(settings.store, key_prefix=settings.key_prefix)
+            store = open_store(settings.store, key_prefix=settings.key_prefix, **settings.store_options())
             manager = per_app[key] = _build_manager(app, settings, store)
         return manager
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from beatx.errors import ConfigurationError, InvalidJobError
 from beatx.jobs import JobDefaults
+from beatx.ledger import DEFAULT_RUN_HISTORY, DEFAULT_RUN_HISTORY_DAYS
 from beatx.redaction import redact_url
 from beatx.settings_schema import SETTINGS
 from beatx.triggers.base import timezone_name
@@ -41,6 +42,12 @@ class BeatxSettings:
     metrics_port: int | None = None
     lookahead: float = 0.05
     atomic_fire: bool = True
+    log_each_fire: bool = False
+    run_history: int = DEFAULT_RUN_HISTORY
+    run_history_days: float = DEFAULT_RUN_HISTORY_DAYS
+    alert_interval: float = 10.0
+    alert_webhook: str | None = None
+    alert_sentry: bool = False
 
     def __post_init__(self) -> None:
         # One validator per setting, shared with SchedulerConfig and Django's BEATX.
@@ -52,6 +59,8 @@ class BeatxSettings:
             "redis",
             "rediss",
             "unix",
+            "redis+sentinel",
+            "redis+cluster",
             "django",
         ):
             raise ConfigurationError(
@@ -108,6 +117,14 @@ class BeatxSettings:
             return cls(**values)
         except InvalidJobError as exc:
             raise ConfigurationError(f"beatx_job_defaults: {exc}") from exc
+
+    def store_options(self) -> dict[str, Any]:
+        """The options ``open_store`` passes to the store this URL names: the run ledger's size
+        for the memory and Redis stores (the Django store keeps runs until they are pruned)."""
+        scheme = self.store.partition("://")[0].lower()
+        if scheme in ("memory", "redis", "rediss", "unix", "redis+sentinel", "redis+cluster"):
+            return {"run_history": self.run_history, "run_history_days": float(self.run_history_days)}
+        return {}
 
     def redacted_store(self) -> str:
         return redact_url(self.store)

@@ -30,6 +30,7 @@ from beatx.celery.dedupe import _DUPLICATE_FLAG, install_dedupe_guard
 from beatx.celery.run_records import PendingRecord, RunRecordQueue
 from beatx.celery.settings import BeatxSettings
 from beatx.dispatch.celery import JOB_ID_HEADER
+from beatx.failure_pause import pause_if_failing
 from beatx.ledger import RunOutcome
 from beatx.stores import open_store
 
@@ -111,7 +112,9 @@ class _WorkerState:
             self._check_fork()
             if self._store is None:
                 settings = self.settings
-                self._store = open_store(settings.store, key_prefix=settings.key_prefix)
+                self._store = open_store(
+                    settings.store, key_prefix=settings.key_prefix, **settings.store_options()
+                )
             return self._store
 
 
@@ -212,20 +215,30 @@ def _submit_end(
     """Queue the record of how run ``task_id`` of ``job`` ended (``who``: the request or the
     consumer that names the worker)."""
     finished_at, worker = datetime.now(UTC), _worker_name(who)
-    state.records.submit(
-        PendingRecord(
-            f"the end ({outcome.value}) of job={job} task_id={task_id}",
-            lambda store: store.run_finished(
-                job,
-                task_id,
-                finished_at=finished_at,
-                duration=duration,
-                error=error,
-                outcome=outcome,
-                worker=worker,
-            ),
+
+    def record(store: JobStore) -> None:
+        store.run_finished(
+            job,
+            task_id,
+            finished_at=finished_at,
+            duration=duration,
+            error=error,
+            outcome=outcome,
+            worker=worker,
         )
-    )
+        if outcome.is_error:
+            _pause_if_failing(store, job)
+
+    state.records.submit(PendingRecord(f"the end ({outcome.value}) of job={job} task_id={task_id}", record))
+
+
+def _pause_if_failing(store: JobStore, job: str) -> None:
+    """``pause_after_failures``: pause ``job`` after its consecutive failures (never raises:
+    the run's end is recorded already)."""
+    try:
+        pause_if_failing(store, job)
+    except Exception:
+        logger.exception("could not check pause_after_failures of job %s", job)
 
 
 def _on_task_retry(sender: Any = None, request: Any = None, reason: Any = None, **_: Any) -> None:

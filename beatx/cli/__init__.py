@@ -31,6 +31,7 @@ from beatx.cli import (
     job_commands,
     run_command,
     runs_command,
+    shards_command,
     status_command,
 )
 from beatx.cli.entry import main
@@ -47,5 +48,6 @@ del (
     job_commands,
     run_command,
     runs_command,
+    shards_command,
     status_command,
 )

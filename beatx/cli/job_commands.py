@@ -25,8 +25,9 @@ from beatx.cli.render import (
     _when,
 )
 from beatx.cli.target import _target
+from beatx.engine.overlap import MANUAL_OVERLAPS
 from beatx.errors import ConfigurationError, JobLookupError
-from beatx.jobs import CatchUp, Job, JobStatus
+from beatx.jobs import CatchUp, Job, JobStatus, Overlap
 
 if TYPE_CHECKING:
     from beatx.manager import JobManager
@@ -104,6 +105,12 @@ def jobs_show(ctx: click.Context, job_id: str, as_json: bool) -> None:
         ("catch-up", _catch_up_cell(job)),
         ("jitter", "none" if not job.jitter else f"{job.jitter:g}s"),
         ("max runs", "no limit" if job.max_runs is None else f"{job.max_runs} ({job.remaining_runs} left)"),
+        ("overlap", job.overlap.value),
+        (
+            "pause after failures",
+            "never" if job.pause_after_failures is None else str(job.pause_after_failures),
+        ),
+        ("alerts", _alerts_cell(job)),
         ("status", _status_cell(job)),
         *([("paused at", _when(job.paused_at, tz))] if job.paused_at is not None else []),
         ("next run", _when(_shown_next_run(job), tz)),
@@ -171,6 +178,41 @@ def jobs_show(ctx: click.Context, job_id: str, as_json: bool) -> None:
     help="Each fire goes out up to this much later.",
 )
 @click.option("--max-runs", metavar="N", type=click.IntRange(min=1), help="The most fires in the job's life.")
+@click.option(
+    "--overlap",
+    type=click.Choice([policy.value for policy in Overlap]),
+    help="What a fire does while max-instances runs are in flight (default skip).",
+)
+@click.option(
+    "--pause-after-failures",
+    metavar="N",
+    type=click.IntRange(min=1),
+    help="Pause the job after N failed runs in a row.",
+)
+@click.option(
+    "--expect-every",
+    metavar="SECONDS",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Alert when no fire was sent for this long (a missed heartbeat).",
+)
+@click.option(
+    "--max-lateness",
+    metavar="SECONDS",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Alert when a fire goes out (or is still unsent) this late.",
+)
+@click.option(
+    "--max-runtime",
+    metavar="SECONDS",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Alert when a run has not finished this long after it started.",
+)
+@click.option(
+    "--alert-after-failures",
+    metavar="N",
+    type=click.IntRange(min=1),
+    help="Alert after N failed runs in a row.",
+)
 @click.option("--paused", is_flag=True, help="Add the job paused.")
 @click.option("--replace", is_flag=True, help="Replace a job with the same id instead of refusing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the added job as JSON.")
@@ -197,6 +239,12 @@ def jobs_add(
     catchup_limit: int | None,
     jitter: float | None,
     max_runs: int | None,
+    overlap: str | None,
+    pause_after_failures: int | None,
+    expect_every: float | None,
+    max_lateness: float | None,
+    max_runtime: float | None,
+    alert_after_failures: int | None,
     paused: bool,
     replace: bool,
     as_json: bool,
@@ -229,6 +277,12 @@ def jobs_add(
         "catchup_limit": catchup_limit,
         "jitter": jitter,
         "max_runs": max_runs,
+        "overlap": overlap,
+        "pause_after_failures": pause_after_failures,
+        "expect_every": expect_every,
+        "max_lateness": max_lateness,
+        "max_runtime": max_runtime,
+        "alert_after_failures": alert_after_failures,
     }
     fields.update({name: value for name, value in policies.items() if value is not None})
     if exclude:
@@ -267,6 +321,16 @@ def _catch_up_cell(job: Job) -> str:
     ]
     shown = [limit for limit in limits if limit]
     return job.catchup_policy.value + (f" ({', '.join(shown)})" if shown else "")
+
+
+def _alerts_cell(job: Job) -> str:
+    rules = [
+        f"expect every {job.expect_every:g}s" if job.expect_every is not None else None,
+        f"max lateness {job.max_lateness:g}s" if job.max_lateness is not None else None,
+        f"max runtime {job.max_runtime:g}s" if job.max_runtime is not None else None,
+        f"after {job.alert_after_failures} failures" if job.alert_after_failures is not None else None,
+    ]
+    return ", ".join(rule for rule in rules if rule) or "none"
 
 
 def _shown_next_run(job: Job) -> datetime | None:
@@ -349,8 +413,15 @@ def jobs_remove(ctx: click.Context, job_id: str) -> None:
 
 @jobs.command("run-now", epilog=EXIT_CODES_HELP)
 @click.argument("job_id", metavar="ID")
+@click.option(
+    "--overlap",
+    type=click.Choice([policy.value for policy in MANUAL_OVERLAPS]),
+    default=Overlap.ALLOW_ALL.value,
+    show_default=True,
+    help="What the fire does while max-instances runs of the job are in flight.",
+)
 @click.pass_context
-def jobs_run_now(ctx: click.Context, job_id: str) -> None:
+def jobs_run_now(ctx: click.Context, job_id: str, overlap: str) -> None:
     """Send one fire of a job now, outside its schedule (needs --app: the Celery broker)."""
     target = _target(ctx)
     target.check_one()
@@ -364,7 +435,10 @@ def jobs_run_now(ctx: click.Context, job_id: str) -> None:
     _require_job(manager, job_id)
     if manager.dispatcher is None:
         raise CommandError("run-now needs a dispatcher, and this Celery app gave none", EXIT_REFUSED)
-    task_id = manager.run_job_now(job_id)
+    task_id = manager.run_job_now(job_id, overlap=overlap)
+    if task_id is None:
+        click.echo(f"skipped job {job_id!r}: max instances runs in flight (overlap={overlap})")
+        return
     click.echo(f"sent job {job_id!r}: task id {task_id}")
 
 

@@ -9,7 +9,7 @@ from beatx.errors import LeaseLostError, PermanentDispatchError, TransientDispat
 from beatx.jobs import Fire
 from beatx.stores.base import QueuedMessage
 
-__all__ = ["Dispatcher", "MessageRenderer", "is_transient", "lease_lost"]
+__all__ = ["Dispatcher", "MessageRenderer", "Revoker", "is_transient", "lease_lost"]
 
 #: Exception class names (anywhere in an error's MRO) that mean "the broker or the network is
 #: unavailable or slow now": kombu's and py-amqp's connection errors, redis-py's connection,
@@ -67,6 +67,17 @@ class MessageRenderer(Protocol):
     def render(self, fires: Sequence[Fire]) -> Sequence[QueuedMessage | BaseException | None]:
         """One entry per fire: its message; None for a fire that must be dispatched instead;
         or the error that stopped it (as :meth:`Dispatcher.dispatch` reports errors)."""
+        ...
+
+
+@runtime_checkable
+class Revoker(Protocol):
+    """A dispatcher that can also revoke fires it sent (``overlap="cancel_other"`` and
+    ``"terminate_other"``)."""
+
+    def revoke(self, task_ids: Sequence[str], *, terminate: bool) -> None:
+        """Ask the workers not to run ``task_ids`` (and, with ``terminate``, to kill those
+        already running). Best effort: raises only what the broker raised."""
         ...
 
 

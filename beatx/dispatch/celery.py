@@ -485,6 +485,13 @@ class CeleryDispatcher:
             finally:
                 self._deadline = None
 
+    def revoke(self, task_ids: Sequence[str], *, terminate: bool) -> None:
+        """Broadcast Celery's ``revoke`` of ``task_ids`` to the workers (with ``terminate``:
+        SIGTERM to a run already executing). Workers keep revokes in memory only (across a
+        restart only with ``--statedb``); a worker that starts later does not know them."""
+        if task_ids:
+            self.app.control.revoke(list(task_ids), terminate=terminate)
+
     def _retry_policy(self, deadline: float) -> dict[str, Any]:
         """The retry policy with an errback that stops kombu's retries at ``deadline``."""
         policy = dict(self.retry_policy)

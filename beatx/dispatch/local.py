@@ -10,12 +10,14 @@ import logging
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 from beatx.clock import Clock, SystemClock
 from beatx.dispatch.base import lease_lost
 from beatx.errors import PermanentDispatchError
 from beatx.events import Event, EventBus, EventKind
+from beatx.failure_pause import pause_if_failing
 from beatx.jobs import Fire, module_allowed, resolve_func
 from beatx.stores.base import JobStore
 
@@ -162,7 +164,7 @@ class AsyncioDispatcher:
         finally:
             duration = self.clock.monotonic() - started
             record = functools.partial(
-                self.store.run_finished,
+                self._record_end,
                 job.id,
                 fire.task_id,
                 finished_at=self.clock.now(),
@@ -180,6 +182,18 @@ class AsyncioDispatcher:
                 if error:
                     data["error"] = error
                 self.events.emit(Event(kind, self.clock.now(), job.id, fire.scheduled_at, data))
+
+    def _record_end(
+        self, job_id: str, task_id: str, *, finished_at: datetime, duration: float, error: str | None
+    ) -> None:
+        """Record a run's end; after a failure, pause the job if ``pause_after_failures``
+        says so (:mod:`beatx.failure_pause`)."""
+        self.store.run_finished(job_id, task_id, finished_at=finished_at, duration=duration, error=error)
+        if error is not None:
+            try:
+                pause_if_failing(self.store, job_id, clock=self.clock)
+            except Exception:
+                logger.exception("could not check pause_after_failures of job %s", job_id)
 
     async def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait for every run in flight to end. Returns False if ``timeout`` passed first."""

@@ -14,11 +14,13 @@ from datetime import datetime, timedelta
 
 from beatx.calendar_book import CalendarBook
 from beatx.clock import Clock
-from beatx.dispatch.base import Dispatcher, MessageRenderer, is_transient
+from beatx.dispatch.base import Dispatcher, MessageRenderer, Revoker, is_transient
+from beatx.engine.fire_log import SentSummary
+from beatx.engine.overlap import LEDGER_READ, in_flight
 from beatx.engine.rules import FirePlan, plan_fires
 from beatx.errors import ConfigurationError, LeaseLostError, StoreError
 from beatx.events import Event, EventBus, EventKind
-from beatx.jobs import Fire, Job, JobStatus
+from beatx.jobs import Fire, Job, JobStatus, Overlap
 from beatx.stores.base import JobRelease, JobStore, QueuedMessage
 
 __all__ = ["Engine", "TickResult", "atomic_fire_possible"]
@@ -93,6 +95,9 @@ class Engine:
         server: :func:`atomic_fire_possible`). A fire then goes out exactly when its job is
         written back, both or neither, fenced by the lease: a beat killed or frozen at any
         instant has sent each fire once. Fires it cannot build go through ``dispatcher``.
+    :param log_each_fire: log each fire sent at INFO (``fire dispatched job=...``); otherwise
+        at DEBUG, and each group of fires sent together is one INFO line
+        (``fires dispatched count=...``, :mod:`beatx.engine.fire_log`).
     """
 
     def __init__(
@@ -113,6 +118,7 @@ class Engine:
         wait_until: Callable[[datetime], None] | None = None,
         catch_up_window: float = 0.0,
         outbox: MessageRenderer | None = None,
+        log_each_fire: bool = False,
     ) -> None:
         if lookahead < 0 or (lookahead > 0 and wait_until is None):
             raise ConfigurationError("lookahead must be >= 0 seconds, and a lookahead needs wait_until")
@@ -123,6 +129,10 @@ class Engine:
         self.clock = clock
         self.dispatcher = dispatcher
         self.outbox = outbox
+        #: The level of the line logged per fire sent; INFO has one line per group instead.
+        self.fire_log_level = logging.INFO if log_each_fire else logging.DEBUG
+        #: The fires of the group being sent, for its INFO line (None: INFO is off).
+        self._sent: SentSummary | None = None
         self.owner = owner
         self.batch_size = batch_size
         self.claim_ttl = claim_ttl
@@ -132,6 +142,9 @@ class Engine:
         self.events = events or EventBus()
         self.catch_up_window = timedelta(seconds=catch_up_window)
         self._next_window: _NextWindow | None = None
+        #: The earliest next run (or claim deadline) the last store read gave: when it has
+        #: come, a tick claims at once instead of reading it again (see :meth:`_idle_sleep`).
+        self._next_run_seen: datetime | None = None
         #: Jobs whose fires wait for a run in flight to end (``max_instances``), held under
         #: their claim: job id -> (job, when the wait gives up and skips).
         self._waiting: dict[str, tuple[Job, datetime]] = {}
@@ -166,11 +179,29 @@ class Engine:
             first by the next tick, before any claim: its fires are not sent again.
         """
         self._retry_unreleased()
+        idle = self._idle_sleep(now)
+        if idle is not None:
+            return TickResult(sleep=idle)
         result = self._due_now_and_ahead(now)
         if self._waiting and result.sleep > WAIT_POLL:
             # Fires held back by runs in flight: look again soon (a run's end wakes nobody).
             return replace(result, sleep=WAIT_POLL)
         return result
+
+    def _idle_sleep(self, now: datetime) -> float | None:
+        """The sleep of a tick with nothing to do, found in one store read (the earliest next
+        run or claim deadline, which an idle tick reads anyway to know how long to sleep);
+        None when a job is due by the lookahead horizon or this engine holds jobs in memory.
+        Most ticks are idle: they cost this one read instead of a claim attempt per part."""
+        if self._waiting or (self._next_window is not None and self._next_window.jobs):
+            return None
+        seen = self._next_run_seen
+        if seen is not None and seen <= now + self.lookahead:
+            return None  # due by the last read (the beat woke for it): no read to spare
+        next_run = self.store.next_run_time()
+        if next_run is not None and next_run <= now + self.lookahead:
+            return None
+        return self._sleep_until(next_run, now)
 
     def _due_now_and_ahead(self, now: datetime) -> TickResult:
         try:
@@ -268,13 +299,17 @@ class Engine:
             waited = self._waiting.pop(job.id, None)
             give_up = waited[1] if waited is not None else now + self.max_wait
             try:
+                # The overlap policies that hold or revoke fires also count the fires sent
+                # and not started yet (the run ledger); ``skip`` reads nothing more.
+                running = self._in_flight(job, now) if job.overlap.tracks_sent else ()
                 plan = plan_fires(
                     self.calendars.plan_view(job),
                     at,
                     free_slots=free_slots,
                     catch_up_window=self.catch_up_window,
                     wait=now < give_up,
-                    held_back=waited is not None,
+                    # The fires due when the wait began (planned as of then) are those that waited.
+                    held_since=None if waited is None else max(give_up - self.max_wait, due or now),
                 )
             except Exception as exc:
                 releases.append(self._broken_job(job, now, exc))
@@ -282,6 +317,8 @@ class Engine:
             if plan.waiting:
                 self._waiting[job.id] = (job, give_up)
                 continue
+            if plan.cancel_running:
+                self._revoke(job, running)
             if free_slots is not None:
                 free_slots -= len(plan.fire_times)
             if plan.fire_times:
@@ -340,10 +377,45 @@ class Engine:
             if fresh is None:
                 del self._waiting[job_id]
                 continue
-            job.running = fresh.running
+            job.running, job.last_finished_at = fresh.running, fresh.last_finished_at
             self._waiting[job_id] = (job, give_up)
             carried.append(job)
         return carried
+
+    def _in_flight(self, job: Job, now: datetime) -> tuple[str, ...]:
+        """Count the fires of ``job`` sent and not started yet into ``job.running`` (which
+        the store counted: runs started); returns the task ids of its runs in flight."""
+        found = in_flight(job.running, self.store.job_runs(job.id, limit=LEDGER_READ), now)
+        job.running = found.count
+        return found.task_ids
+
+    def _revoke(self, job: Job, task_ids: Sequence[str]) -> None:
+        """Revoke the runs of ``job`` in flight before its new fire goes (``overlap=
+        "cancel_other"`` / ``"terminate_other"``). Best effort: a dispatcher that cannot
+        revoke, or a broker that refuses, is logged and the fire goes anyway."""
+        terminate = job.overlap is Overlap.TERMINATE_OTHER
+        if not task_ids:
+            return
+        if not isinstance(self.dispatcher, Revoker):
+            logger.warning(
+                "overlap=%s: the dispatcher cannot revoke runs; job=%s task_ids=%s go on",
+                job.overlap.value,
+                job.id,
+                ",".join(task_ids),
+            )
+            return
+        self._check_lease()
+        try:
+            self.dispatcher.revoke(task_ids, terminate=terminate)
+        except Exception:
+            logger.exception("revoke failed job=%s task_ids=%s", job.id, ",".join(task_ids))
+            return
+        logger.warning(
+            "runs in flight revoked for a new fire job=%s task_ids=%s terminate=%s",
+            job.id,
+            ",".join(task_ids),
+            terminate,
+        )
 
     def _take_next_window(self) -> list[Job]:
         window, self._next_window = self._next_window, None
@@ -378,6 +450,7 @@ class Engine:
                 group = self._publish_with_write_back(group, now, due, releases, totals)
                 if not group:
                     continue
+            self._start_summary()
             outcomes = self._dispatch([fire for _, _, job_fires in group for fire in job_fires])
             unsent = sum(1 for outcome in outcomes if isinstance(outcome, LeaseLostError))
             if unsent:
@@ -392,6 +465,7 @@ class Engine:
                 results = outcomes[cursor : cursor + count]
                 cursor += count
                 releases.append(self._settle(job, plan, job_fires, results, now, sent_at, totals))
+            self._log_summary(sent_at)
 
     def _publish_with_write_back(
         self,
@@ -438,8 +512,10 @@ class Engine:
         self._check_lease()
         self._release_or_keep(pending)
         sent_at = self._sent_at(due)
+        self._start_summary()
         for (job, plan, job_fires), _ in ready:  # their write-backs went out above
             self._report(job, plan, job_fires, [None] * len(job_fires), now, sent_at, totals)
+        self._log_summary(sent_at)
         return rest
 
     def _wait_for(self, due: datetime, releases: list[JobRelease], next_horizon: datetime | None) -> None:
@@ -493,8 +569,19 @@ class Engine:
 
     @property
     def _reporting(self) -> bool:
-        """Whether each fire is logged (INFO) or announced (an event listener)."""
-        return logger.isEnabledFor(logging.INFO) or self.events.has_listeners
+        """Whether each fire is logged (:attr:`fire_log_level`) or announced (an event listener)."""
+        return logger.isEnabledFor(self.fire_log_level) or self.events.has_listeners
+
+    def _start_summary(self) -> None:
+        """Start counting a group's fires for its INFO line (when INFO is on)."""
+        self._sent = SentSummary() if logger.isEnabledFor(logging.INFO) else None
+
+    def _log_summary(self, sent_at: datetime) -> None:
+        """Log the INFO line of the group's fires sent at ``sent_at``, if any went out."""
+        summary, self._sent = self._sent, None
+        line = summary.line(sent_at) if summary is not None else None
+        if line is not None:
+            logger.info(line[0], *line[1])
 
     def _settle(
         self,
@@ -536,11 +623,13 @@ class Engine:
         ):
             # The common case, without per-fire logging or events.
             totals["fired"] += len(job_fires)
+            if self._sent is not None:
+                self._sent.add(job.id, job_fires)
             return job_fires, None, None
         sent: list[Fire] = []
         failed_at: datetime | None = None
         poison: str | None = None
-        log_fires = logger.isEnabledFor(logging.INFO)
+        log_fires = logger.isEnabledFor(self.fire_log_level)
         for fire, error in zip(job_fires, results, strict=True):
             if error is not None:
                 if is_transient(error):
@@ -565,7 +654,8 @@ class Engine:
             # Lateness counts from when the fire was due: a jittered fire is not late by its delay.
             lateness = (sent_at - fire.due).total_seconds()
             if log_fires:
-                logger.info(
+                logger.log(
+                    self.fire_log_level,
                     "fire dispatched job=%s scheduled_at=%s lateness=%.3fs",
                     job.id,
                     fire.scheduled_at.isoformat(),
@@ -618,6 +708,15 @@ class Engine:
                 plan.caught_up,
                 plan.coalesced,
             )
+        if plan.buffered:
+            logger.info(
+                "fires buffered job=%s count=%d (overlap=%s, running=%d, next=%s)",
+                job.id,
+                plan.buffered,
+                job.overlap.value,
+                job.running,
+                plan.next_run_time.isoformat() if plan.next_run_time else None,
+            )
         if plan.skipped:
             totals["skipped"] += plan.skipped
             logger.warning(
@@ -635,6 +734,8 @@ class Engine:
                 count=plan.skipped,
             )
         totals["fired"] += len(sent)
+        if self._sent is not None:
+            self._sent.add(job.id, sent)
         return sent, failed_at, poison
 
     @staticmethod
@@ -656,6 +757,9 @@ class Engine:
             missed=plan.missed + plan.not_caught_up,
             skipped=plan.skipped,
             task_ids=tuple(fire.task_id for fire in sent),
+            # The ledger's caught_up record: only once the outage's fire went out.
+            caught_up=plan.caught_up if sent else 0,
+            coalesced=plan.coalesced if sent else 0,
         )
 
     def _broken_job(
@@ -687,7 +791,10 @@ class Engine:
         )
 
     def _sleep_until_next(self, now: datetime) -> float:
-        next_run = self.store.next_run_time()
+        return self._sleep_until(self.store.next_run_time(), now)
+
+    def _sleep_until(self, next_run: datetime | None, now: datetime) -> float:
+        self._next_run_seen = next_run
         if next_run is None:
             return self.max_sleep
         return min(max((next_run - self.lookahead - now).total_seconds(), 0.0), self.max_sleep)

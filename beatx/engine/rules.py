@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from beatx.jitter import due_time, nominal_time
-from beatx.jobs import CatchUp, Job, JobStatus
+from beatx.jobs import CatchUp, Job, JobStatus, Overlap
 from beatx.triggers.base import Trigger
 
 __all__ = ["MAX_COUNT_WALK", "MAX_FIRES_PER_PLAN", "FirePlan", "latest_fire_time", "plan_fires"]
@@ -25,6 +25,7 @@ MAX_FIRES_PER_PLAN = 1000
 MAX_COUNT_WALK = 100
 
 _TICK = timedelta(microseconds=1)
+_SKIP = Overlap.SKIP
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +54,12 @@ class FirePlan:
     #: True when every fire is held back by runs in flight and the caller allowed a wait:
     #: nothing is sent or skipped yet, and the job keeps its next run time.
     waiting: bool = False
+    #: Fires kept for when a run ends (``overlap="buffer_one"`` / ``"buffer_all"``): the
+    #: first of them is the job's next run (``next_run_time``), so they stay in the store.
+    buffered: int = 0
+    #: The runs in flight are to be revoked before ``fire_times`` go (``overlap=
+    #: "cancel_other"`` / ``"terminate_other"``).
+    cancel_running: bool = False
 
 
 def latest_fire_time(trigger: Trigger, start: datetime, now: datetime) -> datetime:
@@ -84,7 +91,7 @@ def plan_fires(
     free_slots: int | None = None,
     catch_up_window: timedelta = timedelta(0),
     wait: bool = False,
-    held_back: bool = False,
+    held_since: datetime | None = None,
 ) -> FirePlan:
     """Decide what a due job does at ``now`` (the table in ``docs/concepts/rules.md``).
 
@@ -103,9 +110,18 @@ def plan_fires(
        waits (``wait``: the engine holds the job a short while for a run to end, so a burst
        of catch-up runs does not cost the next fire) or, when the wait is over, every fire
        is skipped (counted); otherwise every fire of the plan is sent, except after such a
-       wait (``held_back``): then only the newest ``max_instances - running`` go and the
-       older ones are skipped. At most ``free_slots`` (the room left under
-       ``max_concurrent_jobs``) are sent.
+       wait (``held_since``: when the wait began): then the fires that waited go, every one
+       of them (after a failover, each late fire: ``max_instances`` counts runs, never the
+       fires of one plan, and with them every fire due since); when one fire waited, those
+       that came due while the run still went on are skipped (not those due after it ended,
+       ``job.last_finished_at``). That is ``overlap="skip"``; the other overlap policies:
+       ``buffer_all`` sends the oldest fires that fit under ``max_instances`` and keeps the
+       others (the first of them is the job's next run), sent as runs end; ``buffer_one``
+       sends the newest that fit and skips the older ones, and with no room keeps the newest
+       as the job's next run, sent when a run ends; ``cancel_other`` / ``terminate_other`` do not wait:
+       the newest ``max_instances`` fires go and the runs in flight are to be revoked
+       (``cancel_running``); ``allow_all`` sends every fire, whatever runs. At most
+       ``free_slots`` (the room left under ``max_concurrent_jobs``) are sent.
     5. The job's next run time is the first fire time after the last one considered; a
        trigger with none left makes the job COMPLETED, and so does the fire that reaches
        ``max_runs`` (fires sent in the job's life, ``total_run_count``).
@@ -164,13 +180,47 @@ def plan_fires(
         eligible += recent
 
     skipped_times: tuple[datetime, ...] = ()
-    if job.running >= job.max_instances and eligible:
-        if wait:
+    overlap = job.overlap
+    kept: list[datetime] = []
+    busy = False
+    if overlap is _SKIP:  # the default, first: the beat's hot path
+        if job.running >= job.max_instances and eligible:
+            if wait:
+                return FirePlan(next_run_time=job.next_run_time, status=job.status, waiting=True)
+            skipped_times, eligible = tuple(eligible), []
+        if held_since is not None and sum(1 for at in eligible if at <= held_since) == 1:
+            # After one fire waited for a run: it goes, and so does a fire that came due once
+            # the run had ended (seen a little later by the beat); those that came due while
+            # the run still went on are skipped. (When several fires waited, a failover's
+            # or an outage's, every fire due goes, as it would have without the wait.)
+            ended = job.last_finished_at
+            during = [at for at in eligible if at > held_since and (ended is None or at <= ended)]
+            if during:
+                skipped_times = tuple(during)
+                eligible = [at for at in eligible if at not in skipped_times]
+    elif overlap is not Overlap.ALLOW_ALL:
+        busy = job.running >= job.max_instances and bool(eligible)
+        if busy and wait and not overlap.cancels:
             return FirePlan(next_run_time=job.next_run_time, status=job.status, waiting=True)
-        skipped_times, eligible = tuple(eligible), []
-    room = max(job.max_instances - job.running, 0)
-    if held_back and len(eligible) > room:
-        skipped_times, eligible = tuple(eligible[: len(eligible) - room]), eligible[len(eligible) - room :]
+        room = max(job.max_instances - job.running, 0)
+        if overlap is Overlap.BUFFER_ALL:
+            # The fires beyond the room wait in the store, the oldest as the job's next run.
+            if len(eligible) > room:
+                eligible, kept = eligible[:room], eligible[room:]
+                next_run = kept[0]
+        elif overlap is Overlap.BUFFER_ONE:
+            # The newest fires that fit go, the older ones are skipped; with no room, the
+            # newest waits in the store as the job's next run.
+            if len(eligible) > room:
+                cut = len(eligible) - max(room, 1)
+                skipped_times, eligible = tuple(eligible[:cut]), eligible[cut:]
+                if not room:
+                    kept, eligible = eligible, []
+                    next_run = kept[0]
+        elif busy and len(eligible) > job.max_instances:
+            # cancel_other / terminate_other: the newest fires that fit replace the runs.
+            cut = len(eligible) - job.max_instances
+            skipped_times, eligible = tuple(eligible[:cut]), eligible[cut:]
     if free_slots is not None and len(eligible) > max(free_slots, 0):
         skipped_times += tuple(eligible[max(free_slots, 0) :])
         eligible = eligible[: max(free_slots, 0)]
@@ -194,6 +244,8 @@ def plan_fires(
         next_run_time=due_time(job, next_run),
         status=status,
         due_times=tuple(due_time(job, t) or t for t in eligible) if job.jitter else (),
+        buffered=len(kept) if kept and next_run is not None else 0,
+        cancel_running=busy and bool(eligible) and overlap.cancels,
     )
 
 

@@ -96,6 +96,10 @@ class JobRelease:
     missed: int = 0
     #: Fires skipped because ``max_instances`` (or ``max_concurrent_jobs``) runs were in flight.
     skipped: int = 0
+    #: An outage's late fires sent by the catch-up policy, and those merged into the fires sent
+    #: (the ledger's ``caught_up`` record; both 0 without an outage).
+    caught_up: int = 0
+    coalesced: int = 0
     #: Task ids of the fires in ``fired``, in the same order (for run history).
     task_ids: tuple[str, ...] = field(default=())
     #: Set when the job could not be planned (its trigger raised): the store writes it to

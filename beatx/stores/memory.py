@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from beatx.alerts import has_alert_rules
 from beatx.audit import DEFAULT_HISTORY, JobChange
 from beatx.clock import Clock, SystemClock
 from beatx.errors import ConflictingIdError, JobLookupError, LeaseLostError, RevisionConflictError
@@ -62,6 +63,8 @@ class MemoryStore:
         self._changes_log: dict[str, deque[JobChange]] = {}
         self._cond = threading.Condition()
         self._jobs: dict[str, Job] = {}
+        #: Ids of the jobs that set an alert rule (:meth:`alerting_jobs`).
+        self._alerting: set[str] = set()
         self._heap: list[tuple[float, str, int]] = []
         self._entry: dict[str, int] = {}
         self._next_entry = 0
@@ -135,6 +138,7 @@ class MemoryStore:
             if old is not None:
                 self._claims.pop(job.id, None)
             self._index(job)
+            self._mark_alerting(job)
             self._notify()
 
     def update_job(self, job: Job, *, expected_revision: int | None = None, reschedule: bool = False) -> None:
@@ -156,6 +160,7 @@ class MemoryStore:
             stored.running, stored.claim = 0, None
             self._jobs[job.id] = stored
             self._index(stored)
+            self._mark_alerting(stored)
             self._notify()
 
     def remove_job(self, job_id: str) -> bool:
@@ -167,8 +172,36 @@ class MemoryStore:
             self._released.pop(job_id, None)
             self._running.pop(job_id, None)
             self._ledger.pop(job_id, None)
+            self._alerting.discard(job_id)
             self._notify()
             return True
+
+    def _mark_alerting(self, job: Job) -> None:
+        if has_alert_rules(job):
+            self._alerting.add(job.id)
+        else:
+            self._alerting.discard(job.id)
+
+    def alerting_jobs(self) -> list[Job]:
+        """The jobs that set an alert rule (:mod:`beatx.alerts`), by id; from an index, so the
+        cost is theirs, not every job's."""
+        with self._cond:
+            now_ts = self._clock.now().timestamp()
+            return [self._out(self._jobs[job_id], now_ts) for job_id in sorted(self._alerting)]
+
+    def record_dispatch(self, job_id: str, task_id: str, *, scheduled_at: datetime) -> None:
+        """Add a fire sent outside the beat (``run_job_now``) to the job's run ledger."""
+        with self._cond:
+            if job_id in self._jobs:
+                self._ledger_put(
+                    RunRecord(
+                        job_id=job_id,
+                        task_id=task_id,
+                        outcome=RunOutcome.SENT,
+                        scheduled_at=scheduled_at,
+                        sent_at=self._clock.now(),
+                    )
+                )
 
     def get_job(self, job_id: str) -> Job | None:
         with self._cond:
@@ -417,7 +450,13 @@ class MemoryStore:
                 )
             )
         for record in summaries(
-            release.job_id, claim=release.claim, at=now, missed=release.missed, skipped=release.skipped
+            release.job_id,
+            claim=release.claim,
+            at=now,
+            missed=release.missed,
+            skipped=release.skipped,
+            caught_up=release.caught_up,
+            coalesced=release.coalesced,
         ):
             self._ledger_put(record)
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import redis
 
+from beatx.alerts import has_alert_rules
 from beatx.audit import DEFAULT_HISTORY, JobChange
 from beatx.clock import Clock, SystemClock
 from beatx.errors import (
@@ -33,6 +34,7 @@ from beatx.errors import (
     StoreError,
 )
 from beatx.jobs import (
+    ALERT_FIELDS,
     EXCLUSION_FIELDS,
     PAUSE_FIELDS,
     POLICY_FIELDS,
@@ -86,6 +88,8 @@ META_KEY = "{prefix}meta"
 CHANGES_KEY = "{prefix}changes"
 #: List per job: its audit log (:class:`beatx.audit.JobChange` as JSON), oldest first.
 HISTORY_KEY = "{prefix}history:{job_id}"
+#: Set of the ids of the jobs that set an alert rule (:meth:`RedisStore.alerting_jobs`).
+ALERTING_KEY = "{prefix}alerting"
 #: The pub/sub channel that announces each new value of the counter. Keys are per database but
 #: channels are per server, so the channel names the database (``db``): stores with the same
 #: prefix on two databases of one server do not wake each other.
@@ -119,6 +123,7 @@ DEFINITION_KEYS = (
     *POLICY_FIELDS,
     *PAUSE_FIELDS,
     *EXCLUSION_FIELDS,
+    *ALERT_FIELDS,
 )
 
 logger = logging.getLogger("beatx.stores.redis")
@@ -195,6 +200,8 @@ class RedisStore:
         {prefix}runs:{id}      list    the job's run ledger (:mod:`beatx.stores.redis_ledger`):
                                        JSON entries, cut to ``3 × run_history``, expiring
                                        ``run_history_days`` after its last entry
+        {prefix}alerting       set     ids of the jobs that set an alert rule (added on a write
+                                       with rules, removed with the job)
         {prefix}delivered:{task id}  string  set by the worker-side duplicate guard (a day)
         {prefix}lease          hash    owner, acquired_at, expires_at (epoch seconds)
         {prefix}status         string  JSON of the leading beat's BeatStatus
@@ -223,7 +230,9 @@ class RedisStore:
     The process keeps no copy of the jobs (no in-memory index): its memory does not depend on
     how many jobs are stored. :meth:`get_jobs` reads every job (SSCAN of ``jobs`` and a
     pipeline per batch); the beat never calls it. Scripts build job keys from ids, so the
-    store needs a single Redis server (or a primary with replicas), not Redis Cluster.
+    store needs a single Redis server (or a primary with replicas); on Redis Cluster, each
+    shard of a :class:`~beatx.stores.redis_cluster.ClusterStore` is one of these stores with
+    every key under one hash tag.
 
     The jobs are this class's own; the lease and beat status are served by a
     :class:`~beatx.stores.redis_lease.RedisLease` and :meth:`wait_for_change` by a
@@ -311,6 +320,7 @@ class RedisStore:
         self._claims_key = CLAIMS_KEY.format(prefix=p)
         self._running_all_key = RUNNING_ALL_KEY.format(prefix=p)
         self._meta_key = META_KEY.format(prefix=p)
+        self._alerting_key = ALERTING_KEY.format(prefix=p)
         self._job_prefix = JOB_KEY.format(prefix=p, job_id="")
         self._running_prefix = RUNNING_KEY.format(prefix=p, job_id="")
         reg = self._client.register_script
@@ -469,6 +479,38 @@ class RedisStore:
         if revision == -1:
             raise ConflictingIdError(job.id)
         job.revision = revision
+        self._mark_alerting([job])
+
+    def _mark_alerting(self, jobs: Sequence[Job]) -> None:
+        """Add the jobs that set an alert rule to the ``alerting`` set. Never removes one (a
+        remove racing a concurrent edit could drop a job that has rules): a job that lost its
+        rules costs one read per alert check until it is removed."""
+        ids = [job.id for job in jobs if has_alert_rules(job)]
+        if ids:
+            with self._errors("index the jobs with alert rules"):
+                self._client.sadd(self._alerting_key, *ids)
+
+    def alerting_jobs(self, *, batch_size: int = 1000) -> list[Job]:
+        """The jobs that set an alert rule (:mod:`beatx.alerts`), read from the ``alerting``
+        set: the cost is theirs, not every job's."""
+        now = ts(self._clock.now())
+        with self._errors("list the jobs with alert rules"):
+            ids = sorted(as_str(job_id) for job_id in self._client.smembers(self._alerting_key))
+            jobs: list[Job] = []
+            for start in range(0, len(ids), batch_size):
+                jobs += self._read_batch(ids[start : start + batch_size], now, None)
+        return [job for job in jobs if has_alert_rules(job)]
+
+    def record_dispatch(self, job_id: str, task_id: str, *, scheduled_at: datetime) -> None:
+        """Add a fire sent outside the beat (``run_job_now``) to the job's run ledger."""
+        if not self._run_history:
+            return
+        sent = sent_entry(task_id, utc(scheduled_at).isoformat(), utc(self._clock.now()).isoformat())
+        with self._errors(f"record the fire {task_id!r} of job {job_id!r}"):
+            # run_retried.lua appends one entry to the ledger of a job that exists: all this needs.
+            self._retried(
+                keys=[self._job_key(job_id), self._runs_key(job_id)], args=[*self._ledger_args, sent]
+            )
 
     def add_jobs(self, jobs: Iterable[Job], *, replace_existing: bool = False, batch_size: int = 1000) -> int:
         """Store many jobs, ``batch_size`` per Lua call, with one change notification at the end.
@@ -484,6 +526,7 @@ class RedisStore:
         mode = "replace" if replace_existing else "add"
         stored = 0
         conflict: str | None = None
+        alerting: list[Job] = []
         sent = False
         pending: tuple[list[Job], Future[list[int]]] | None = None
 
@@ -495,6 +538,8 @@ class RedisStore:
                 else:
                     job.revision = revision
                     stored += 1
+                    if has_alert_rules(job):
+                        alerting.append(job)
 
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="beatx-redis-add-jobs") as pool:
@@ -512,6 +557,7 @@ class RedisStore:
         finally:
             if sent:
                 self._feed.notify()
+        self._mark_alerting(alerting)
         if conflict is not None:
             raise ConflictingIdError(conflict)
         return stored
@@ -546,6 +592,7 @@ class RedisStore:
         if revision == -3:
             raise RevisionConflictError(job.id, int(expected_revision or 0), stored)
         job.revision = revision
+        self._mark_alerting([job])
 
     def remove_job(self, job_id: str) -> bool:
         keys = [
@@ -557,7 +604,9 @@ class RedisStore:
         ]
         args = [self._job_prefix, self._running_prefix, self._channel, job_id, self._runs_key(job_id)]
         with self._errors(f"remove job {job_id!r}"):
-            return bool(self._remove(keys=keys, args=args))
+            removed = bool(self._remove(keys=keys, args=args))
+            self._client.srem(self._alerting_key, job_id)
+            return removed
 
     def get_job(self, job_id: str) -> Job | None:
         now = ts(self._clock.now())
@@ -659,15 +708,27 @@ class RedisStore:
 
     def next_run_time(self) -> datetime | None:
         with self._errors("read the next run time"):
-            pipe = self._client.pipeline(transaction=False)
-            self._next(keys=[self._schedule_key], args=[self._job_prefix], client=pipe)
-            pipe.zrange(self._claims_key, 0, 0, withscores=True)
-            value, claims = pipe.execute()
+            try:
+                value, claims = self._next_and_first_claim()
+            except redis.exceptions.NoScriptError:
+                # Redis lost its scripts (a restart, SCRIPT FLUSH): load it, try once more.
+                self._next.sha = self._client.script_load(LUA_NEXT_RUN_TIME)
+                value, claims = self._next_and_first_claim()
         earliest = None if value is None else from_iso(as_str(value))
         if claims:
             expires = EPOCH + timedelta(seconds=float(claims[0][1]))
             earliest = expires if earliest is None else min(earliest, expires)
         return earliest
+
+    def _next_and_first_claim(self) -> list[Any]:
+        """The next run time (:data:`LUA_NEXT_RUN_TIME`) and the earliest claim, in one round
+        trip. The script goes as a plain EVALSHA: a registered script in a pipeline would cost
+        a SCRIPT EXISTS every time (redis-py checks a pipeline's scripts before sending it),
+        and this runs on every idle tick."""
+        pipe = self._client.pipeline(transaction=False)
+        pipe.evalsha(self._next.sha, 1, self._schedule_key, self._job_prefix)
+        pipe.zrange(self._claims_key, 0, 0, withscores=True)
+        return pipe.execute()
 
     def acquire_due_jobs(
         self, now: datetime, *, limit: int, owner: str | None = None, claim_ttl: float = 60.0
@@ -886,13 +947,15 @@ class RedisStore:
                 stamps[at] = (utc(at).isoformat(), ts(at))
             task_id = task_ids[index] if index < len(task_ids) else fire_task_id(release.job_id, at)
             entries.append(sent_entry(task_id, stamps[at][0], sent_iso))
-        if release.missed or release.skipped:
+        if release.missed or release.skipped or release.caught_up or release.coalesced:
             notes = summaries(
                 release.job_id,
                 claim=release.claim,
                 at=sent_at,
                 missed=release.missed,
                 skipped=release.skipped,
+                caught_up=release.caught_up,
+                coalesced=release.coalesced,
             )
             entries += (entry(note.task_id, note.outcome, s=sent_iso, r=note.reason) for note in notes)
         return entries
@@ -1031,6 +1094,23 @@ class RedisStore:
             entries = self._client.lrange(self._runs_key(job_id), 0, -1)
         records = records_from_entries(job_id, entries)
         return newest_first(records, limit=limit, now=self._clock.now(), max_age=self._run_history_age)
+
+    def job_runs_many(self, job_ids: Sequence[str], *, limit: int = 20) -> dict[str, list[RunRecord]]:
+        """:meth:`job_runs` of several jobs in one round trip (the alert watch's read)."""
+        if limit <= 0 or not self._run_history or not job_ids:
+            return {job_id: [] for job_id in job_ids}
+        with self._errors(f"read the runs of {len(job_ids)} job(s)"):
+            pipe = self._client.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.lrange(self._runs_key(job_id), 0, -1)
+            replies = pipe.execute()
+        now = self._clock.now()
+        return {
+            job_id: newest_first(
+                records_from_entries(job_id, entries), limit=limit, now=now, max_age=self._run_history_age
+            )
+            for job_id, entries in zip(job_ids, replies, strict=True)
+        }
 
     def running_count(self, now: datetime) -> int:
         with self._errors("count running jobs"):

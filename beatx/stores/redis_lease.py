@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from beatx.errors import SerializationError
 from beatx.stores.base import BeatStatus, LeaseInfo
 from beatx.stores.redis_common import SharedClient, as_str, from_iso, from_ts, iso, lua, ts
 
-__all__ = ["RedisLease"]
+__all__ = ["RedisLease", "decode_status", "encode_status"]
 
 logger = logging.getLogger("beatx.stores.redis")
 
@@ -114,7 +115,19 @@ class RedisLease:
             raise SerializationError(f"corrupt lease record at {self.key!r}: {exc}") from exc
 
     def write_status(self, status: BeatStatus) -> None:
-        data = {
+        with self._shared.errors("write the beat status"):
+            self._shared.client.set(self.status_key, encode_status(status))
+
+    def read_status(self) -> BeatStatus | None:
+        with self._shared.errors("read the beat status"):
+            raw = self._shared.client.get(self.status_key)
+        return None if raw is None else decode_status(raw, self.status_key)
+
+
+def encode_status(status: BeatStatus) -> str:
+    """A beat's status as the JSON the Redis stores keep."""
+    return json.dumps(
+        {
             "owner": status.owner,
             "leader_since": iso(status.leader_since),
             "last_tick_at": iso(status.last_tick_at),
@@ -123,27 +136,27 @@ class RedisLease:
             "jobs_missed": status.jobs_missed,
             "jobs_skipped": status.jobs_skipped,
         }
-        with self._shared.errors("write the beat status"):
-            self._shared.client.set(self.status_key, json.dumps(data))
+    )
 
-    def read_status(self) -> BeatStatus | None:
-        with self._shared.errors("read the beat status"):
-            raw = self._shared.client.get(self.status_key)
-        if raw is None:
-            return None
-        try:
-            data = json.loads(as_str(raw))
-            last_tick = from_iso(data["last_tick_at"])
-            if last_tick is None:
-                raise ValueError("last_tick_at is null")
-            return BeatStatus(
-                owner=data["owner"],
-                leader_since=from_iso(data.get("leader_since")),
-                last_tick_at=last_tick,
-                due_backlog=int(data["due_backlog"]),
-                jobs_fired=int(data.get("jobs_fired", 0)),
-                jobs_missed=int(data.get("jobs_missed", 0)),
-                jobs_skipped=int(data.get("jobs_skipped", 0)),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SerializationError(f"corrupt beat status at {self.status_key!r}: {exc}") from exc
+
+def decode_status(raw: Any, key: str) -> BeatStatus:
+    """:func:`encode_status`'s JSON read back from ``key``.
+
+    :raises SerializationError: naming the key, when it is not a status.
+    """
+    try:
+        data = json.loads(as_str(raw))
+        last_tick = from_iso(data["last_tick_at"])
+        if last_tick is None:
+            raise ValueError("last_tick_at is null")
+        return BeatStatus(
+            owner=data["owner"],
+            leader_since=from_iso(data.get("leader_since")),
+            last_tick_at=last_tick,
+            due_backlog=int(data["due_backlog"]),
+            jobs_fired=int(data.get("jobs_fired", 0)),
+            jobs_missed=int(data.get("jobs_missed", 0)),
+            jobs_skipped=int(data.get("jobs_skipped", 0)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SerializationError(f"corrupt beat status at {key!r}: {exc}") from exc

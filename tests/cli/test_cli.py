@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -335,7 +336,9 @@ def test_run_fires_jobs_reports_status_and_stops_gracefully_on_sigterm(
     lines = out.read_text().split()
     assert lines.count("start") >= 2 and lines.count("start") == lines.count("end"), lines
     assert lines[-1] == "end"
-    assert "fire dispatched job=writer" in stderr
+    # At INFO (the default level), one summary line per group of fires sent, not one per fire.
+    assert re.search(r"fires dispatched count=1 jobs=1 ids=writer lateness=-?[0-9.]+s\.\.-?[0-9.]+s", stderr)
+    assert "fire dispatched job=writer" not in stderr
     assert "received SIGTERM" in stderr
     after = json.loads(run_beatx("--config", str(config), "status", "--json").stdout)
     assert after["leader"] is None  # the lease was released on shutdown

@@ -12,7 +12,7 @@ import pytest
 
 from beatx import Scheduler
 from beatx.celery import import_beat_schedule
-from beatx.jobs import CatchUp, JobStatus, fire_task_id
+from beatx.jobs import CatchUp, JobStatus, Overlap, fire_task_id
 from beatx.manager import JobManager
 from beatx.stores.memory import MemoryStore
 from tests.cli.test_cli import CELERY_APP, Beatx, _env, beatx, error_line, run_beatx  # noqa: F401
@@ -135,3 +135,43 @@ def test_beat_schedule_entries_carry_the_policies_in_their_options() -> None:
     assert "beatx_catchup" not in sync.options and sync.options["queue"] == "sync"
     once = manager.get_job("once")
     assert once is not None and once.max_runs == 1 and once.status is JobStatus.ACTIVE
+
+
+def test_the_overlap_policy_through_the_cli_yaml_and_beat_schedule(beatx: Beatx, tmp_path: Path) -> None:  # noqa: F811
+    added = beatx(
+        "jobs", "add", "slow", "--func", "a.b", "--every", "5", "--overlap", "buffer_one",
+        "--pause-after-failures", "3",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    text = " ".join(beatx("jobs", "show", "slow").stdout.split())
+    assert "overlap buffer_one" in text and "pause after failures 3" in text, text
+    detail = json.loads(beatx("jobs", "show", "slow", "--json").stdout)
+    assert (detail["overlap"], detail["pause_after_failures"]) == ("buffer_one", 3)
+    bad = beatx("jobs", "add", "x", "--func", "a.b", "--every", "5", "--overlap", "sometimes")
+    assert bad.returncode == 2 and "sometimes" in bad.stderr
+
+    path = tmp_path / "beatx.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            scheduler:
+              jobs:
+                - id: sync
+                  func: "tests.sample_tasks:record"
+                  trigger: interval
+                  minutes: 5
+                  overlap: cancel_other
+                  pause_after_failures: 2
+            """
+        ),
+        encoding="utf-8",
+    )
+    job = Scheduler.from_yaml(path).get_job("sync")
+    assert job is not None and (job.overlap, job.pause_after_failures) == (Overlap.CANCEL_OTHER, 2)
+
+    manager = JobManager(MemoryStore())
+    options = {"queue": "q", "beatx_overlap": "buffer_all", "beatx_pause_after_failures": 5}
+    import_beat_schedule(manager, {"e": {"task": "t.e", "schedule": 60, "options": options}})
+    entry = manager.get_job("e")
+    assert entry is not None and (entry.overlap, entry.pause_after_failures) == (Overlap.BUFFER_ALL, 5)
+    assert "beatx_overlap" not in entry.options and entry.options["queue"] == "q"

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from beatx.jobs import CatchUp, JobStatus, fire_task_id
+from beatx.jobs import CatchUp, JobStatus, Overlap, fire_task_id
 from beatx.triggers import CronTrigger
 from django_beatx import conf
 from django_beatx.models import Job, JobRun
@@ -35,6 +35,20 @@ def test_the_form_saves_the_policies_and_the_scheduler_reads_them(admin: Client)
     assert job is not None
     assert (job.catchup, job.catchup_window, job.jitter, job.max_runs) == (CatchUp.NONE, 3600.0, 90.0, 12)
     assert job.describe()["remaining_runs"] == 12
+
+
+def test_the_form_saves_the_overlap_policy_and_a_form_without_it_skips(admin: Client) -> None:
+    response = admin.post(reverse(ADD), form_data(overlap="buffer_one", pause_after_failures="3"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    job = conf.get_manager().get_job("nightly-invoices")
+    assert job is not None and (job.overlap, job.pause_after_failures) == (Overlap.BUFFER_ONE, 3)
+    assert Job.objects.get(pk="nightly-invoices").overlap == "buffer_one"
+    response = admin.post(reverse(ADD), form_data(id="older-form"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    older = conf.get_manager().get_job("older-form")
+    assert older is not None and (older.overlap, older.pause_after_failures) == (Overlap.SKIP, None)
+    page = admin.post(reverse(ADD), form_data(id="bad", overlap="sometimes")).content.decode()
+    assert "Select a valid choice" in page and not Job.objects.filter(pk="bad").exists()
 
 
 def test_a_catch_up_that_contradicts_coalesce_is_refused_beside_the_field(admin: Client) -> None:

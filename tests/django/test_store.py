@@ -17,18 +17,19 @@ from django_beatx.models import ChangeCounter, JobRun
 from django_beatx.models import Job as JobRow
 from django_beatx.store import DjangoStore
 from tests.django.conftest import postgres_marks
+from tests.stores.alert_contract import AlertReadsContract
 from tests.stores.contract import T0, StoreContract, make_job, release_of
 
 
 @pytest.mark.django_db(databases=["default"])
-class TestDjangoStoreOnSQLite(StoreContract):
+class TestDjangoStoreOnSQLite(StoreContract, AlertReadsContract):
     @pytest.fixture
     def store(self, clock: FakeClock) -> DjangoStore:
         return DjangoStore(clock=clock, using="default")
 
 
 @pytest.mark.parametrize("_pg", [pytest.param(None, marks=postgres_marks())])
-class TestDjangoStoreOnPostgres(StoreContract):
+class TestDjangoStoreOnPostgres(StoreContract, AlertReadsContract):
     @pytest.fixture
     def store(self, clock: FakeClock, postgres_available: None, _pg: None) -> DjangoStore:
         return DjangoStore(clock=clock, using="postgres")

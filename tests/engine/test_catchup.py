@@ -17,7 +17,7 @@ from beatx.engine.engine import Engine
 from beatx.engine.rules import MAX_COUNT_WALK, plan_fires
 from beatx.errors import InvalidJobError, SerializationError
 from beatx.jitter import due_time
-from beatx.jobs import CatchUp, Job, job_from_dict, job_to_dict
+from beatx.jobs import CatchUp, Job, Overlap, job_from_dict, job_to_dict
 from beatx.manager import JobManager
 from beatx.stores.memory import MemoryStore
 from beatx.testing import FakeClock, RecordingDispatcher
@@ -235,9 +235,22 @@ def _oracle(
     elif job.catchup_limit is not None and len(late) > job.catchup_limit:
         dropped, late = dropped + late[: -job.catchup_limit], late[-job.catchup_limit :]
     fires = late + recent
-    if job.running >= job.max_instances:
+    following = due_time(job, current)
+    # The overlap row: what the fires do with ``running`` runs in flight.
+    room = max(job.max_instances - job.running, 0)
+    overlap = job.overlap
+    if overlap is Overlap.SKIP and not room:
         fires = []
-    return fires, len(missed), len(dropped), due_time(job, current)
+    elif overlap is Overlap.BUFFER_ONE and len(fires) > room:
+        if room:
+            fires = fires[-room:]
+        else:
+            fires, following = [], due_time(job, fires[-1])
+    elif overlap is Overlap.BUFFER_ALL and len(fires) > room:
+        fires, following = fires[:room], due_time(job, fires[room])
+    elif overlap.cancels and not room:
+        fires = fires[-job.max_instances :]
+    return fires, len(missed), len(dropped), following
 
 
 @settings(max_examples=300, deadline=None)
@@ -254,6 +267,7 @@ def _oracle(
     running=st.integers(0, 2),
     max_instances=st.integers(1, 2),
     jitter=st.one_of(st.none(), st.integers(0, 30)),
+    overlap=st.sampled_from(list(Overlap)),
 )
 def test_the_fires_sent_are_what_the_table_says(
     cron: bool,
@@ -267,6 +281,7 @@ def test_the_fires_sent_are_what_the_table_says(
     running: int,
     max_instances: int,
     jitter: int | None,
+    overlap: Overlap,
 ) -> None:
     # Times in units of ``period`` minutes (a cron job) or seconds (an interval job), so both
     # kinds of trigger see outages from none to ~95 fires.
@@ -288,6 +303,7 @@ def test_the_fires_sent_are_what_the_table_says(
         running=running,
         max_instances=max_instances,
         jitter=None if jitter is None else jitter * unit / 10,
+        overlap=overlap,
     )
     job.next_run_time = due_time(job, T0)
     now = s(behind * unit + unit / 2)

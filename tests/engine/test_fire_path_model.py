@@ -85,6 +85,10 @@ class FlakyStore:
         self.fail_next_release: str | None = None
         #: Called after a write-back landed (the model collects the messages it pushed).
         self.after_release: Callable[[], None] = lambda: None
+        #: Whether a kill may land now (faults are one at a time: a "crash" armed earlier
+        #: turns into an error after the write-back when another fault is still recent);
+        #: called with True when it lands.
+        self.may_crash: Callable[[bool], bool] = lambda landing: True
 
     def release_jobs(self, releases: Sequence[JobRelease], *, owner: str | None = None) -> None:
         mode, self.fail_next_release = self.fail_next_release, None
@@ -96,7 +100,9 @@ class FlakyStore:
         if mode == "after":
             raise StoreError("injected: connection lost after the write-back landed")
         if mode == "crash" and any(r.messages for r in releases):
-            raise Crash  # killed right after the script that sent the fires and wrote them back
+            if self.may_crash(True):
+                raise Crash  # killed right after the script that sent the fires and wrote them back
+            raise StoreError("injected: connection lost after the write-back landed")
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -246,6 +252,7 @@ class FirePathMachine(RuleBasedStateMachine):
         flaky = FlakyStore(self.store, self.released)
         if self.atomic:
             flaky.after_release = lambda: self.collect_pushed(name)
+        flaky.may_crash = self._crash_lands
         clock = self.clock if name == "a" else SkewedClock(self.clock, SKEW)
         beat = Beat(flaky, dispatcher, clock=clock, lease_timeout=LEASE, status_interval=3600)  # type: ignore[arg-type]
         return BeatSlot(name, beat, dispatcher, flaky)
@@ -286,6 +293,16 @@ class FirePathMachine(RuleBasedStateMachine):
         claim's lifetime): the model checks that such faults lose nothing. Longer outages
         coalesce by the policy, which the rules' own tests cover."""
         return self.clock.now() - self.last_fault_at >= timedelta(seconds=2.5 * LEASE)
+
+    def _crash_lands(self, landing: bool) -> bool:
+        """A kill armed by ``store_fails_a_write_back`` lands only when no other fault is
+        recent (two leaders dying within the catch-up window is an outage, which the policy
+        coalesces); when it lands, it is the newest fault."""
+        if not self.calm():
+            return False
+        if landing:
+            self.last_fault_at = self.clock.now()
+        return True
 
     def _fault(self) -> None:
         """A new fault: any fault armed earlier and not landed is disarmed (one at a time)."""

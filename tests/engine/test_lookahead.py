@@ -264,15 +264,20 @@ def test_a_tick_reads_the_next_run_time_once_though_it_claims_twice(
     recording_store: RecordingStore, dispatcher: TimedDispatcher, clock: FakeClock
 ) -> None:
     manager = JobManager(recording_store, clock=clock)
-    manager.add_job("t.job", DateTimeTrigger(ms(10)), id="late")
-    manager.add_job("t.job", DateTimeTrigger(ms(40)), id="ahead")
-    manager.add_job("t.job", DateTimeTrigger(ms(500)), id="far")
-    clock.set(ms(15))
+    manager.add_job("t.job", DateTimeTrigger(ms(110)), id="late")
+    manager.add_job("t.job", DateTimeTrigger(ms(140)), id="ahead")
+    manager.add_job("t.job", DateTimeTrigger(ms(600)), id="far")
     engine, _ = engine_with_lookahead(recording_store, dispatcher, clock)
+    # An idle tick costs one read and no claim; it learns when to wake.
+    assert engine.tick(clock.now()).claimed == 0
+    assert recording_store.next_run_reads == 1 and recording_store.claims == []
+    # Woken for the jobs it read of, the beat claims at once: one read, at the end.
+    clock.set(ms(115))
+    recording_store.next_run_reads = 0
     result = engine.tick(clock.now())
     assert result.fired == 2 and len(recording_store.claims) >= 2
     assert recording_store.next_run_reads == 1
-    assert result.sleep == pytest.approx(0.5 - 0.05 - 0.015)
+    assert result.sleep == pytest.approx(0.6 - 0.05 - 0.115)
 
 
 def test_a_fire_held_back_by_a_run_in_flight_is_looked_at_again_soon_with_a_lookahead(

@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from beatx.engine.overlap import in_flight
+from beatx.engine.rules import plan_fires
 from beatx.errors import ConflictingIdError, JobLookupError, LeaseLostError, RevisionConflictError
-from beatx.jobs import CatchUp, Job, JobStatus
+from beatx.jobs import CatchUp, Job, JobStatus, Overlap, fire_task_id
 from beatx.stores.base import BeatStatus, ChangeFeed, JobRelease, JobStorage, JobStore, LeaderLease
 from beatx.testing import FakeClock
 from beatx.triggers import CronTrigger, DateTimeTrigger, IntervalTrigger
@@ -421,6 +423,71 @@ class JobStorageContract:
         store.remove_job("a")
         store.release_jobs([release_of(job, fired=(T0,))])
         assert store.get_job("a") is None
+
+    def test_the_overlap_fields_round_trip(self, store: JobStore) -> None:
+        for overlap in Overlap:
+            store.add_job(make_job(overlap.value, overlap=overlap, pause_after_failures=3))
+        store.add_job(make_job("plain"))
+        for overlap in Overlap:
+            got = store.get_job(overlap.value)
+            assert got is not None and (got.overlap, got.pause_after_failures) == (overlap, 3)
+        got = store.get_job("plain")
+        assert got is not None and (got.overlap, got.pause_after_failures) == (Overlap.SKIP, None)
+        got.overlap, got.pause_after_failures = Overlap.BUFFER_ALL, None
+        store.update_job(got)
+        claimed = {job.id: job for job in store.acquire_due_jobs(T0, limit=20)}
+        assert (claimed["plain"].overlap, claimed["plain"].pause_after_failures) == (Overlap.BUFFER_ALL, None)
+        assert claimed["cancel_other"].overlap is Overlap.CANCEL_OTHER
+
+    def test_a_buffered_fire_stays_in_the_store_with_its_nominal_time_through_a_takeover(
+        self, store: JobStore, clock: FakeClock
+    ) -> None:
+        # overlap="buffer_one": fires due while a run is in flight wait as the job's next run
+        # (the newest, the older ones skipped), due and claimable by any beat.
+        store.add_job(make_job("b", overlap=Overlap.BUFFER_ONE))
+        store.run_started("b", "run-0", started_at=T0, timeout=3600)
+        now = T0 + timedelta(seconds=25)
+        clock.set(now)
+        (job,) = store.acquire_due_jobs(now, limit=5, claim_ttl=5)
+        assert (job.running, job.overlap) == (1, Overlap.BUFFER_ONE)
+        window = timedelta(seconds=60)  # the beat's failover window: no outage here
+        plan = plan_fires(job, now, catch_up_window=window)
+        assert plan.fire_times == () and plan.buffered == 1
+        store.release_jobs([release_of(job, next_run_time=plan.next_run_time, skipped=plan.skipped)])
+        stored = store.get_job("b")
+        assert stored is not None
+        assert (stored.next_run_time, stored.skip_count) == (T0 + timedelta(seconds=20), 2)
+        assert store.due_count(now) == 1 and store.next_run_time() == T0 + timedelta(seconds=20)
+        # One beat claims it and dies; after the claim expires another takes it, unchanged.
+        (held,) = store.acquire_due_jobs(now, limit=5, claim_ttl=3)
+        assert store.acquire_due_jobs(now, limit=5) == []
+        clock.advance(4)
+        now = clock.now()
+        store.run_finished("b", "run-0", finished_at=now, duration=30.0, error=None)
+        (taken,) = store.acquire_due_jobs(now, limit=5, claim_ttl=5)
+        assert taken.claim != held.claim and taken.running == 0
+        assert taken.next_run_time == T0 + timedelta(seconds=20)
+        plan = plan_fires(taken, now, catch_up_window=window)
+        assert plan.fire_times == (T0 + timedelta(seconds=20),)
+        task_id = fire_task_id("b", T0 + timedelta(seconds=20))
+        store.release_jobs(
+            [
+                release_of(
+                    taken,
+                    next_run_time=plan.next_run_time,
+                    last_run_time=plan.fire_times[-1],
+                    fired=plan.fire_times,
+                    task_ids=(task_id,),
+                )
+            ]
+        )
+        stored = store.get_job("b")
+        assert stored is not None and stored.next_run_time == T0 + timedelta(seconds=30)
+        assert stored.last_run_time == T0 + timedelta(seconds=20)
+        # The fire sent and not started counts in flight (the ledger keeps when it was sent).
+        runs = store.job_runs("b")
+        found = in_flight(stored.running, runs, now)
+        assert (found.count, found.task_ids) == (1, (task_id,))
 
     def test_running_runs_are_counted_until_finished_or_expired(
         self, store: JobStore, clock: FakeClock

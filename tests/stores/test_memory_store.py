@@ -4,10 +4,11 @@ import pytest
 
 from beatx.stores.memory import MemoryStore
 from beatx.testing import FakeClock
+from tests.stores.alert_contract import AlertReadsContract
 from tests.stores.contract import StoreContract
 
 
-class TestMemoryStore(StoreContract):
+class TestMemoryStore(StoreContract, AlertReadsContract):
     @pytest.fixture
     def store(self, clock: FakeClock) -> MemoryStore:
         return MemoryStore(clock=clock)

@@ -18,12 +18,13 @@ from beatx.jobs import JobStatus
 from beatx.stores.base import JobStore, QueuedMessage, status_after_run
 from beatx.stores.redis import RedisStore
 from beatx.testing import FakeClock
+from tests.stores.alert_contract import AlertReadsContract
 from tests.stores.contract import T0, StoreContract, make_job, release_of
 
 pytestmark = pytest.mark.redis
 
 
-class TestRedisStoreContract(StoreContract):
+class TestRedisStoreContract(StoreContract, AlertReadsContract):
     @pytest.fixture
     def store(self, redis_url: str, key_prefix: str, clock: FakeClock) -> Iterator[RedisStore]:
         store = RedisStore(redis_url, key_prefix=key_prefix, clock=clock)

@@ -73,6 +73,7 @@ local function check_owner(lease, owner, now)
   now = clock(now)
   local l = redis.call('HMGET', lease, 'owner', 'expires_at')
   if l[1] ~= owner or not l[2] or tonumber(l[2]) <= tonumber(now) then
-    error({err = 'BEATX_LEASE_LOST beat does not hold the leader lease'})
+    -- A string, not error({err = ...}): Redis 6's script error handler fails on a table.
+    error('BEATX_LEASE_LOST beat does not hold the leader lease')
   end
 end

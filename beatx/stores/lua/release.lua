@@ -26,17 +26,17 @@ for i, r in ipairs(items) do
       or (r[7] ~= '' and not tonumber(r[7])) or type(r[8]) ~= 'number' or type(r[9]) ~= 'number'
       or type(r[10]) ~= 'number' or (r[11] ~= cjson.null and type(r[11]) ~= 'string')
       or type(r[12]) ~= 'number' or type(r[13]) ~= 'table' then
-    error({err = 'BEATX_BAD_RELEASE malformed write-back item for job ' .. tostring(r[1])})
+    error('BEATX_BAD_RELEASE malformed write-back item for job ' .. tostring(r[1]))
   end
   first_message[i] = next_message
   next_message = next_message + 3 * r[12]
 end
 if next_message ~= #ARGV + 1 or not tonumber(ARGV[6]) then
-  error({err = 'BEATX_BAD_RELEASE the messages do not match the write-back items'})
+  error('BEATX_BAD_RELEASE the messages do not match the write-back items')
 end
 for m = 10, #ARGV, 3 do
   if not tonumber(ARGV[m]) then
-    error({err = 'BEATX_BAD_RELEASE bad database number for a message: ' .. ARGV[m]})
+    error('BEATX_BAD_RELEASE bad database number for a message: ' .. ARGV[m])
   end
 end
 local changed = false

@@ -23,6 +23,8 @@ def make_app(env: Mapping[str, str] | None = None) -> Celery:
         beatx_key_prefix=env.get("BEATX_TEST_PREFIX", "beatx:"),
         beatx_lease_timeout=float(env.get("BEATX_TEST_LEASE_TIMEOUT", "10")),
         beatx_dedupe=env.get("BEATX_TEST_DEDUPE") == "1",
+        beatx_alert_webhook=env.get("BEATX_TEST_ALERT_WEBHOOK") or None,
+        beatx_alert_interval=float(env.get("BEATX_TEST_ALERT_INTERVAL", "10")),
         timezone="UTC",
     )
     if env.get("BEATX_TEST_BEAT_SCHEDULE") == "1":

@@ -79,6 +79,9 @@ def make_app(env: Mapping[str, str] | None = None) -> Celery:
         beatx_key_prefix=env.get("BEATX_TEST_PREFIX", "beatx:"),
         beatx_lease_timeout=float(env.get("BEATX_TEST_LEASE_TIMEOUT", "10")),
         beatx_dedupe=env.get("BEATX_TEST_DEDUPE") == "1",
+        # The harness reads when each fire went out from the beats' per-fire lines
+        # (tests.ha.chaos.Cluster.dispatches); at INFO they are logged only with this.
+        beatx_log_each_fire=True,
         beat_schedule=beat_schedule(env),
         timezone="UTC",
     )
