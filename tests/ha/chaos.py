@@ -141,13 +141,19 @@ class WorkerSupervisor:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if not self.restarts:
+            self._thread.join(5)
 
     def _watch(self) -> None:
         while not self._stop.wait(self.poll):
             if not self.worker.alive():
                 self.restarts.append(time.time())
                 self.worker.spawn().wait_for_log(WORKER_READY, 30, count=len(self.restarts) + 1)
+        # A worker this thread started gets SIGKILL when the thread ends (setpriv's pdeathsig
+        # follows the parent thread, not the process): the thread stays until that worker
+        # exits, so it outlives the supervision and is counted and stopped as the first was.
+        while self.restarts and self.worker.alive():
+            time.sleep(self.poll)
 
 
 class RedisServer:
