@@ -35,6 +35,16 @@ class EventKind(enum.StrEnum):
     JOB_MISSED = "job_missed"
     #: Fires were skipped because max_instances runs were in flight. ``data``: ``count``.
     JOB_SKIPPED = "job_skipped"
+    #: Fires were held back by the overlap policy (``buffer_one`` / ``buffer_all``) until a
+    #: run ends; they keep their nominal time and task id. ``data``: ``count``, ``overlap``,
+    #: ``running`` (runs in flight).
+    JOB_BUFFERED = "job_buffered"
+    #: Runs in flight were revoked before a new fire (``cancel_other`` / ``terminate_other``).
+    #: ``data``: ``task_ids``, ``terminate``.
+    JOB_REVOKED = "job_revoked"
+    #: An outage's late fires were sent by the catch-up policy. ``data``: ``count`` (fires
+    #: sent for it), ``coalesced`` (late fires merged into those), ``catchup`` (the policy).
+    JOB_CAUGHT_UP = "job_caught_up"
     #: A run raised, a fire could not be dispatched, or the job could not be planned.
     #: ``data``: ``error``.
     JOB_FAILED = "job_failed"

@@ -318,7 +318,7 @@ class Engine:
                 self._waiting[job.id] = (job, give_up)
                 continue
             if plan.cancel_running:
-                self._revoke(job, running)
+                self._revoke(job, running, now)
             if free_slots is not None:
                 free_slots -= len(plan.fire_times)
             if plan.fire_times:
@@ -389,7 +389,7 @@ class Engine:
         job.running = found.count
         return found.task_ids
 
-    def _revoke(self, job: Job, task_ids: Sequence[str]) -> None:
+    def _revoke(self, job: Job, task_ids: Sequence[str], now: datetime) -> None:
         """Revoke the runs of ``job`` in flight before its new fire goes (``overlap=
         "cancel_other"`` / ``"terminate_other"``). Best effort: a dispatcher that cannot
         revoke, or a broker that refuses, is logged and the fire goes anyway."""
@@ -415,6 +415,14 @@ class Engine:
             job.id,
             ",".join(task_ids),
             terminate,
+        )
+        self._emit(
+            EventKind.JOB_REVOKED,
+            now,
+            job.id,
+            job.next_run_time,
+            task_ids=list(task_ids),
+            terminate=terminate,
         )
 
     def _take_next_window(self) -> list[Job]:
@@ -708,6 +716,15 @@ class Engine:
                 plan.caught_up,
                 plan.coalesced,
             )
+            self._emit(
+                EventKind.JOB_CAUGHT_UP,
+                now,
+                job.id,
+                job.next_run_time,
+                count=plan.caught_up,
+                coalesced=plan.coalesced,
+                catchup=job.catchup_policy.value,
+            )
         if plan.buffered:
             logger.info(
                 "fires buffered job=%s count=%d (overlap=%s, running=%d, next=%s)",
@@ -716,6 +733,15 @@ class Engine:
                 job.overlap.value,
                 job.running,
                 plan.next_run_time.isoformat() if plan.next_run_time else None,
+            )
+            self._emit(
+                EventKind.JOB_BUFFERED,
+                now,
+                job.id,
+                plan.next_run_time,
+                count=plan.buffered,
+                overlap=job.overlap.value,
+                running=job.running,
             )
         if plan.skipped:
             totals["skipped"] += plan.skipped

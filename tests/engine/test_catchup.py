@@ -443,3 +443,22 @@ def test_catch_up_events_say_why(store: MemoryStore, manager: JobManager, clock:
     engine.tick(clock.now())
     reasons = {event.data["reason"]: event.data["count"] for event in seen}
     assert reasons == {"misfire_grace_time": 6, "catchup": 3}
+
+
+def test_a_catch_up_is_an_event(store: MemoryStore, manager: JobManager, clock: FakeClock) -> None:
+    from beatx.events import Event, EventBus, EventKind
+
+    bus = EventBus()
+    seen: list[Event] = []
+    bus.subscribe(seen.append, [EventKind.JOB_CAUGHT_UP])
+    engine = Engine(store, RecordingDispatcher(), events=bus, catch_up_window=20)
+    manager.add_job("m:f", IntervalTrigger(seconds=10), id="j", catchup="latest")
+    engine.tick(clock.now())
+    assert seen == []  # an ordinary fire is no catch-up
+    clock.set(s(95))  # the beat was down from 1 s to 95 s
+    engine.tick(clock.now())
+    # The fires of 10 s to 70 s are older than the 20 s window: catchup="latest" merges them
+    # into the fire it sends (the event counts them; none was sent for the outage alone).
+    assert [(event.job_id, event.data) for event in seen] == [
+        ("j", {"count": 0, "coalesced": 7, "catchup": "latest"})
+    ]

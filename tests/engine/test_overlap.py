@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from beatx.engine.engine import Engine
 from beatx.engine.overlap import SENT_IN_FLIGHT, in_flight
 from beatx.engine.rules import plan_fires
+from beatx.events import Event, EventKind
 from beatx.jobs import Fire, Job, Overlap, fire_task_id
 from beatx.ledger import RunOutcome, RunRecord
 from beatx.manager import JobManager
@@ -461,3 +462,37 @@ def test_modify_job_changes_the_overlap_fields_and_the_audit_log_says_so(manager
         "overlap": ["skip", "buffer_all"],
         "pause_after_failures": [None, 4],
     }
+
+
+def test_a_buffered_fire_is_an_event(
+    engine: Engine, manager: JobManager, store: MemoryStore, clock: FakeClock, dispatcher: RecordingDispatcher
+) -> None:
+    events: list[Event] = []
+    engine.events.subscribe(events.append, kinds={EventKind.JOB_BUFFERED, EventKind.JOB_REVOKED})
+    add(manager, "buffer_one")
+    worker = Worker(store, dispatcher, duration=12.0)
+    simulate(engine, clock, worker, at(2.5))
+    # A fire waiting in the beat (at most its longest wait, 5 s) is not buffered yet.
+    assert events == []
+    simulate(engine, clock, worker, at(7))
+    # The run of 0 s outlived the wait: the newest fire due was written back to the store,
+    # buffered until the run ends.
+    assert events and {event.kind for event in events} == {EventKind.JOB_BUFFERED}
+    first = events[0]
+    job = store.get_job("j")
+    assert job is not None and first.job_id == "j" and first.scheduled_at == job.next_run_time
+    assert first.data["count"] >= 1 and first.data["overlap"] == "buffer_one" and first.data["running"] == 1
+
+
+def test_a_revoke_is_an_event(
+    engine: Engine, manager: JobManager, store: MemoryStore, clock: FakeClock, dispatcher: RecordingDispatcher
+) -> None:
+    events: list[Event] = []
+    engine.events.subscribe(events.append, kinds={EventKind.JOB_BUFFERED, EventKind.JOB_REVOKED})
+    add(manager, "terminate_other", every=2.0)
+    worker = Worker(store, dispatcher, duration=3.0)
+    simulate(engine, clock, worker, at(4.5))
+    assert [(event.kind, event.job_id, event.data) for event in events] == [
+        (EventKind.JOB_REVOKED, "j", {"task_ids": [fire_task_id("j", at(0))], "terminate": True}),
+        (EventKind.JOB_REVOKED, "j", {"task_ids": [fire_task_id("j", at(2))], "terminate": True}),
+    ]
