@@ -179,48 +179,10 @@ def plan_fires(
         recent, next_run = _fires_until(trigger, candidate, horizon, MAX_FIRES_PER_PLAN - len(eligible))
         eligible += recent
 
-    skipped_times: tuple[datetime, ...] = ()
-    overlap = job.overlap
-    kept: list[datetime] = []
-    busy = False
-    if overlap is _SKIP:  # the default, first: the beat's hot path
-        if job.running >= job.max_instances and eligible:
-            if wait:
-                return FirePlan(next_run_time=job.next_run_time, status=job.status, waiting=True)
-            skipped_times, eligible = tuple(eligible), []
-        if held_since is not None and sum(1 for at in eligible if at <= held_since) == 1:
-            # After one fire waited for a run: it goes, and so does a fire that came due once
-            # the run had ended (seen a little later by the beat); those that came due while
-            # the run still went on are skipped. (When several fires waited, a failover's
-            # or an outage's, every fire due goes, as it would have without the wait.)
-            ended = job.last_finished_at
-            during = [at for at in eligible if at > held_since and (ended is None or at <= ended)]
-            if during:
-                skipped_times = tuple(during)
-                eligible = [at for at in eligible if at not in skipped_times]
-    elif overlap is not Overlap.ALLOW_ALL:
-        busy = job.running >= job.max_instances and bool(eligible)
-        if busy and wait and not overlap.cancels:
-            return FirePlan(next_run_time=job.next_run_time, status=job.status, waiting=True)
-        room = max(job.max_instances - job.running, 0)
-        if overlap is Overlap.BUFFER_ALL:
-            # The fires beyond the room wait in the store, the oldest as the job's next run.
-            if len(eligible) > room:
-                eligible, kept = eligible[:room], eligible[room:]
-                next_run = kept[0]
-        elif overlap is Overlap.BUFFER_ONE:
-            # The newest fires that fit go, the older ones are skipped; with no room, the
-            # newest waits in the store as the job's next run.
-            if len(eligible) > room:
-                cut = len(eligible) - max(room, 1)
-                skipped_times, eligible = tuple(eligible[:cut]), eligible[cut:]
-                if not room:
-                    kept, eligible = eligible, []
-                    next_run = kept[0]
-        elif busy and len(eligible) > job.max_instances:
-            # cancel_other / terminate_other: the newest fires that fit replace the runs.
-            cut = len(eligible) - job.max_instances
-            skipped_times, eligible = tuple(eligible[:cut]), eligible[cut:]
+    held = _apply_overlap(job, eligible, next_run, wait=wait, held_since=held_since)
+    if held is None:
+        return FirePlan(next_run_time=job.next_run_time, status=job.status, waiting=True)
+    eligible, next_run, skipped_times, kept = held.fire_times, held.next_run, held.skipped, held.kept
     if free_slots is not None and len(eligible) > max(free_slots, 0):
         skipped_times += tuple(eligible[max(free_slots, 0) :])
         eligible = eligible[: max(free_slots, 0)]
@@ -245,8 +207,71 @@ def plan_fires(
         status=status,
         due_times=tuple(due_time(job, t) or t for t in eligible) if job.jitter else (),
         buffered=len(kept) if kept and next_run is not None else 0,
-        cancel_running=busy and bool(eligible) and overlap.cancels,
+        cancel_running=held.busy and bool(eligible) and job.overlap.cancels,
     )
+
+
+@dataclass(slots=True, kw_only=True)
+class _Held:
+    """What the overlap policy made of a plan's fires (step 4 of :func:`plan_fires`)."""
+
+    fire_times: list[datetime]
+    next_run: datetime | None
+    skipped: tuple[datetime, ...] = ()
+    #: Fires kept in the store for when a run ends (the buffer policies).
+    kept: tuple[datetime, ...] = ()
+    #: ``max_instances`` runs were in flight.
+    busy: bool = False
+
+
+def _apply_overlap(
+    job: Job, eligible: list[datetime], next_run: datetime | None, *, wait: bool, held_since: datetime | None
+) -> _Held | None:
+    """Step 4 of :func:`plan_fires`: the fires ``eligible`` (due, oldest first) under the
+    job's overlap policy and ``max_instances``; None when the plan waits for a run to end."""
+    overlap = job.overlap
+    held = _Held(fire_times=eligible, next_run=next_run)
+    if overlap is _SKIP:  # the default, first: the beat's hot path
+        if job.running >= job.max_instances and eligible:
+            if wait:
+                return None
+            held.skipped, held.fire_times = tuple(eligible), []
+        elif held_since is not None and sum(1 for at in eligible if at <= held_since) == 1:
+            # After one fire waited for a run: it goes, and so does a fire that came due once
+            # the run had ended (seen a little later by the beat); those that came due while
+            # the run still went on are skipped. (When several fires waited, a failover's
+            # or an outage's, every fire due goes, as it would have without the wait.)
+            ended = job.last_finished_at
+            during = tuple(at for at in eligible if at > held_since and (ended is None or at <= ended))
+            if during:
+                held.skipped = during
+                held.fire_times = [at for at in eligible if at not in during]
+        return held
+    if overlap is Overlap.ALLOW_ALL:
+        return held
+    held.busy = job.running >= job.max_instances and bool(eligible)
+    if held.busy and wait and not overlap.cancels:
+        return None
+    room = max(job.max_instances - job.running, 0)
+    if overlap is Overlap.BUFFER_ALL:
+        # The fires beyond the room wait in the store, the oldest as the job's next run.
+        if len(eligible) > room:
+            held.fire_times, held.kept = eligible[:room], tuple(eligible[room:])
+            held.next_run = held.kept[0]
+    elif overlap is Overlap.BUFFER_ONE:
+        # The newest fires that fit go, the older ones are skipped; with no room, the newest
+        # waits in the store as the job's next run.
+        if len(eligible) > room:
+            cut = len(eligible) - max(room, 1)
+            held.skipped, held.fire_times = tuple(eligible[:cut]), eligible[cut:]
+            if not room:
+                held.kept, held.fire_times = tuple(held.fire_times), []
+                held.next_run = held.kept[0]
+    elif held.busy and len(eligible) > job.max_instances:
+        # cancel_other / terminate_other: the newest fires that fit replace the runs.
+        cut = len(eligible) - job.max_instances
+        held.skipped, held.fire_times = tuple(eligible[:cut]), eligible[cut:]
+    return held
 
 
 def _first_due_from(job: Job, bound: datetime) -> datetime | None:
