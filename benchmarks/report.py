@@ -655,6 +655,18 @@ def _cluster_table(res: dict[str, Any]) -> str:
     return report_table(res)
 
 
+def _memory_table(res: dict[str, Any]) -> str:
+    from benchmarks.redis_memory import report_table
+
+    return report_table(res)
+
+
+def _memory_targets(res: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    from benchmarks.redis_memory import targets as memory_targets
+
+    return memory_targets(res)
+
+
 def render(results: dict[str, Any]) -> str:
     parts: list[str] = []
     sections: list[tuple[str, str, Callable[[dict[str, Any]], str]]] = [
@@ -668,13 +680,18 @@ def render(results: dict[str, Any]) -> str:
         ("pg", "PostgreSQL: beatx's Django store and django-celery-beat, same database", pg_table),
         ("amqp", "RabbitMQ: a burst with publisher confirms beside the raw ceiling", amqp_table),
         ("cluster", "Redis Cluster: a burst shared by 1, 2 and 3 sharded beats", _cluster_table),
+        ("redis-memory", "Redis memory: bytes per job beside RedBeat", _memory_table),
     ]
     for key, title, build in sections:
         if key in results:
             parts.append(f"### {title}\n\n{build(results[key])}")
     rows = [
         [t, m, "MET" if ok else ("MISSED" if ok is False else "not measured at this size")]
-        for t, m, ok in [*targets(results), *amqp_targets(results.get("amqp") or {})]
+        for t, m, ok in [
+            *targets(results),
+            *amqp_targets(results.get("amqp") or {}),
+            *_memory_targets(results.get("redis-memory") or {}),
+        ]
     ]
     if rows:
         parts.append("### Targets (beatx)\n\n" + table(["target", "measured", "status"], rows))

@@ -61,6 +61,8 @@ class Plan:
     equal_burst_cap: float = 20.0
     #: Redis Cluster (the ``cluster`` scenario): burst size, shared by 1, 2 and 3 beats.
     cluster_due: int = 10_000
+    #: Jobs stored each way by the ``redis-memory`` scenario.
+    memory_jobs: int = 10_000
 
 
 QUICK = Plan(
@@ -353,6 +355,15 @@ def cluster(plan: Plan, log: Log) -> dict[str, Any]:
     return scenario(log, n_due=plan.cluster_due)
 
 
+def redis_memory(plan: Plan, log: Log) -> dict[str, Any]:
+    """Redis bytes per job of beatx (alone, and with its audit entry) and of RedBeat, on a
+    private ``redis-server`` (see :mod:`benchmarks.redis_memory`)."""
+    from benchmarks.common import tmp_dir
+    from benchmarks.redis_memory import scenario
+
+    return scenario(child, log, n=plan.memory_jobs, directory=tmp_dir() / "redis-memory")
+
+
 SCENARIOS: dict[str, Callable[[Plan, Log], dict[str, Any]]] = {
     "cron": cron,
     "recurrence": recurrence,
@@ -364,6 +375,7 @@ SCENARIOS: dict[str, Callable[[Plan, Log], dict[str, Any]]] = {
     "pg": pg,
     "amqp": amqp,
     "cluster": cluster,
+    "redis-memory": redis_memory,
 }
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import redis
 
 from beatx.alerts import has_alert_rules
-from beatx.audit import DEFAULT_HISTORY, JobChange
+from beatx.audit import DEFAULT_HISTORY, JobChange, diff_jobs
 from beatx.clock import Clock, SystemClock
 from beatx.errors import (
     ConfigurationError,
@@ -58,13 +58,16 @@ from beatx.stores.redis_changes import RedisChangeFeed
 from beatx.stores.redis_common import EPOCH, SharedClient, as_str, from_iso, lua, ts, utc
 from beatx.stores.redis_lease import RedisLease
 from beatx.stores.redis_ledger import ENTRIES_PER_RUN, RUNS_KEY, entry, records_from_entries, sent_entry
+from beatx.triggers import IntervalTrigger
 
 __all__ = ["RedisStore"]
 
 # -- key layout (``prefix`` is the store's ``key_prefix``) ------------------------------------
 
-#: Hash per job: ``def`` (JSON of :func:`job_to_dict`) plus the mutable state in plain fields.
+#: Hash per job: its mutable state in plain fields, small enough to stay a listpack.
 JOB_KEY = "{prefix}job:{job_id}"
+#: String per job: its definition, compact JSON (:func:`encode_definition`).
+DEF_KEY = "{prefix}def:{job_id}"
 #: Set of every job id (for :meth:`RedisStore.get_jobs` and :meth:`RedisStore.count_jobs`).
 JOBS_KEY = "{prefix}jobs"
 #: Sorted set: unclaimed schedulable jobs, scored by next run time (epoch seconds).
@@ -96,7 +99,9 @@ ALERTING_KEY = "{prefix}alerting"
 CHANGES_CHANNEL = "{prefix}changes@{db}"
 
 #: The hash fields a job is read from, in the order :meth:`RedisStore._decode` takes them:
-#: the definition, then the mutable state (which wins over the same keys in an older ``def``).
+#: the definition as an older beatx kept it (a ``def`` field holding the whole of
+#: :func:`job_to_dict`), then the mutable state (which wins over the same keys in that ``def``).
+#: A record is these fields' values followed by the value of the job's :data:`DEF_KEY`.
 RECORD_FIELDS = (
     "def",
     "status",
@@ -110,7 +115,8 @@ RECORD_FIELDS = (
     "last_finished_at",
     "last_duration",
 )
-#: Keys of :func:`job_to_dict` that go into ``def``; the rest are state fields of the hash.
+_REVISION_AT = RECORD_FIELDS.index("revision")
+#: Keys of :func:`job_to_dict` that go into the definition; the rest are state fields of the hash.
 DEFINITION_KEYS = (
     "version",
     "id",
@@ -125,6 +131,41 @@ DEFINITION_KEYS = (
     *EXCLUSION_FIELDS,
     *ALERT_FIELDS,
 )
+
+#: The values :func:`job_to_dict` gives the definition keys of a job left at its defaults:
+#: the compact definition leaves out a key at its default (``version`` is always written;
+#: ``id`` never, it is in the key; ``name`` only when it is not the id).
+_DEFINITION_DEFAULTS: dict[str, Any] = {
+    key: value
+    for key, value in job_to_dict(Job(id="_", func="_:_", trigger=IntervalTrigger(seconds=1))).items()
+    if key in DEFINITION_KEYS and key not in ("version", "id", "name", "func", "trigger")
+}
+
+
+def _at_default(value: Any, default: Any) -> bool:
+    """Whether ``value`` is ``default`` exactly (``True`` is not ``1``, nor ``1.0``)."""
+    return type(value) is type(default) and value == default
+
+
+def encode_definition(data: dict[str, Any]) -> str:
+    """The compact JSON of the definition keys of ``data`` (a :func:`job_to_dict`), as
+    :data:`DEF_KEY` holds it: keys at their default left out, no spaces.
+    :func:`decode_definition` gives back exactly the same keys and values."""
+    compact: dict[str, Any] = {}
+    for key in DEFINITION_KEYS:
+        value = data[key]
+        if key == "id" or (key == "name" and value == data["id"]):
+            continue
+        if key in _DEFINITION_DEFAULTS and _at_default(value, _DEFINITION_DEFAULTS[key]):
+            continue
+        compact[key] = value
+    return json.dumps(compact, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_definition(job_id: str, compact: dict[str, Any]) -> dict[str, Any]:
+    """The definition keys of :func:`job_to_dict` from a compact definition of ``job_id``."""
+    return {**_DEFINITION_DEFAULTS, "id": job_id, "name": job_id, **compact}
+
 
 logger = logging.getLogger("beatx.stores.redis")
 
@@ -142,6 +183,13 @@ LUA_RUN_FINISHED = lua("run_finished")
 LUA_RUN_RETRIED = lua("run_retried")
 LUA_COUNT_STATUSES = lua("count_statuses")
 LUA_SWEEP = lua("sweep")
+LUA_RECORD_CHANGE = lua("record_change")
+
+#: The longest ``added`` value kept in a job's hash: Redis's default
+#: ``hash-max-listpack-value`` (``hash-max-ziplist-value`` on Redis 6), so the hash stays a
+#: listpack.
+ADDED_IN_HASH_MAX = 64
+LUA_CLAIM_JOB = lua("claim_job")
 
 
 def _batched(items: Iterable[Job], size: int) -> Iterator[list[Job]]:
@@ -185,18 +233,23 @@ class RedisStore:
 
     Key layout (``{prefix}`` is ``key_prefix``, ``beatx:`` by default)::
 
-        {prefix}job:{id}       hash    def (JSON of job_to_dict, the definition) and the state:
-                                       status, next_run_time (ISO), next_run_ts (epoch),
-                                       revision, total_run_count, misfire_count, skip_count,
+        {prefix}job:{id}       hash    the state: status, next_run_time (ISO), next_run_ts
+                                       (epoch), revision, claim while claimed, and once set
+                                       total_run_count, misfire_count, skip_count,
                                        last_run_time, last_error, last_finished_at,
-                                       last_duration (absent field = None)
+                                       last_duration (absent field = None, or 0 for a count);
+                                       added: a new job's "added" audit entry, until the job's
+                                       next change (:meth:`RedisStore.record_change`)
+        {prefix}def:{id}       string  the definition: compact JSON of job_to_dict's
+                                       definition keys (a key at its default left out)
         {prefix}jobs           set     every job id
         {prefix}schedule       zset    unclaimed schedulable jobs -> next run (epoch seconds)
         {prefix}claims         zset    claimed jobs -> claim deadline
         {prefix}running:{id}   zset    task ids in flight -> expiry
         {prefix}running        zset    "{id}\\0{task id}" in flight -> expiry (all jobs)
         {prefix}history:{id}   list    the job's audit log (JSON of each JobChange), the latest
-                                       ``DEFAULT_HISTORY``; kept after the job is removed
+                                       ``DEFAULT_HISTORY``; kept after the job is removed; an
+                                       entry moved from ``added`` is {"added", "definition"}
         {prefix}runs:{id}      list    the job's run ledger (:mod:`beatx.stores.redis_ledger`):
                                        JSON entries, cut to ``3 × run_history``, expiring
                                        ``run_history_days`` after its last entry
@@ -226,6 +279,12 @@ class RedisStore:
     while Redis runs it), by the first :meth:`release_jobs` after the burst, or by
     :meth:`close`. A beat that dies holding claimed jobs leaves them claimed until their claim
     deadline, like the batch it was sending.
+
+    A job costs Redis a small hash (a listpack while every value is under
+    ``hash-max-listpack-value``, 64 bytes by default), a string and its entries in ``jobs``
+    and ``schedule``. A store written by an older beatx kept the definition in the hash
+    (a ``def`` field): it is read as it is, and the next write of the definition (an update, a
+    replace) moves it to ``{prefix}def:{id}``.
 
     The process keeps no copy of the jobs (no in-memory index): its memory does not depend on
     how many jobs are stored. :meth:`get_jobs` reads every job (SSCAN of ``jobs`` and a
@@ -322,6 +381,7 @@ class RedisStore:
         self._meta_key = META_KEY.format(prefix=p)
         self._alerting_key = ALERTING_KEY.format(prefix=p)
         self._job_prefix = JOB_KEY.format(prefix=p, job_id="")
+        self._def_prefix = DEF_KEY.format(prefix=p, job_id="")
         self._running_prefix = RUNNING_KEY.format(prefix=p, job_id="")
         reg = self._client.register_script
         self._put = reg(LUA_PUT)
@@ -336,6 +396,8 @@ class RedisStore:
         self._retried = reg(LUA_RUN_RETRIED)
         self._count_statuses = reg(LUA_COUNT_STATUSES)
         self._sweep = reg(LUA_SWEEP)
+        self._record = reg(LUA_RECORD_CHANGE)
+        self._history_prefix = HISTORY_KEY.format(prefix=p, job_id="")
         self._claim_ahead_lock = threading.Lock()
         self._claim_ahead: _ClaimAhead | None = None
         self._releases_sent: list[_SentRelease] = []
@@ -382,6 +444,12 @@ class RedisStore:
     def _job_key(self, job_id: str) -> str:
         return JOB_KEY.format(prefix=self._prefix, job_id=job_id)
 
+    def _def_key(self, job_id: str) -> str:
+        return DEF_KEY.format(prefix=self._prefix, job_id=job_id)
+
+    def _history_key(self, job_id: str) -> str:
+        return HISTORY_KEY.format(prefix=self._prefix, job_id=job_id)
+
     def _running_key(self, job_id: str) -> str:
         return RUNNING_KEY.format(prefix=self._prefix, job_id=job_id)
 
@@ -389,28 +457,17 @@ class RedisStore:
         return RUNS_KEY.format(prefix=self._prefix, job_id=job_id)
 
     def _put_item(self, job: Job) -> list[Any]:
-        """``[id, [field, value, ...], status, next run epoch or '']`` of one job for
-        :data:`LUA_PUT` (absent fields are None)."""
+        """``[id, [field, value, ...], status, next run epoch or '', definition]`` of one job
+        for :data:`LUA_PUT` (absent fields are None; absent counters are 0)."""
         data = job_to_dict(job)
-        definition = {key: data[key] for key in DEFINITION_KEYS}
-        fields = [
-            "def",
-            json.dumps(definition, separators=(",", ":"), ensure_ascii=False),
-            "status",
-            data["status"],
-        ]
+        fields = ["status", data["status"]]
         next_ts = ""
         if job.next_run_time is not None:
             next_ts = ts(job.next_run_time)
             fields += ("next_run_time", data["next_run_time"], "next_run_ts", next_ts)
-        fields += (
-            "total_run_count",
-            str(job.total_run_count),
-            "misfire_count",
-            str(job.misfire_count),
-            "skip_count",
-            str(job.skip_count),
-        )
+        for name in ("total_run_count", "misfire_count", "skip_count"):
+            if data[name]:
+                fields += (name, str(data[name]))
         for name in ("last_run_time", "last_finished_at", "last_error"):
             if data[name] is not None:
                 fields += (name, data[name])
@@ -418,14 +475,22 @@ class RedisStore:
             fields += ("last_run_ts", ts(job.last_run_time))
         if job.last_duration is not None:
             fields += ("last_duration", repr(float(job.last_duration)))
-        return [job.id, fields, data["status"], next_ts]
+        return [job.id, fields, data["status"], next_ts, encode_definition(data)]
 
     def _put_jobs(self, jobs: Sequence[Job], mode: str, *, notify: bool = True) -> list[int]:
         return self._send_put(self._put_args(jobs, mode, notify=notify), mode, len(jobs))
 
     def _put_args(self, jobs: Sequence[Job], mode: str, *, notify: bool) -> list[str]:
         items = json.dumps([self._put_item(job) for job in jobs], separators=(",", ":"), ensure_ascii=False)
-        return [self._job_prefix, mode, "1" if notify else "0", self._channel, items]
+        return [
+            self._job_prefix,
+            mode,
+            "1" if notify else "0",
+            self._channel,
+            items,
+            self._def_prefix,
+            self._history_prefix,
+        ]
 
     def _send_put(self, args: list[str], mode: str, count: int) -> list[int]:
         keys = [self._jobs_key, self._schedule_key, self._claims_key, self._changes_key]
@@ -433,21 +498,46 @@ class RedisStore:
             result = self._put(keys=keys, args=args)
         return [int(r) for r in result]
 
+    @staticmethod
+    def _missing(record: Sequence[Any]) -> bool:
+        """Whether a record (:data:`RECORD_FIELDS` then the definition) is of no job: its
+        hash has no revision (it is gone, or only a stray write made it), or there is no
+        definition anywhere (a definition string alone is a leftover, not a job)."""
+        return record[_REVISION_AT] is None or (record[0] is None and record[-1] is None)
+
     def _decode(self, job_id: str, values: Sequence[Any], running: int) -> Job:
-        """A job from the values of its :data:`RECORD_FIELDS` (``def`` None: no such job)."""
+        """A job from its record: the values of its :data:`RECORD_FIELDS`, then of its
+        :data:`DEF_KEY`. A ``def`` field in the hash wins: this beatx deletes it whenever it
+        writes the definition, so one there was written since, by an older beatx."""
         if not self._decodes:
             values = [None if v is None else as_str(v) for v in values]
-        (text, status, next_run, revision, total, misfires, skips, last_run, error, finished, duration) = (
-            values
-        )
+        (
+            old,
+            status,
+            next_run,
+            revision,
+            total,
+            misfires,
+            skips,
+            last_run,
+            error,
+            finished,
+            duration,
+            compact,
+        ) = values
+        text = compact if old is None else old
         if text is None:
-            raise SerializationError(f"job {job_id!r}: corrupt stored record: no 'def' field")
+            raise SerializationError(f"job {job_id!r}: corrupt stored record: no definition")
         try:
             data = json.loads(text)
         except ValueError as exc:
             raise SerializationError(f"job {job_id!r}: corrupt stored record: {exc}") from exc
         if not isinstance(data, dict):
-            raise SerializationError(f"job {job_id!r}: corrupt stored record: 'def' is not an object")
+            raise SerializationError(
+                f"job {job_id!r}: corrupt stored record: the definition is not an object"
+            )
+        if old is None:
+            data = decode_definition(job_id, data)
         data.setdefault("id", job_id)
         try:
             if status is not None:
@@ -568,10 +658,7 @@ class RedisStore:
             return int(self._client.scard(self._jobs_key))
 
     def update_job(self, job: Job, *, expected_revision: int | None = None, reschedule: bool = False) -> None:
-        data = job_to_dict(job)
-        definition = json.dumps(
-            {key: data[key] for key in DEFINITION_KEYS}, separators=(",", ":"), ensure_ascii=False
-        )
+        definition = encode_definition(job_to_dict(job))
         nrt = job.next_run_time
         args = [
             self._job_key(job.id),
@@ -583,6 +670,8 @@ class RedisStore:
             "" if nrt is None else utc(nrt).isoformat(),
             "" if nrt is None else ts(nrt),
             self._channel,
+            self._def_key(job.id),
+            self._history_key(job.id),
         ]
         keys = [self._schedule_key, self._claims_key, self._changes_key]
         with self._errors(f"update job {job.id!r}"):
@@ -602,7 +691,15 @@ class RedisStore:
             self._changes_key,
             self._running_all_key,
         ]
-        args = [self._job_prefix, self._running_prefix, self._channel, job_id, self._runs_key(job_id)]
+        args = [
+            self._job_prefix,
+            self._running_prefix,
+            self._channel,
+            job_id,
+            self._runs_key(job_id),
+            self._def_key(job_id),
+            self._history_key(job_id),
+        ]
         with self._errors(f"remove job {job_id!r}"):
             removed = bool(self._remove(keys=keys, args=args))
             self._client.srem(self._alerting_key, job_id)
@@ -613,11 +710,13 @@ class RedisStore:
         with self._errors(f"read job {job_id!r}"):
             pipe = self._client.pipeline(transaction=False)
             pipe.hmget(self._job_key(job_id), RECORD_FIELDS)
+            pipe.get(self._def_key(job_id))
             pipe.zcount(self._running_key(job_id), f"({now}", "+inf")
-            values, running = pipe.execute()
-        if values[0] is None:
+            values, definition, running = pipe.execute()
+        record = [*values, definition]
+        if self._missing(record):
             return None
-        return self._decode(job_id, values, int(running))
+        return self._decode(job_id, record, int(running))
 
     def get_jobs(self, status: JobStatus | None = None, *, batch_size: int = 1000) -> list[Job]:
         """Every job (or those with ``status``), read in batches of ``batch_size`` (SSCAN and a
@@ -691,13 +790,15 @@ class RedisStore:
         pipe = self._client.pipeline(transaction=False)
         for job_id in ids:
             pipe.hmget(self._job_key(job_id), RECORD_FIELDS)
+            pipe.get(self._def_key(job_id))
             pipe.zcount(self._running_key(job_id), f"({now}", "+inf")
         results = pipe.execute()
         out: list[Job] = []
         status_at = RECORD_FIELDS.index("status")
         for i, job_id in enumerate(ids):
-            values, running = results[2 * i], results[2 * i + 1]
-            if values[0] is None:  # removed since the scan
+            values = [*results[3 * i], results[3 * i + 1]]
+            running = results[3 * i + 2]
+            if self._missing(values):  # removed since the scan
                 continue
             if wanted is not None and as_str(values[status_at] or "") != wanted:
                 continue
@@ -779,7 +880,7 @@ class RedisStore:
             self._job_prefix,
             self._running_prefix,
         ]
-        return keys, [*args, token, claim_clock, *RECORD_FIELDS]
+        return keys, [*args, token, claim_clock, self._def_prefix, *RECORD_FIELDS]
 
     def _send_claim_ahead(self, now: datetime, limit: int, owner: str, claim_ttl: float) -> None:
         """Send the next claim of a burst without waiting for its reply (see the class doc)."""
@@ -1069,23 +1170,92 @@ class RedisStore:
             )
 
     def record_change(self, change: JobChange) -> None:
-        key = HISTORY_KEY.format(prefix=self._prefix, job_id=change.job_id)
-        with self._errors(f"record a change of job {change.job_id!r}"):
-            pipe = self._client.pipeline(transaction=True)
-            pipe.rpush(key, change.to_json())
-            pipe.ltrim(key, -DEFAULT_HISTORY, -1)
-            pipe.execute()
+        """Append ``change`` to the job's audit log (:data:`LUA_RECORD_CHANGE`). The "added"
+        change of a job with no log yet is kept in the job's hash instead (field ``added``:
+        when, the status, source and actor) when it is exactly what the stored definition
+        says: the log, a key of its own, would cost more than the job. Any later change of the
+        job, or its removal, moves it to the log first."""
+        job_id = change.job_id
+        what = f"record a change of job {job_id!r}"
+        added, revision = self._added_in_hash(change, what)
+        keys = [self._job_key(job_id), self._def_key(job_id), self._history_key(job_id)]
+        with self._errors(what):
+            self._record(keys=keys, args=[job_id, change.to_json(), DEFAULT_HISTORY, added, revision])
+
+    def _added_in_hash(self, change: JobChange, what: str) -> tuple[str, str]:
+        """The ``added`` field that stands for ``change`` and the revision it describes, or
+        ``("", "")`` when the change is to go to the log as it is."""
+        if change.action != "added":
+            return "", ""
+        with self._errors(what):
+            pipe = self._client.pipeline(transaction=False)
+            pipe.hmget(self._job_key(change.job_id), RECORD_FIELDS)
+            pipe.get(self._def_key(change.job_id))
+            values, definition = pipe.execute()
+        if values[0] is not None or self._missing([*values, definition]):
+            return "", ""  # an older beatx's record, or no job
+        try:
+            job = self._decode(change.job_id, [*values, definition], 0)
+        except SerializationError:
+            return "", ""
+        added = json.dumps(
+            [ts(change.at), job.status.value, change.source, change.actor],
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        if len(added.encode()) > ADDED_IN_HASH_MAX:
+            return "", ""
+        try:
+            kept = self._added_change(change.job_id, added, as_str(definition))
+        except (SerializationError, ValueError, TypeError):
+            return "", ""
+        if kept.to_json() != change.to_json():
+            return "", ""
+        return added, str(job.revision)
+
+    def _added_change(self, job_id: str, added: str, definition: str | None) -> JobChange:
+        """The "added" change a kept ``added`` field (JSON ``[at, status, source, actor]``)
+        stands for: what ``definition`` (compact JSON) and that status say."""
+        at, status, source, actor = json.loads(added)
+        seconds, _, micros = str(at).partition(".")
+        changes: dict[str, list[Any]] = {}
+        if definition is not None:
+            record = [None, status, *([None] * (len(RECORD_FIELDS) - 2)), definition]
+            changes = diff_jobs(None, self._decode(job_id, record, 0))
+        return JobChange(
+            job_id=job_id,
+            at=EPOCH + timedelta(seconds=int(seconds), microseconds=int(micros or 0)),
+            action="added",
+            source=str(source),
+            actor=None if actor is None else str(actor),
+            changes=changes,
+        )
+
+    def _change_from(self, job_id: str, raw: Any) -> JobChange:
+        """One entry of the audit log: a :class:`JobChange` as JSON, or an "added" change
+        moved from the job's hash (``{"added": ..., "definition": ...}``)."""
+        data = json.loads(as_str(raw))
+        if "added" in data and "changes" not in data:
+            return self._added_change(job_id, as_str(data["added"]), data.get("definition"))
+        return JobChange.from_dict(data)
 
     def job_changes(self, job_id: str, *, limit: int = 20) -> list[JobChange]:
         if limit <= 0:
             return []
-        key = HISTORY_KEY.format(prefix=self._prefix, job_id=job_id)
         with self._errors(f"read the changes of job {job_id!r}"):
-            raw = self._client.lrange(key, -limit, -1)
+            pipe = self._client.pipeline(transaction=False)
+            pipe.lrange(self._history_key(job_id), -limit, -1)
+            pipe.hget(self._job_key(job_id), "added")
+            pipe.get(self._def_key(job_id))
+            raw, added, definition = pipe.execute()
         try:
-            return [JobChange.from_dict(json.loads(as_str(item))) for item in reversed(raw)]
+            changes = [self._change_from(job_id, item) for item in raw]
+            if added is not None and len(changes) < limit:
+                text = None if definition is None else as_str(definition)
+                changes.insert(0, self._added_change(job_id, as_str(added), text))
         except (ValueError, KeyError, TypeError) as exc:
             raise SerializationError(f"job {job_id!r}: unreadable audit log entry: {exc}") from exc
+        return changes[::-1]
 
     def job_runs(self, job_id: str, *, limit: int = 20) -> list[RunRecord]:
         if limit <= 0 or not self._run_history:
@@ -1167,3 +1337,35 @@ class RedisStore:
             self._give_back(ahead)
         self._feed.close()
         self._shared.close()
+
+    def claim_job(self, job_id: str, *, claim_ttl: float = 60.0) -> Job | None:
+        """Claim one job for a fire sent outside the schedule (:data:`LUA_CLAIM_JOB`: the claim
+        field and the claims set only), then read it as :meth:`get_job` does. A job whose
+        record cannot be read is marked FAILED, as :meth:`acquire_due_jobs` marks it."""
+        now = self._clock.now()
+        token = new_claim_token(None)
+        keys = [self._jobs_key, self._schedule_key, self._claims_key]
+        args = [
+            job_id,
+            self._job_key(job_id),
+            self._running_key(job_id),
+            repr(float(claim_ttl)),
+            token,
+            "" if self._server_time else ts(now),
+            ts(now),
+        ]
+        with self._errors(f"claim job {job_id!r}"):
+            reply = self._client.register_script(LUA_CLAIM_JOB)(keys=keys, args=args)
+        if reply == -1:
+            raise JobLookupError(job_id)
+        if reply == 0:
+            return None
+        try:
+            job = self.get_job(job_id)
+        except SerializationError as exc:
+            self._quarantine(job_id, str(exc))
+            raise
+        if job is None:  # removed since the claim
+            raise JobLookupError(job_id)
+        job.running, job.claim = int(reply[1]), token
+        return job

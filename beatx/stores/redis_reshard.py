@@ -11,8 +11,8 @@ layout without losing or doubling a fire:
    for each to be released or to expire (a beat that was killed, or frozen, holds it until
    then). From here no beat can claim or write back in an old shard: its scripts are fenced by
    the lease.
-3. **Move.** Each job's keys (its hash with next run, counters, claim tokens; its runs in
-   flight; its run ledger and audit log, with their expiry) are copied to its shard of the new
+3. **Move.** Each job's keys (its hash with next run, counters, claim tokens; its definition;
+   its runs in flight; its run ledger and audit log, with their expiry) are copied to its shard of the new
    generation (new key prefixes: ``{prefix}{g2s3}:``), indexed as they were (scheduled by
    next run, or claimed until the claim's deadline), then deleted from the old shard. A
    management write that raced the fence and landed in an old shard after its jobs were moved
@@ -144,7 +144,7 @@ def _release(view: RedisStore, token: str) -> None:
 
 
 #: Per job: the keys moved with it (key template suffixes after the shard prefix).
-_PER_JOB = ("job:", "running:", "runs:", "history:")
+_PER_JOB = ("job:", "def:", "running:", "runs:", "history:")
 
 
 def _move_shard(view: RedisStore, new: list[RedisStore], to_shards: int) -> list[str]:

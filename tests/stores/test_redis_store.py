@@ -557,10 +557,10 @@ def test_a_record_with_a_newer_format_version_raises_serialization_error(
     store: RedisStore, raw: redis.Redis
 ) -> None:
     store.add_job(make_job("a"))
-    key = f"{store._prefix}job:a"
-    data = json.loads(raw.hget(key, "def"))  # type: ignore[arg-type]
+    key = f"{store._prefix}def:a"
+    data = json.loads(raw.get(key))  # type: ignore[arg-type]
     data["version"] = 99
-    raw.hset(key, "def", json.dumps(data))
+    raw.set(key, json.dumps(data))
     with pytest.raises(SerializationError, match=r"job 'a'.*version 99"):
         store.get_job("a")
     with pytest.raises(SerializationError, match="'a'"):
@@ -573,11 +573,11 @@ def test_a_corrupt_record_raises_serialization_error_naming_the_job(
     store.add_job(make_job("a"))
     store.add_job(make_job("b"))
     store.add_job(make_job("c"))
-    raw.hset(f"{store._prefix}job:a", "def", "{not json")
+    raw.set(f"{store._prefix}def:a", "{not json")
     raw.hset(f"{store._prefix}job:b", "total_run_count", "many")
-    c = json.loads(raw.hget(f"{store._prefix}job:c", "def"))  # type: ignore[arg-type]
+    c = json.loads(raw.get(f"{store._prefix}def:c"))  # type: ignore[arg-type]
     c["trigger"] = {"kind": "lunar"}
-    raw.hset(f"{store._prefix}job:c", "def", json.dumps(c))
+    raw.set(f"{store._prefix}def:c", json.dumps(c))
     for job_id in ("a", "b", "c"):
         with pytest.raises(SerializationError, match=f"job '{job_id}'"):
             store.get_job(job_id)
@@ -703,7 +703,7 @@ def test_a_corrupt_record_is_set_aside_as_failed_without_blocking_its_batch(
 ) -> None:
     store.add_job(make_job("a", at=T0 - timedelta(seconds=2)))
     store.add_job(make_job("b", at=T0 - timedelta(seconds=1)))
-    raw.hset(f"{store._prefix}job:a", "def", "{not json")
+    raw.set(f"{store._prefix}def:a", "{not json")
     claimed = store.acquire_due_jobs(T0, limit=10)
     assert [j.id for j in claimed] == ["b"]
     assert raw.hget(f"{store._prefix}job:a", "status") == "failed"

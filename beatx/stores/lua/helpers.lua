@@ -46,6 +46,19 @@ local function ledger_add(key, cap, ttl, entries)
   redis.call('EXPIRE', key, ttl)
 end
 
+-- A job's "added" audit entry kept in its hash (field `added`: JSON [at, status, source,
+-- actor]; the rest of the entry is what the definition says) is moved to the job's audit log,
+-- with the definition it describes, before that definition changes or the log grows.
+local function keep_added(job_key, def_key, history_key, id)
+  local added = redis.call('HGET', job_key, 'added')
+  if not added then
+    return
+  end
+  local definition = redis.call('GET', def_key) or cjson.null
+  redis.call('RPUSH', history_key, cjson.encode({job_id = id, added = added, definition = definition}))
+  redis.call('HDEL', job_key, 'added')
+end
+
 local function notify(changes, channel)
   local n = redis.call('INCR', changes)
   redis.call('PUBLISH', channel, n)

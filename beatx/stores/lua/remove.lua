@@ -1,8 +1,11 @@
--- Delete a job with its claim and run state.
+-- Delete a job with its definition, claim and run state.
 -- KEYS: jobs, schedule, claims, changes, running (all). ARGV: job prefix, running prefix,
--- channel, id, run ledger key. Returns 1 if the job existed.
+-- channel, id, run ledger key, definition key, audit log key (kept: an "added" entry kept in
+-- the job's hash goes there). Returns 1 if the job existed.
 -- Runs after helpers.lua (prepended by the store).
 local id = ARGV[4]
+keep_added(ARGV[1] .. id, ARGV[6], ARGV[7], id)
+redis.call('DEL', ARGV[6])
 if redis.call('DEL', ARGV[1] .. id) == 0 then
   return 0
 end
