@@ -9,6 +9,7 @@ Every error derives from :class:`BeatxError`, so ``except beatx.BeatxError`` cat
     ├── InvalidJobError               (also ValueError)  bad job fields (max_instances < 1, ...)
     ├── ConflictingIdError            (also KeyError)    a job with this id already exists
     ├── JobLookupError                (also LookupError) no job with this id
+    ├── JobClaimedError                                  a beat holds the job run_job_now would fire
     ├── RevisionConflictError                            a job changed since it was read
     ├── SerializationError            (also ValueError)  stored state beatx cannot read
     ├── InvalidCalendarError          (also ValueError)  bad exclusion calendar, or one that excludes every fire
@@ -33,6 +34,7 @@ __all__ = [
     "InvalidCalendarError",
     "InvalidJobError",
     "InvalidTriggerError",
+    "JobClaimedError",
     "JobLookupError",
     "LeaseLostError",
     "MissingExtraError",
@@ -83,6 +85,20 @@ class JobLookupError(BeatxError, LookupError):
     def __init__(self, job_id: str) -> None:
         super().__init__(f"No job with the id {job_id!r} was found")
         self.job_id = job_id
+
+
+class JobClaimedError(BeatxError):
+    """A beat holds a claim on the job (it is planning or holding back its fires), so a fire
+    sent outside the schedule (``run_job_now``) could not take the job within ``waited``
+    seconds. Nothing was sent; try again."""
+
+    def __init__(self, job_id: str, waited: float) -> None:
+        super().__init__(
+            f"job {job_id!r} is held by a beat (claimed while it plans or holds back its fires) and "
+            f"was not released within {waited:g} s; nothing was sent, try again"
+        )
+        self.job_id = job_id
+        self.waited = waited
 
 
 class InvalidCalendarError(BeatxError, ValueError):

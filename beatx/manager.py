@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
+import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -37,6 +38,7 @@ from beatx.errors import (
     ConflictingIdError,
     InvalidCalendarError,
     InvalidJobError,
+    JobClaimedError,
     JobLookupError,
     PermanentDispatchError,
     RevisionConflictError,
@@ -74,6 +76,14 @@ __all__ = ["DEFAULT", "JobManager", "SchedulerHealth"]
 _ONE_MICROSECOND = timedelta(microseconds=1)
 #: How often a management write that raced another write is retried from a fresh read.
 CAS_ATTEMPTS = 20
+#: How long ``run_job_now`` waits for a beat's claim on the job to end (seconds): longer than
+#: a beat holds a fire back for a run in flight (``beatx.engine.engine.MAX_WAIT``, 5 s).
+JOB_CLAIM_WAIT = 6.0
+#: How often ``run_job_now`` tries the claim again meanwhile (seconds).
+JOB_CLAIM_RETRY = 0.02
+#: The lifetime of ``run_job_now``'s claim (seconds): it ends with its write-back; a process
+#: that dies before leaves the job to the beats after this.
+MANUAL_CLAIM_TTL = 60.0
 
 
 logger = logging.getLogger("beatx.manager")
@@ -814,19 +824,38 @@ class JobManager:
 
         Returns the fire's task id, or None when ``overlap`` skipped it.
 
+        The fire goes through the path of a scheduled one: the job is claimed in the store
+        (:meth:`~beatx.stores.base.JobStorage.claim_job`), so a beat planning it at the same
+        moment is excluded; the overlap policy is applied to the claimed job; the fire is sent
+        and recorded in the run ledger (``sent``); and the write-back under the claim ends it.
+        While a beat holds the job (for one tick's write-back, or while it holds a fire back
+        for a run in flight, up to 5 s), the claim is tried again every
+        :data:`JOB_CLAIM_RETRY` seconds for up to :data:`JOB_CLAIM_WAIT`.
+
+        What it counts: a fire sent now is a ``sent`` record of the run ledger, as the beat's,
+        so the beat and the next ``run_job_now`` see it in flight (the policies that count the
+        fires sent and not started). It is not one of the job's scheduled runs: its
+        ``total_run_count`` (and so ``max_runs`` / ``remaining_runs``), ``last_run_time``,
+        status and next run time are written back as they were. A manual fire never moves
+        the schedule nor ends the job (a ``last_run_time`` at now would drop the scheduled
+        fire due at or before it; a count would let test fires use up ``max_runs``).
+
         ``overlap``: what the fire does while ``max_instances`` runs of the job are in flight,
         counted as the beat counts them (the runs started, and the fires sent and not started
         yet, from the run ledger): ``"allow_all"`` (the default) sends it anyway; ``"skip"``
-        does not send it (recorded as skipped: ``skip_count`` and the run ledger);
-        ``"cancel_other"`` / ``"terminate_other"`` revoke the runs in flight first (see
+        does not send it (recorded as skipped, as the beat records one: ``skip_count`` and
+        the run ledger, in the write-back under the claim); ``"cancel_other"`` /
+        ``"terminate_other"`` revoke the runs in flight first (see
         :class:`~beatx.jobs.Overlap`). The buffer policies need a place in the schedule and
         are refused.
 
         :raises JobLookupError: if there is no such job.
+        :raises JobClaimedError: if a beat held the job for the whole wait (nothing sent).
         :raises ConfigurationError: if this manager has no dispatcher.
         :raises InvalidJobError: for an ``overlap`` that is not one of those four.
         :raises DispatchError: if the fire could not be sent (``TransientDispatchError``: the
             broker is down or slow; ``PermanentDispatchError``: it can never be sent as is).
+            The job is written back unchanged.
         """
         try:
             policy = Overlap(overlap)
@@ -835,66 +864,93 @@ class JobManager:
         if policy is None or policy not in MANUAL_OVERLAPS:
             choices = ", ".join(repr(p.value) for p in MANUAL_OVERLAPS)
             raise InvalidJobError(f"run_job_now: overlap must be one of {choices}, got {overlap!r}")
-        job = self.store.get_job(job_id)
-        if job is None:
-            raise JobLookupError(job_id)
         if self.dispatcher is None:
+            if self.store.get_job(job_id) is None:
+                raise JobLookupError(job_id)
             raise ConfigurationError("run_job_now needs a dispatcher; this scheduler has none")
-        now = self.clock.now()
-        fire = Fire(job, now)
-        if policy is not Overlap.ALLOW_ALL:
-            runs = in_flight(job.running, self.store.job_runs(job_id, limit=LEDGER_READ), now)
-            action = manual_fire(policy, runs.count, job.max_instances)
-            if action == "skip":
-                self._record_manual_skip(job, now)
-                return None
-            if action == "cancel" and runs.task_ids:
-                revoke = getattr(self.dispatcher, "revoke", None)
-                if revoke is None:
-                    raise ConfigurationError(
-                        f"run_job_now: overlap={policy.value!r} needs a dispatcher that can revoke"
+        job = self._claim_for_manual_fire(job_id)
+        # Written back whatever happens below: the claim must end (a skip adds its count).
+        release = JobRelease.unchanged(job)
+        try:
+            now = self.clock.now()
+            fire = Fire(job, now)
+            if policy is not Overlap.ALLOW_ALL:
+                runs = in_flight(job.running, self.store.job_runs(job_id, limit=LEDGER_READ), now)
+                action = manual_fire(policy, runs.count, job.max_instances)
+                if action == "skip":
+                    release = JobRelease(
+                        job_id=job.id,
+                        claim=job.claim,
+                        next_run_time=job.next_run_time,
+                        status=job.status,
+                        last_run_time=job.last_run_time,
+                        skipped=1,
                     )
-                revoke(runs.task_ids, terminate=policy is Overlap.TERMINATE_OTHER)
-        (error,) = self.dispatcher.dispatch([fire])
-        if isinstance(error, BeatxError):
-            raise error
-        if error is not None:
-            kind = TransientDispatchError if is_transient(error) else PermanentDispatchError
-            raise kind(f"job {job_id!r}: the fire could not be sent: {error!r}") from error
-        self._record_dispatch(fire)
-        return fire.task_id
+                    return None
+                if action == "cancel" and runs.task_ids:
+                    revoke = getattr(self.dispatcher, "revoke", None)
+                    if revoke is None:
+                        raise ConfigurationError(
+                            f"run_job_now: overlap={policy.value!r} needs a dispatcher that can revoke"
+                        )
+                    revoke(runs.task_ids, terminate=policy is Overlap.TERMINATE_OTHER)
+            (error,) = self.dispatcher.dispatch([fire])
+            if isinstance(error, BeatxError):
+                raise error
+            if error is not None:
+                kind = TransientDispatchError if is_transient(error) else PermanentDispatchError
+                raise kind(f"job {job_id!r}: the fire could not be sent: {error!r}") from error
+            # In the ledger before the claim ends: a beat planning the job next sees it sent.
+            self._record_manual_fire(fire)
+            return fire.task_id
+        finally:
+            self._end_manual_claim(release)
 
-    def _record_manual_skip(self, job: Job, now: datetime) -> None:
-        """Record a fire ``run_job_now`` skipped as the beat records one: ``skip_count`` and a
-        ``skipped`` record in the run ledger (a write-back under no claim; while a beat holds
-        the job, it is not recorded)."""
-        release = JobRelease(
-            job_id=job.id,
-            claim=None,
-            next_run_time=job.next_run_time,
-            status=job.status,
-            last_run_time=None,
-            skipped=1,
-        )
-        try:
-            self.store.release_jobs([release])
-        except StoreError as exc:
-            logger.warning("a fire of job %s skipped by run_job_now, not recorded: %s", job.id, exc)
+    def _claim_for_manual_fire(self, job_id: str) -> Job:
+        """Claim the job for ``run_job_now``, waiting for a beat's claim to end (see
+        :data:`JOB_CLAIM_WAIT`).
 
-    def _record_dispatch(self, fire: Fire) -> None:
-        """Add a fire sent outside the beat to the job's run ledger (stores that offer
-        ``record_dispatch``: memory, Redis, Django). The fire is out already: a store error is
-        logged, not raised."""
-        record = getattr(self.store, "record_dispatch", None)
-        if record is None:
-            return
+        :raises JobLookupError: if there is no such job.
+        :raises JobClaimedError: if a beat still holds it after the wait.
+        """
+        wait = self._manual_claim_wait()
+        give_up = time.monotonic() + wait
+        while True:
+            job = self.store.claim_job(job_id, claim_ttl=MANUAL_CLAIM_TTL)
+            if job is not None:
+                return job
+            if time.monotonic() >= give_up:
+                raise JobClaimedError(job_id, wait)
+            time.sleep(JOB_CLAIM_RETRY)
+
+    def _manual_claim_wait(self) -> float:
+        """How long ``run_job_now`` waits for a beat's claim on the job to end."""
+        return JOB_CLAIM_WAIT
+
+    def _record_manual_fire(self, fire: Fire) -> None:
+        """Add a fire ``run_job_now`` sent to the job's run ledger (``sent``), the claim held.
+        The fire is out already: a store error is logged, not raised."""
         try:
-            record(fire.job_id, fire.task_id, scheduled_at=fire.scheduled_at)
+            self.store.record_dispatch(fire.job_id, fire.task_id, scheduled_at=fire.scheduled_at)
         except StoreError as exc:
             logger.warning(
                 "fire %s of job %s sent, but not recorded in its run ledger: %s",
                 fire.task_id,
                 fire.job_id,
+                exc,
+            )
+
+    def _end_manual_claim(self, release: JobRelease) -> None:
+        """Write ``run_job_now``'s claim back (ending it). A store error is logged, not raised
+        (the fire, if any, is out): the claim then ends at its deadline, ``MANUAL_CLAIM_TTL``."""
+        try:
+            self.store.release_jobs([release])
+        except StoreError as exc:
+            logger.warning(
+                "job %s stays claimed by run_job_now until its claim expires (%s s)%s: %s",
+                release.job_id,
+                MANUAL_CLAIM_TTL,
+                "; its skipped fire is not recorded" if release.skipped else "",
                 exc,
             )
 

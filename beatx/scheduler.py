@@ -95,6 +95,11 @@ class Scheduler(JobManager):
     caller's thread (with a store that blocks, the Django ORM or Redis, call them from
     synchronous code or through ``asyncio.to_thread``).
 
+    ``run_job_now`` called on the running event loop does not wait for the scheduler's own
+    claim on the job (it holds a fire back for a run in flight, and only the loop ends that):
+    it raises :class:`~beatx.errors.JobClaimedError` at once; from another thread (or
+    ``asyncio.to_thread``) it waits as on any store.
+
     While started, the scheduler itself never calls the store on the event loop: its ticks,
     and the start and end of each run, go to one dedicated thread (``beatx-store``), one call
     at a time. A store whose connections are per thread (the Django ORM) thus uses a single
@@ -103,6 +108,13 @@ class Scheduler(JobManager):
     :param config: timezone, policy defaults, backend; :class:`SchedulerConfig` defaults if omitted.
     :param store: overrides the backend named by ``config``.
     """
+
+    def _manual_claim_wait(self) -> float:
+        try:
+            on_loop = self._loop is not None and asyncio.get_running_loop() is self._loop
+        except RuntimeError:  # no loop runs in this thread
+            on_loop = False
+        return 0.0 if on_loop else super()._manual_claim_wait()
 
     def __init__(
         self,

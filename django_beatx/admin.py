@@ -40,9 +40,9 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from beatx.audit import JobChange
-from beatx.errors import BeatxError, JobLookupError
-from beatx.jobs import Fire, JobStatus
+from beatx.errors import BeatxError
 from beatx.jobs import Job as BeatxJob
+from beatx.jobs import JobStatus
 from beatx.manager import JobManager
 from django_beatx import (
     calendar_admin,  # noqa: F401  (registers the exclusion calendars admin)
@@ -951,55 +951,38 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if dispatcher is None:
             return
         rows = self._readable(request, queryset)
-        store = conf.get_store()
-        job_ids = [row.pk for row in rows]
-        jobs = store.get_jobs_by_id(job_ids)
-        now = datetime.now(UTC)
-        # One fire per job, outside its schedule (its next run is unchanged), as
-        # JobManager.run_job_now sends it; the whole selection in one batch.
-        fires = [Fire(jobs[job_id], now) for job_id in job_ids if job_id in jobs]
-        failures: dict[str, BaseException] = {
-            job_id: JobLookupError(job_id) for job_id in job_ids if job_id not in jobs
-        }
+        manager = conf.get_manager(dispatcher=dispatcher)
+        # Each job through JobManager.run_job_now: one fire outside its schedule (its next
+        # run is unchanged), under a claim as a beat's fire, recorded in its run ledger.
+        sent = 0
         try:
-            try:
-                results: list[BaseException | None] = list(dispatcher.dispatch(fires))
-            except Exception as exc:
-                results = [exc] * len(fires)
-        finally:
-            dispatcher.close()
-        sent = [
-            (fire.job_id, fire.task_id, now)
-            for fire, error in zip(fires, results, strict=True)
-            if error is None
-        ]
-        failures.update(
-            {fire.job_id: error for fire, error in zip(fires, results, strict=True) if error is not None}
-        )
-        for job_id in job_ids:
-            if job_id in failures:
-                self.message_user(
-                    request,
-                    _("Could not send %(job)s: %(error)s") % {"job": job_id, "error": failures[job_id]},
-                    messages.ERROR,
-                )
-        if sent:
-            store.record_dispatches(sent)
-            by_id = {row.pk: row for row in rows}
-            for job_id, task_id, _at in sent:
+            for row in rows:
+                try:
+                    task_id = manager.run_job_now(row.pk)
+                except BeatxError as exc:
+                    self.message_user(
+                        request,
+                        _("Could not send %(job)s: %(error)s") % {"job": row.pk, "error": exc},
+                        messages.ERROR,
+                    )
+                    continue
+                sent += 1
                 self._log(
                     request,
-                    [by_id[job_id]],
+                    [row],
                     _g("Run now: sent to the workers (task id %(task_id)s).") % {"task_id": task_id},
                 )
+        finally:
+            dispatcher.close()
+        if sent:
             self.message_user(
                 request,
                 ngettext(
                     "%(count)d job was sent to the workers.",
                     "%(count)d jobs were sent to the workers.",
-                    len(sent),
+                    sent,
                 )
-                % {"count": len(sent)},
+                % {"count": sent},
                 messages.SUCCESS,
             )
 

@@ -1530,6 +1530,32 @@ class DjangoStore:
         if not connection.in_atomic_block:
             connection.close()
 
+    def claim_job(self, job_id: str, *, claim_ttl: float = 60.0) -> Job | None:
+        """Claim one job for a fire sent outside the schedule (see
+        :meth:`beatx.stores.base.JobStorage.claim_job`): its row locked ``FOR NO KEY UPDATE``
+        (where the database locks rows), then the claim columns written as
+        :meth:`acquire_due_jobs` writes them (no owner), only if no live claim holds it, judged
+        by the same clock. A row that cannot be read leaves the claim undone (the transaction
+        rolls back) and raises :class:`SerializationError`."""
+        now = self._clock.now()
+        token = new_claim_token(None)
+        with self._errors(), transaction.atomic(using=self.using):
+            claims_at = self._lease_clock(now)
+            row: m.Job | None = self._locked(self._jobs().filter(pk=job_id)).first()
+            if row is None:
+                raise JobLookupError(job_id)
+            until = claims_at + timedelta(seconds=claim_ttl)
+            claim = {"claimed_by": "", "claimed_until": until, "claim_token": token}
+            # Conditional, as a claim without row locks (SQLite) is: a live claim made since
+            # the read wins.
+            if not self._jobs().filter(pk=job_id).unclaimed(claims_at).update(**claim):
+                return None
+            row.claimed_by, row.claimed_until, row.claim_token = "", until, token
+            running = self._running_counts([job_id], now).get(job_id, 0)
+            job = job_from_row(row, running=running)
+        job.claim = token
+        return job
+
 
 #: The store's entry points: each one notices when it is called from a signal handler.
 for _name in (
@@ -1550,6 +1576,7 @@ for _name in (
     "record_dispatches",
     "next_run_time",
     "acquire_due_jobs",
+    "claim_job",
     "release_jobs",
     "record_dispatch",
     "due_count",

@@ -20,10 +20,12 @@ from beatx import (
     IntervalTrigger,
     InvalidJobError,
     InvalidTriggerError,
+    JobClaimedError,
     JobStatus,
     Scheduler,
     SchedulerConfig,
 )
+from beatx.stores.base import JobRelease
 from beatx.stores.memory import MemoryStore
 
 
@@ -607,6 +609,37 @@ def test_run_job_now_from_a_coroutine_records_the_run_off_the_loop() -> None:
     job = scheduler.get_job("hourly")
     assert job is not None and job.running == 0 and job.last_finished_at is not None
     assert job.total_run_count == 0  # fires sent outside the schedule do not advance it
+
+
+def test_run_job_now_on_the_loop_does_not_wait_for_a_claim_only_the_loop_can_end() -> None:
+    store = MemoryStore()
+    scheduler = Scheduler(store=store)
+
+    async def once() -> None:
+        pass
+
+    scheduler.add_job(once, IntervalTrigger(hours=1, start_now=False), id="hourly")
+    outcome: dict[str, object] = {}
+
+    async def main() -> None:
+        await scheduler.start()
+        held = store.claim_job("hourly")  # as the scheduler holds a fire back for a run
+        assert held is not None
+        started = time.monotonic()
+        with pytest.raises(JobClaimedError, match="hourly"):
+            scheduler.run_job_now("hourly")
+        outcome["on_loop"] = time.monotonic() - started
+        # From a thread it waits for the claim to end, then sends.
+        waiting = asyncio.ensure_future(asyncio.to_thread(scheduler.run_job_now, "hourly"))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        store.release_jobs([JobRelease.unchanged(held)])
+        outcome["from_thread"] = await waiting
+        await scheduler.shutdown()
+
+    run(main)
+    assert float(outcome["on_loop"]) < 1.0  # type: ignore[arg-type]
+    assert outcome["from_thread"]
 
 
 def test_run_job_now_needs_a_running_scheduler() -> None:

@@ -11,6 +11,9 @@ One tick of the engine is::
     ... plan fires, dispatch them ...
     store.release_jobs(releases, owner=token)                     # advance and unclaim
 
+A fire sent outside the schedule (``JobManager.run_job_now``) takes the same kind of claim on
+its one job (:meth:`JobStore.claim_job`), so it and a beat never decide about a job at once.
+
 Two kinds of writers touch a job, and they touch disjoint fields:
 
 - **management writes** (:meth:`JobStore.add_job`, :meth:`JobStore.update_job`: the API, the
@@ -228,6 +231,23 @@ class JobStorage(Protocol):
         """
         ...
 
+    def claim_job(self, job_id: str, *, claim_ttl: float = 60.0) -> Job | None:
+        """Claim one job, whatever its status and next run time, for a fire sent outside the
+        schedule (``JobManager.run_job_now``): the job as :meth:`acquire_due_jobs` returns it
+        (``running`` counted, ``claim`` set to a fresh token), with no lease owner (the caller
+        is application code, not a beat).
+
+        While claimed, the job is not returned by :meth:`acquire_due_jobs`; its
+        :meth:`release_jobs` ends the claim as for any claim. A claim that expired (after
+        ``claim_ttl`` seconds, judged as :meth:`acquire_due_jobs` judges them) is taken over.
+
+        Returns ``None``, claiming nothing, while a live claim holds the job (a beat is
+        planning it, or holding its fires back for a run in flight).
+
+        :raises JobLookupError: if no job with this id exists.
+        """
+        ...
+
     def release_jobs(self, releases: Sequence[JobRelease], *, owner: str | None = None) -> None:
         """Write back claimed jobs and end their claims (see :class:`JobRelease` for what is
         applied when the claim was dropped or taken over meanwhile).
@@ -311,6 +331,13 @@ class JobStorage(Protocol):
         """Record that a run asked for a retry (its ``retries``-th): its ledger record turns
         ``retried`` with ``error`` (the reason). The run stays in flight (the retry carries the
         same task id) and the job's state is not touched. Unknown jobs are ignored."""
+        ...
+
+    def record_dispatch(self, job_id: str, task_id: str, *, scheduled_at: datetime) -> None:
+        """Add a fire sent outside the beat (``JobManager.run_job_now``, the admin's "Run
+        now") to the job's run ledger (:meth:`job_runs`), ``sent`` now with its scheduled time,
+        as the beat's write-back records its fires; the job's counters are not touched.
+        Unknown jobs are ignored."""
         ...
 
     def job_runs(self, job_id: str, *, limit: int = 20) -> list[RunRecord]:

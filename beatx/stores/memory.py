@@ -258,6 +258,22 @@ class MemoryStore:
                 claimed.append(job)
             return claimed
 
+    def claim_job(self, job_id: str, *, claim_ttl: float = 60.0) -> Job | None:
+        with self._cond:
+            stored = self._jobs.get(job_id)
+            if stored is None:
+                raise JobLookupError(job_id)
+            now_ts = self._clock.now().timestamp()
+            held = self._claims.get(job_id)
+            if held is not None and held[0] > now_ts:
+                return None  # a live claim: a beat is planning the job
+            token = new_claim_token(None)
+            self._claims[job_id] = (now_ts + claim_ttl, token)
+            self._entry.pop(job_id, None)  # out of the schedule (its heap entry turns stale)
+            job = self._out(stored, now_ts)
+            job.claim = token
+            return job
+
     def release_jobs(self, releases: Sequence[JobRelease], *, owner: str | None = None) -> None:
         with self._cond:
             now = self._clock.now()

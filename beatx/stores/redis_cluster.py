@@ -577,6 +577,15 @@ class ClusterStore:
             ),
         )
 
+    def claim_job(self, job_id: str, *, claim_ttl: float = 60.0) -> Job | None:
+        """:meth:`RedisStore.claim_job` on the job's shard (whose :meth:`release_jobs` ends the
+        claim)."""
+        return self._on_shard(job_id, lambda view: view.claim_job(job_id, claim_ttl=claim_ttl))
+
+    def record_dispatch(self, job_id: str, task_id: str, *, scheduled_at: datetime) -> None:
+        """:meth:`RedisStore.record_dispatch` on the job's shard."""
+        self._on_shard(job_id, lambda view: view.record_dispatch(job_id, task_id, scheduled_at=scheduled_at))
+
     def job_runs(self, job_id: str, *, limit: int = 20) -> list[RunRecord]:
         return self._on_shard(job_id, lambda view: view.job_runs(job_id, limit=limit))
 

@@ -234,13 +234,37 @@ def test_run_now_sends_the_job_through_celery(admin: Client) -> None:
 
     app.conf.broker_url = "memory://"
     add("a", IntervalTrigger(minutes=5))
+    next_run = Job.objects.get(pk="a").next_run_time
     response = admin.post(
         reverse(CHANGELIST), {"action": "run_jobs_now", "_selected_action": ["a"]}, follow=True
     )
     assert "1 job was sent to the workers." in response.content.decode()
     run = JobRun.objects.get(job_id="a")
     assert run.outcome == "dispatched" and run.dispatched_at is not None
-    assert Job.objects.get(pk="a").status == JobStatus.ACTIVE.value
+    row = Job.objects.get(pk="a")
+    assert row.status == JobStatus.ACTIVE.value
+    # Sent under a claim (run_job_now's), which it gave back; the schedule is unchanged.
+    assert row.claim_token == "" and row.released_claim != "" and row.claimed_until is None
+    assert row.next_run_time == next_run
+
+
+def test_run_now_waits_for_a_beat_holding_the_job(admin: Client, store: DjangoStore) -> None:
+    from tests.django.celery_app import app
+
+    app.conf.broker_url = "memory://"
+    add("a", IntervalTrigger(minutes=5))
+    Job.objects.filter(pk="a").update(next_run_time=datetime.now(UTC) - timedelta(seconds=1))
+    # A beat planning the job, whose claim lapses in 0.5 s (as a beat that died).
+    (held,) = store.acquire_due_jobs(datetime.now(UTC), limit=10, claim_ttl=0.5)
+    claimed_until = Job.objects.get(pk="a").claimed_until
+    assert held.claim and claimed_until is not None
+    response = admin.post(
+        reverse(CHANGELIST), {"action": "run_jobs_now", "_selected_action": ["a"]}, follow=True
+    )
+    # The fire went once the beat's claim had ended, not beside it.
+    assert "1 job was sent to the workers." in response.content.decode()
+    (run,) = JobRun.objects.filter(job_id="a", outcome="dispatched")
+    assert run.dispatched_at is not None and run.dispatched_at >= claimed_until
 
 
 def test_run_now_without_a_broker_says_so(admin: Client) -> None:

@@ -14,6 +14,7 @@ from beatx.engine.overlap import in_flight
 from beatx.engine.rules import plan_fires
 from beatx.errors import ConflictingIdError, JobLookupError, LeaseLostError, RevisionConflictError
 from beatx.jobs import CatchUp, Job, JobStatus, Overlap, fire_task_id
+from beatx.ledger import RunOutcome
 from beatx.stores.base import BeatStatus, ChangeFeed, JobRelease, JobStorage, JobStore, LeaderLease
 from beatx.testing import FakeClock
 from beatx.triggers import CronTrigger, DateTimeTrigger, IntervalTrigger
@@ -573,6 +574,101 @@ class JobStorageContract:
         store.add_job(make_job("b", at=T0 + timedelta(hours=1)))
         store.acquire_due_jobs(T0, limit=1, claim_ttl=30)
         assert store.next_run_time() == T0 + timedelta(seconds=30)
+
+    # -- claim_job: the claim of a fire sent outside the schedule (run_job_now) ----------------
+
+    def test_a_job_claimed_alone_is_not_acquired_until_released(self, store: JobStore) -> None:
+        store.add_job(make_job("a"))
+        store.add_job(make_job("b"))
+        claimed = store.claim_job("a")
+        assert claimed is not None and claimed.id == "a" and claimed.claim
+        assert claimed.next_run_time == T0 and claimed.running == 0
+        assert [j.id for j in store.acquire_due_jobs(T0, limit=10)] == ["b"]
+        assert store.acquire_due_jobs(T0 + timedelta(seconds=30), limit=10) == []
+        assert store.due_count(T0) == 2  # claimed, still overdue
+
+    def test_a_job_under_a_live_claim_is_not_claimed_again(self, store: JobStore) -> None:
+        store.add_job(make_job("a"))
+        store.add_job(make_job("b"))
+        first = store.claim_job("a")
+        assert first is not None
+        assert store.claim_job("a") is None
+        (beat,) = store.acquire_due_jobs(T0, limit=10)  # a beat planning "b"
+        assert beat.id == "b" and store.claim_job("b") is None
+        store.release_jobs([release_of(beat)])
+        again = store.claim_job("b")
+        assert again is not None and again.claim not in (beat.claim, first.claim)
+
+    def test_an_expired_claim_is_taken_over_by_claim_job(self, store: JobStore, clock: FakeClock) -> None:
+        store.add_job(make_job("a"))
+        (beat,) = store.acquire_due_jobs(clock.now(), limit=10, claim_ttl=5)
+        assert store.claim_job("a") is None
+        clock.advance(seconds=6)
+        taken = store.claim_job("a", claim_ttl=5)
+        assert taken is not None and taken.claim != beat.claim
+        # The expired claim's write-back writes nothing; the new claim holds the job.
+        store.release_jobs([release_of(beat, next_run_time=T0 + timedelta(seconds=10), fired=(T0,))])
+        got = store.get_job("a")
+        assert got is not None and got.total_run_count == 0 and got.next_run_time == T0
+        assert store.acquire_due_jobs(clock.now(), limit=10) == []
+        # And claim_job's own claim expires as any claim does: a beat takes the job over.
+        clock.advance(seconds=6)
+        (again,) = store.acquire_due_jobs(clock.now(), limit=10)
+        assert again.id == "a" and again.claim != taken.claim
+
+    def test_a_release_ends_claim_job_s_claim_and_keeps_the_schedule(
+        self, store: JobStore, clock: FakeClock
+    ) -> None:
+        store.add_job(make_job("a"))
+        store.add_job(make_job("later", at=T0 + timedelta(hours=1)))
+        store.add_job(make_job("paused", status=JobStatus.PAUSED))
+        store.run_started("a", "t-1", started_at=clock.now(), timeout=60)
+        claimed = {job_id: store.claim_job(job_id) for job_id in ("a", "later", "paused")}
+        assert all(job is not None and job.claim for job in claimed.values())
+        a = claimed["a"]
+        assert a is not None and a.running == 1  # counted as a claim counts it
+        assert store.next_run_time() is not None  # the claims' deadlines
+        store.release_jobs([release_of(job, skipped=1) for job in claimed.values() if job is not None])
+        got = store.get_job("a")
+        assert got is not None and got.next_run_time == T0 and got.status is JobStatus.ACTIVE
+        assert (got.total_run_count, got.skip_count) == (0, 1)
+        assert store.next_run_time() == T0
+        assert [j.id for j in store.acquire_due_jobs(T0, limit=10)] == ["a"]
+        later = store.get_job("later")
+        assert later is not None and later.next_run_time == T0 + timedelta(hours=1)
+        # ("a" again too: the claim just taken expired since.)
+        assert [j.id for j in store.acquire_due_jobs(T0 + timedelta(hours=1), limit=10)] == ["a", "later"]
+        paused = store.get_job("paused")
+        assert paused is not None and paused.status is JobStatus.PAUSED
+        assert store.due_count(T0 + timedelta(days=1)) == 2  # the paused job stays out
+
+    def test_claim_job_of_a_missing_job_raises(self, store: JobStore) -> None:
+        with pytest.raises(JobLookupError):
+            store.claim_job("nope")
+        store.add_job(make_job("a"))
+        store.remove_job("a")
+        with pytest.raises(JobLookupError):
+            store.claim_job("a")
+
+    def test_a_reschedule_drops_claim_job_s_claim(self, store: JobStore) -> None:
+        store.add_job(make_job("a"))
+        claimed = store.claim_job("a")
+        assert claimed is not None
+        edited = make_job("a", at=T0 + timedelta(minutes=5))
+        store.update_job(edited, reschedule=True)
+        store.release_jobs([release_of(claimed, skipped=1)])  # recorded, the schedule is the edit's
+        got = store.get_job("a")
+        assert got is not None and got.next_run_time == T0 + timedelta(minutes=5) and got.skip_count == 1
+
+    def test_a_fire_sent_outside_the_beat_is_recorded_sent(self, store: JobStore, clock: FakeClock) -> None:
+        store.add_job(make_job("a"))
+        store.record_dispatch("a", "manual-1", scheduled_at=clock.now())
+        (run,) = store.job_runs("a")
+        assert (run.task_id, run.outcome, run.scheduled_at) == ("manual-1", RunOutcome.SENT, clock.now())
+        got = store.get_job("a")
+        assert got is not None and got.total_run_count == 0 and got.last_run_time is None
+        store.record_dispatch("nope", "manual-2", scheduled_at=clock.now())  # ignored
+        assert store.job_runs("nope") == []
 
     def test_meta_values_round_trip(self, store: JobStore) -> None:
         assert store.read_meta("beat_schedule_ids") is None
