@@ -13,7 +13,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
@@ -878,14 +878,7 @@ class JobManager:
                 runs = in_flight(job.running, self.store.job_runs(job_id, limit=LEDGER_READ), now)
                 action = manual_fire(policy, runs.count, job.max_instances)
                 if action == "skip":
-                    release = JobRelease(
-                        job_id=job.id,
-                        claim=job.claim,
-                        next_run_time=job.next_run_time,
-                        status=job.status,
-                        last_run_time=job.last_run_time,
-                        skipped=1,
-                    )
+                    release = replace(release, skipped=1)
                     return None
                 if action == "cancel" and runs.task_ids:
                     revoke = getattr(self.dispatcher, "revoke", None)

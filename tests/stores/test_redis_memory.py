@@ -4,18 +4,13 @@ on a private ``redis-server`` (the code of ``python -m benchmarks --only redis-m
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from benchmarks.redis_memory import beatx_alone, beatx_managed, free_port, job_id, redbeat
+from benchmarks.redis_memory import beatx_alone, beatx_managed, job_id, private_redis, redbeat
 
 N = 5_000
 
@@ -23,30 +18,8 @@ N = 5_000
 @pytest.fixture
 def private_port(tmp_path: Path) -> Iterator[int]:
     """A ``redis-server`` of the test's own (no persistence), stopped by its pid at the end."""
-    server = shutil.which("redis-server")
-    assert server is not None, "redis-server is not installed"
-    port = free_port()
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path), "--save", ""]
-        + ["--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        client = redis.Redis(port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert proc.poll() is None and time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.02)
-        client.close()
+    with private_redis(tmp_path) as port:
         yield port
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
 
 
 def test_a_beatx_job_costs_redis_no_more_than_a_redbeat_entry(private_port: int) -> None:
