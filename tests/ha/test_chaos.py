@@ -28,8 +28,10 @@ after the other, never in parallel on a small machine::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +66,8 @@ from tests.ha.chaos import (
     to_us,
     window_bounds,
 )
+from tests.stores.sentinel_group import start_group
+from tests.stores.sentinel_group import wait_until as sentinel_wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
@@ -240,6 +244,11 @@ def test_store_restart(chaos: ChaosEnv, persistence: str) -> None:
                 downtime_s=f"{restarted_at - killed_at:.2f}",
                 jobs_back_after_s="never" if reimported_at is None else f"{reimported_at - restarted_at:.2f}",
                 lease_held_after_s="never" if leader_at is None else f"{leader_at - restarted_at:.2f}",
+                their_causes=missing_causes(
+                    dataclasses.replace(m, missing=m.missing_excluded),
+                    cluster.dispatches(),
+                    cluster.deliveries(),
+                ),
                 last_poll_error=last_error or "-",
                 jobs_resumed=f"{len(resumed)}/{len(cluster.job_ids)}",
                 resumed_within_s="-" if not resumed else f"{max(resumed):.2f}",
@@ -364,4 +373,92 @@ def test_broker_outage(chaos: ChaosEnv, fault: str) -> None:
     slow = {j: round(s, 2) for j, s in late.items() if s > 3.0}
     assert not never and not slow, (
         f"jobs not sent again within 3 s of the broker's return: never={never[:10]} slow={dict(list(slow.items())[:10])}"
+    )
+
+
+@pytest.mark.timeout(TIME_LIMIT, method="signal")
+def test_sentinel_primary_sigkilled(chaos: ChaosEnv) -> None:
+    """The store behind Redis Sentinel (a primary, a replica, three sentinels; the URL
+    ``redis+sentinel://...``, ``wait_replicas=1``, the default): its primary SIGKILLed while the
+    fires of a second go out. The sentinels promote the replica; the old primary comes back as
+    the new primary's replica (as Sentinel makes of it), and only then can a lease be
+    acknowledged by a replica again. Expected: no duplicate execution anywhere in the window,
+    and fires missing only inside the failover window [kill, replica back + lease + 1 s]."""
+    (chaos.tmp_path / "sentinel").mkdir()
+    group = start_group(chaos.tmp_path / "sentinel")
+    try:
+        cluster = chaos.cluster(store_url=group.url())
+        start_cluster(cluster, add_jobs=True)
+        rng = random.Random(50)
+        chaos_start = time.time()
+        sleep_until(chaos_start + 19)
+        sleep_until(math.floor(time.time()) + 1 + mid_batch_phase(rng))
+        old_primary = group.primary_port()
+        holder = cluster.lease_holder()
+        killed_at = time.time()
+        group.stop("primary", signal.SIGKILL)
+        killed_by = group.processes["primary"].returncode
+        new_primary = sentinel_wait_until(
+            lambda: (port := group.primary_port()) != old_primary and port, 30, "the sentinels to fail over"
+        )
+        promoted_at = time.time()
+        group.restart_as_replica("primary", new_primary)
+        replica_back_at = time.time()
+        leader_at: float | None = None
+        last_error = ""
+        while leader_at is None and time.time() < replica_back_at + 30:
+            try:
+                if cluster.lease_holder() is not None:
+                    leader_at = time.time()
+            except Exception as exc:  # the store may not answer yet
+                last_error = repr(exc)
+            time.sleep(0.05)
+        stop_at = max(chaos_start + FAULT_PERIOD, replica_back_at) + SETTLE
+        rows, drained, alive = finish(cluster, stop_at)
+    finally:
+        group.stop_all()
+    start, end = window_bounds(chaos_start, stop_at)
+    allowed_until = replica_back_at + LEASE_TIMEOUT + 1.0
+    m = measure(
+        rows, cluster.job_ids, interval=INTERVAL, start=start, end=end, exclude=[(killed_at, allowed_until)]
+    )
+    print_report(
+        [
+            (
+                f"sentinel primary :{old_primary} SIGKILLed at {fmt_us(to_us(killed_at))} "
+                f"(+{killed_at % 1:.3f}s; lease then held by {holder[0] if holder else None}); replica "
+                f":{new_primary} promoted after {promoted_at - killed_at:.2f}s; old primary back as its "
+                f"replica after {replica_back_at - killed_at:.2f}s; a beat led again after "
+                f"{'never' if leader_at is None else f'{leader_at - killed_at:.2f}s'}"
+            ),
+            f"beat logs: {cluster.beat_log_stats()}",
+            summary(
+                "sentinel-primary-sigkill",
+                m,
+                missing_in_failover_window=len(m.missing_excluded),
+                their_fire_times="-"
+                if not m.missing_excluded
+                else ",".join(fmt_us(at) for at in sorted({at for _, at in m.missing_excluded})),
+                their_causes=missing_causes(
+                    dataclasses.replace(m, missing=m.missing_excluded),
+                    cluster.dispatches(),
+                    cluster.deliveries(),
+                ),
+                last_poll_error=last_error or "-",
+                beats_alive_at_stop=f"{sum(alive)}/{len(alive)}",
+                dedupe=cluster.dedupe,
+                delivered_twice=delivered_twice(cluster.deliveries(), start, end),
+                missing_causes=missing_causes(m, cluster.dispatches(), cluster.deliveries()),
+            ),
+        ],
+        m,
+    )
+    # The fault was what the scenario says: the primary died of SIGKILL, the replica took over.
+    assert killed_by == -signal.SIGKILL
+    assert new_primary == group.ports["replica"] and old_primary == group.ports["primary"]
+    assert leader_at is not None, "no beat led again after the failover"
+    check_harness(cluster, drained)
+    assert not m.duplicates, f"{len(m.duplicates)} fire(s) executed more than once\n{details(m)}"
+    assert not m.missing, (
+        f"{len(m.missing)} of {m.expected} expected fires never executed outside {m.window()}\n{details(m)}"
     )
