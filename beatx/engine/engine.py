@@ -335,11 +335,13 @@ class Engine:
         self._release_or_keep(releases)
         if totals["errors"]:
             sleep = self.retry_delay
-        elif (
-            len(jobs) >= self.batch_size
-            or not reads_next_run
-            or (self._next_window is not None and self._next_window.jobs)
-        ):
+        elif len(jobs) >= self.batch_size:
+            # A full batch: more may be due, claimed ahead by the store already (the Redis
+            # store's claim ahead takes them out of the schedule, so a read of the next run
+            # time would not see them). The next tick claims without reading first.
+            self._next_run_seen = now
+            sleep = 0.0
+        elif not reads_next_run or (self._next_window is not None and self._next_window.jobs):
             sleep = 0.0
         else:
             sleep = self._sleep_until_next(now)

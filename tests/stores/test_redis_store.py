@@ -13,11 +13,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
+from beatx.engine.engine import Engine
 from beatx.errors import ConflictingIdError, LeaseLostError, SerializationError, StoreError
 from beatx.jobs import JobStatus
 from beatx.stores.base import JobStore, QueuedMessage, status_after_run
 from beatx.stores.redis import RedisStore
-from beatx.testing import FakeClock
+from beatx.testing import FakeClock, RecordingDispatcher
 from tests.stores.alert_contract import AlertReadsContract
 from tests.stores.contract import T0, StoreContract, make_job, release_of
 
@@ -889,3 +890,23 @@ def test_a_store_can_publish_for_a_broker_on_its_own_server_only(
     assert store.can_publish(redis_server({"host": "localhost", "port": 6379}))
     assert not store.can_publish(redis_server({"host": "127.0.0.1", "port": 6380}))
     assert not store.can_publish(redis_server({"path": "/run/redis.sock"}))
+
+
+def test_a_fresh_engine_sends_a_backlog_the_store_claimed_ahead(
+    store: RedisStore, raw: redis.Redis, clock: FakeClock, key_prefix: str
+) -> None:
+    """A new leader facing a backlog of three batches: the store claims the next batch ahead
+    of each full one (out of the schedule), so a read of the next run time before the third
+    tick would see nothing due and leave that batch claimed until its deadline. The engine
+    claims after a full batch without reading first: every fire goes in three ticks."""
+    clock.set(T0)
+    store.add_jobs(make_job(f"j{i:04d}", at=T0) for i in range(2_500))
+    dispatcher = RecordingDispatcher()
+    engine = Engine(store, dispatcher, batch_size=1_000, clock=clock)
+    first = engine.tick(T0)
+    # The scenario: the second batch was claimed ahead, out of the schedule.
+    assert first.fired == 1_000 and raw.zcard(f"{key_prefix}claims") == 1_000
+    ticks = [first] + [engine.tick(T0) for _ in range(2)]
+    assert [tick.fired for tick in ticks] == [1_000, 1_000, 500]
+    assert len({fire.job_id for fire in dispatcher.fires}) == 2_500
+    assert raw.zcard(f"{key_prefix}claims") == 0
