@@ -245,7 +245,7 @@ class Engine:
     def _release_or_keep(self, releases: list[JobRelease]) -> None:
         """Write ``releases`` back; on a store error keep them for the next tick (the lease
         lost: drop them, the claims expire) and raise."""
-        if not releases and self.owner is None:
+        if not releases:
             return
         try:
             self.store.release_jobs(releases, owner=self.owner)
@@ -514,8 +514,7 @@ class Engine:
         if not ready:
             return rest
         writes = [
-            replace(self._release(job, plan, job_fires), messages=mine)
-            for (job, plan, job_fires), mine in ready
+            self._release(job, plan, job_fires, messages=mine) for (job, plan, job_fires), mine in ready
         ]
         pending = [*releases, *writes]
         releases.clear()
@@ -768,9 +767,14 @@ class Engine:
 
     @staticmethod
     def _release(
-        job: Job, plan: FirePlan, sent: Sequence[Fire], failed_at: datetime | None = None
+        job: Job,
+        plan: FirePlan,
+        sent: Sequence[Fire],
+        failed_at: datetime | None = None,
+        messages: tuple[QueuedMessage, ...] = (),
     ) -> JobRelease:
-        """The write-back of a job whose ``sent`` fires went out (until one failed at ``failed_at``)."""
+        """The write-back of a job whose ``sent`` fires went out (until one failed at
+        ``failed_at``); with ``messages``, the store pushes them with it (the atomic fire)."""
         next_run_time, status = plan.next_run_time, plan.status
         if failed_at is not None:
             # Keep the unsent fire due; the misfire rules decide on the retry.
@@ -788,6 +792,7 @@ class Engine:
             # The ledger's caught_up record: only once the outage's fire went out.
             caught_up=plan.caught_up if sent else 0,
             coalesced=plan.coalesced if sent else 0,
+            messages=messages,
         )
 
     def _broken_job(
