@@ -109,13 +109,6 @@ class Scheduler(JobManager):
     :param store: overrides the backend named by ``config``.
     """
 
-    def _manual_claim_wait(self) -> float:
-        try:
-            on_loop = self._loop is not None and asyncio.get_running_loop() is self._loop
-        except RuntimeError:  # no loop runs in this thread
-            on_loop = False
-        return 0.0 if on_loop else super()._manual_claim_wait()
-
     def __init__(
         self,
         config: SchedulerConfig | None = None,
@@ -172,6 +165,15 @@ class Scheduler(JobManager):
     @property
     def running(self) -> bool:
         return self._loop_task is not None and not self._loop_task.done()
+
+    def _manual_claim_wait(self) -> float:
+        """``run_job_now`` called on this scheduler's own loop does not wait for a claim: the
+        loop is what would end it (its tick), so waiting there could only time out."""
+        try:
+            on_loop = self._loop is not None and asyncio.get_running_loop() is self._loop
+        except RuntimeError:  # no loop runs in this thread
+            on_loop = False
+        return 0.0 if on_loop else super()._manual_claim_wait()
 
     @property
     def beat(self) -> Beat | None:
