@@ -7,6 +7,9 @@ loopback, a queue of the run's own, deleted at the end) through
 
 - ``raw``: a plain py-amqp ``basic_publish`` loop of one message (the message beatx builds
   for the burst's first fire), no publisher confirms: the ceiling;
+- ``confirmed``: the same message through beatx's own framing and confirms
+  (:class:`beatx.dispatch.amqp.ConfirmedChannel`, batches of ``CONFIRM_BATCH``), with no store
+  or engine work: the broker's ceiling with publisher confirms;
 - beatx's burst (:func:`benchmarks.beatx_side.burst`): the real Beat loop on the Redis store,
   the AMQP path of ``CeleryDispatcher`` (batches, publisher confirms, a fire counted only once
   confirmed);
@@ -53,9 +56,9 @@ def _delete(url: str, queue: str) -> None:
         channel.exchange_delete(queue)
 
 
-def raw(n: int) -> dict[str, Any]:
-    """``n`` plain ``basic_publish`` calls of one message on one py-amqp channel, without
-    confirms (a child). The message is the one beatx publishes for the burst's first fire."""
+def _first_fire_message() -> tuple[Any, Any, Any]:
+    """A dispatcher on the run's broker, the AMQP template of the burst's first job, and the
+    message beatx builds for its first fire."""
     from beatx.dispatch.celery import CeleryDispatcher
     from beatx.jobs import Fire, Job
     from beatx.triggers import IntervalTrigger
@@ -66,22 +69,66 @@ def raw(n: int) -> dict[str, Any]:
     dispatcher = CeleryDispatcher(app)
     now = datetime.now(UTC)
     job = Job(id="job-0000000", func=TASK, trigger=IntervalTrigger(hours=1, start_date=now), kwargs={"n": 0})
-    producer = dispatcher._get_producer()
-    channel = producer.channel
-    template = dispatcher._amqp_template(channel, job)
+    template = dispatcher._amqp_template(dispatcher._get_producer().channel, job)
     assert template is not None, "no AMQP template for the benchmark task"
     message, _ = dispatcher._amqp_message(Fire(job, now), template, {})
-    publish = channel.basic_publish
+    return dispatcher, template, message
+
+
+def _landed(n: int) -> int:
+    """The queue's length once it holds ``n`` messages (or after 30 s)."""
+    deadline = time.monotonic() + 30
+    while (landed := amqp_queue_length(broker_url(), QUEUE)) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return landed
+
+
+def raw(n: int) -> dict[str, Any]:
+    """``n`` plain ``basic_publish`` calls of one message on one py-amqp channel, without
+    confirms (a child). The message is the one beatx publishes for the burst's first fire."""
+    dispatcher, template, message = _first_fire_message()
+    publish = dispatcher._get_producer().channel.basic_publish
     exchange, routing_key = template.exchange, template.routing_key
     started = time.perf_counter()
     for _ in range(n):
         publish(message, exchange, routing_key)
     elapsed = time.perf_counter() - started
     dispatcher.close()
-    deadline = time.monotonic() + 30
-    while (landed := amqp_queue_length(broker_url(), QUEUE)) < n and time.monotonic() < deadline:
-        time.sleep(0.05)
+    landed = _landed(n)
     return {"msgs": n, "landed": landed, "seconds": elapsed, "msg_per_s": n / elapsed if elapsed else 0.0}
+
+
+def confirmed(n: int) -> dict[str, Any]:
+    """``n`` copies of the same message through beatx's framing in confirm mode (a child):
+    written ``CONFIRM_BATCH`` at a time, then every confirm awaited, as the AMQP path of
+    ``CeleryDispatcher`` does, without the store, the engine or per-fire values."""
+    from beatx.dispatch.amqp import ConfirmedChannel
+    from beatx.dispatch.celery import CONFIRM_BATCH
+
+    dispatcher, template, message = _first_fire_message()
+    channel = ConfirmedChannel(dispatcher._get_producer().connection.channel())
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    for index in range(n):
+        channel.add(index, f"confirmed-{index}", template, message)
+        if (index + 1) % CONFIRM_BATCH == 0:
+            channel.flush()
+            channel.poll()
+    channel.flush()
+    channel.wait(60)
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    acked = sum(1 for reason in channel.settled.values() if reason is None)
+    dispatcher.close()
+    landed = _landed(n)
+    return {
+        "msgs": n,
+        "acked": acked,
+        "landed": landed,
+        "seconds": elapsed,
+        "cpu_s": cpu,
+        "msg_per_s": acked / elapsed if elapsed else 0.0,
+    }
 
 
 def scenario(
@@ -98,7 +145,7 @@ def scenario(
     queue = f"beatx-bench-amqp-{uuid.uuid4().hex[:8]}"
     saved = {key: os.environ.get(key) for key in (ENV_BROKER_URL, ENV_QUEUE)}
     os.environ[ENV_BROKER_URL], os.environ[ENV_QUEUE] = RABBITMQ_URL, queue
-    out: dict[str, Any] = {"n_due": n_due, "queue": queue, "raw": [], "beatx": []}
+    out: dict[str, Any] = {"n_due": n_due, "queue": queue, "raw": [], "confirmed": [], "beatx": []}
     try:
         try:
             _purge(RABBITMQ_URL, queue)
@@ -109,6 +156,8 @@ def scenario(
         for _ in range(repeats):
             _purge(RABBITMQ_URL, queue)
             out["raw"].append(child(log, "benchmarks.amqp:raw", 120, n=n_due))
+            _purge(RABBITMQ_URL, queue)
+            out["confirmed"].append(child(log, "benchmarks.amqp:confirmed", 120, n=n_due))
             _purge(RABBITMQ_URL, queue)
             out["beatx"].append(
                 child(

@@ -590,6 +590,11 @@ def _spread(values: list[float]) -> str:
     return f"{fmt_rate(min(values))} – {fmt_rate(max(values))}" if values else "–"
 
 
+def _cpu(runs: Any) -> str:
+    """The median CPU time (``cpu_s``) of the runs that report it."""
+    return fmt_s(_median(_rates(runs, "cpu_s")))
+
+
 def amqp_table(res: dict[str, Any]) -> str:
     if "error" in res:
         return f"not measured: {res['error']}"
@@ -604,11 +609,23 @@ def amqp_table(res: dict[str, Any]) -> str:
             _spread(raw),
             f"{len(raw)} runs",
         ],
+    ]
+    confirmed_ceiling = _rates(res.get("confirmed"), "msg_per_s")
+    if confirmed_ceiling:
+        rows.append(
+            [
+                "beatx's framing alone, every message confirmed, no store (broker's confirmed ceiling)",
+                fmt_rate(_median(confirmed_ceiling)),
+                _spread(confirmed_ceiling),
+                f"{len(confirmed_ceiling)} runs; CPU {_cpu(res.get('confirmed'))}",
+            ]
+        )
+    rows += [
         [
             "beatx, AMQP path, every fire confirmed",
             fmt_rate(_median(beatx)),
             _spread(beatx),
-            f"{len(beatx)}/{len(runs)} runs complete; confirmed {confirmed}",
+            f"{len(beatx)}/{len(runs)} runs complete; confirmed {confirmed}; beat CPU {_cpu(runs)}",
         ],
     ]
     for name in ("beatx, send_task path", "celery beat", "RedBeat"):

@@ -74,3 +74,18 @@ def test_start_up_cells_show_the_spread_of_repeated_runs() -> None:
     table = report.scale_table(results)
     assert "20.0 ms (20.0 ms–50.0 ms, 3 runs)" in table
     assert "Celery app built before" in table
+
+
+def test_the_rabbitmq_table_shows_the_brokers_confirmed_ceiling_and_the_cpu() -> None:
+    confirmed = [{"msg_per_s": rate, "cpu_s": 0.17} for rate in (18_000.0, 20_000.0, 19_000.0)]
+    beatx = [_burst(11_000.0, sent=10_000, n_due=10_000, queued=10_000, cpu_s=0.61) for _ in range(3)]
+    table = report.amqp_table(
+        {"n_due": 10_000, "raw": [{"msg_per_s": 30_000.0}], "confirmed": confirmed, "beatx": beatx}
+    )
+    row = next(line for line in table.splitlines() if "confirmed ceiling" in line)
+    assert "19,000/s" in row and "18,000/s – 20,000/s" in row and "CPU 170.0 ms" in row
+    beatx_row = next(line for line in table.splitlines() if "AMQP path" in line)
+    assert "beat CPU 610.0 ms" in beatx_row
+    # A run without the confirmed children (older results) has no such row.
+    older = report.amqp_table({"n_due": 10_000, "raw": [{"msg_per_s": 30_000.0}], "beatx": beatx})
+    assert "confirmed ceiling" not in older
